@@ -1,0 +1,27 @@
+import type { TopicConfig } from './types.js';
+
+/** Every engine default in one place. */
+export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
+  partitions: 1,
+  retentionMs: null,
+  retentionBytes: null,
+  cleanupPolicy: 'delete',
+  deleteRetentionMs: 86_400_000,
+  durability: 'fsync',
+  segmentBytes: 64 * 1024 * 1024,
+  segmentMs: 7 * 86_400_000,
+  maxRecordBytes: 1024 * 1024,
+};
+
+export const MAX_PARTITIONS = 1024;
+export const DEFAULT_MAX_READ_RECORDS = 500;
+export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
+export const MIN_SESSION_TIMEOUT_MS = 1_000;
+export const MAX_SESSION_TIMEOUT_MS = 300_000;
+/** Most recent batches remembered per idempotent producer and partition (Kafka keeps 5 too). */
+export const PRODUCER_BATCH_MEMORY = 5;
+/** Idempotent producers remembered per partition; the least recently used is forgotten. */
+export const MAX_PRODUCERS_PER_PARTITION = 10_000;
+/** Readers parked in waitForData per partition; more are refused rather than queued. */
+export const MAX_WAITERS_PER_PARTITION = 10_000;
