@@ -1,0 +1,921 @@
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile, open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  CorruptRecordError,
+  EngineClosedError,
+  InvalidArgumentError,
+  MessageTooLargeError,
+  OffsetOutOfRangeError,
+  StorageError,
+  TooManyWaitersError,
+} from '../errors.js';
+import type {
+  AppendResult,
+  PartitionDescription,
+  ProduceRecord,
+  ProducerIdentity,
+  ReadResult,
+  StoredRecord,
+  TopicConfig,
+  WaitOptions,
+} from '../types.js';
+import {
+  checkBatch,
+  decodeRecords,
+  encodeBatch,
+  encodedRecordSize,
+  lastOffsetOf,
+  MalformedBatchError,
+  type BatchHeader,
+  type EncodableRecord,
+} from './batch-codec.js';
+import type { FdCache } from './fd-cache.js';
+import { ProducerState, type ProducerSnapshot } from './producer-state.js';
+import { findNextBatch, openForWrite, readAt, scanBatches, Segment } from './segment.js';
+import { SegmentIndex } from './segment-index.js';
+import { TailCache, type TailCacheBudget } from './tail-cache.js';
+
+export interface PartitionLogOptions {
+  readonly dir: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly config: TopicConfig;
+  readonly fdCache: FdCache;
+  readonly tailBudget: TailCacheBudget;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Bytes of log between two sparse index entries. */
+  readonly indexIntervalBytes: number;
+  readonly maxBatchBytes: number;
+  readonly maxWaiters: number;
+  readonly maxProducers: number;
+  readonly batchesPerProducer: number;
+  /** Most keys held in memory by one compaction pass; past it the pass is skipped and logged. */
+  readonly maxCompactionKeys: number;
+}
+
+interface PendingBatch {
+  readonly buf: Buffer;
+  readonly baseOffset: number;
+  readonly count: number;
+  readonly timestamp: number;
+  readonly producer: ProducerIdentity | undefined;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface Waiter {
+  readonly offset: number;
+  readonly resolve: (ready: boolean) => void;
+  timer: NodeJS.Timeout | undefined;
+  cleanup: (() => void) | undefined;
+}
+
+/** Written on clean close; its presence on open means the active segment needs no scan. */
+interface CleanMarker {
+  readonly segment: number;
+  readonly size: number;
+  readonly nextOffset: number;
+  readonly maxTimestamp: number;
+  readonly firstTimestamp: number;
+}
+
+const CLEAN_MARKER = 'clean-shutdown.json';
+const PRODUCER_SNAPSHOT = 'producers.json';
+const MAX_FLUSH_BATCHES = 512; // below IOV_MAX (1024) so one writev takes a whole group
+const MAX_FLUSH_BYTES = 32 * 1024 * 1024;
+const READ_CHUNK_MIN = 64 * 1024;
+
+/**
+ * One partition of one topic: an ordered list of segments, the last of which is active.
+ *
+ * Appends are encoded and given offsets synchronously, queued, and written by a single flush
+ * loop that hands every queued batch to one `writev` and one `fdatasync` (group commit), then
+ * acknowledges them together. Readers only ever see what has been flushed: the high watermark
+ * moves after the fsync, so nothing a consumer saw can vanish in a crash.
+ */
+export class PartitionLog {
+  private segments: Segment[] = [];
+  private activeHandle: FileHandle | null = null;
+  private nextOffset = 0;
+  private hw = 0;
+  private lastTimestamp = 0;
+  private pending: PendingBatch[] = [];
+  private flushing: Promise<void> | null = null;
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private readonly waiters = new Set<Waiter>();
+  private readonly producers: ProducerState;
+  private readonly tail: TailCache;
+  private failure: Error | null = null;
+  private closed = false;
+  /** Position of the last batch written to the active segment (its final index entry at seal). */
+  private lastBatch: { position: number; relOffset: number; maxTimestamp: number } | null = null;
+  private forceIndexEntry = false;
+
+  private constructor(private readonly opts: PartitionLogOptions) {
+    this.producers = new ProducerState(opts.maxProducers, opts.batchesPerProducer);
+    this.tail = new TailCache(opts.tailBudget);
+  }
+
+  static async open(opts: PartitionLogOptions): Promise<PartitionLog> {
+    const log = new PartitionLog(opts);
+    await log.recover();
+    return log;
+  }
+
+  get config(): TopicConfig {
+    return this.opts.config;
+  }
+
+  get lowWatermark(): number {
+    return this.segments[0]!.baseOffset;
+  }
+
+  get highWatermark(): number {
+    return this.hw;
+  }
+
+  describe(): PartitionDescription {
+    return { partition: this.opts.partition, lowWatermark: this.lowWatermark, highWatermark: this.hw };
+  }
+
+  /** Total bytes of log on disk. */
+  get sizeBytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.size;
+    return total;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  // ── append ────────────────────────────────────────────────────────────────────────────────
+
+  append(records: readonly ProduceRecord[], producer?: ProducerIdentity): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new EngineClosedError());
+    if (this.failure) return Promise.reject(this.storageFailure());
+    if (records.length === 0) return Promise.reject(new InvalidArgumentError('a batch needs at least one record'));
+    let total = 0;
+    for (let i = 0; i < records.length; i++) {
+      const size = encodedRecordSize(records[i]!);
+      if (size > this.opts.config.maxRecordBytes) {
+        return Promise.reject(new MessageTooLargeError('record', size, this.opts.config.maxRecordBytes));
+      }
+      total += size;
+    }
+    if (total > this.opts.maxBatchBytes) {
+      return Promise.reject(new MessageTooLargeError('batch', total, this.opts.maxBatchBytes));
+    }
+    if (producer) {
+      if (!Number.isSafeInteger(producer.sequence) || producer.sequence < 0) {
+        return Promise.reject(new InvalidArgumentError('producer sequence must be a non-negative integer'));
+      }
+      if (producer.id.length === 0 || Buffer.byteLength(producer.id) > 64) {
+        return Promise.reject(new InvalidArgumentError('producer id must be 1-64 bytes'));
+      }
+      let check;
+      try {
+        check = this.producers.check(producer.id, producer.sequence, records.length);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+      if (check.kind === 'duplicate') {
+        return Promise.resolve(check.batch.result).then((r) => ({ ...r, duplicate: true }));
+      }
+    }
+
+    const now = this.opts.now();
+    const timestamp = now > this.lastTimestamp ? now : this.lastTimestamp;
+    this.lastTimestamp = timestamp;
+    const baseOffset = this.nextOffset;
+    this.nextOffset += records.length;
+    const buf = encodeBatch({
+      baseOffset,
+      timestamp,
+      records,
+      producerId: producer?.id ?? null,
+      producerSequence: producer?.sequence ?? 0,
+    });
+    const result = new Promise<AppendResult>((resolve, reject) => {
+      this.pending.push({ buf, baseOffset, count: records.length, timestamp, producer, resolve, reject });
+    });
+    if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count: records.length, result });
+    if (!this.flushing) this.flushing = this.runExclusive(() => this.flushLoop());
+    return result;
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0 && !this.failure) {
+        let n = 0;
+        let bytes = 0;
+        while (n < this.pending.length && n < MAX_FLUSH_BATCHES && (n === 0 || bytes < MAX_FLUSH_BYTES)) {
+          bytes += this.pending[n]!.buf.length;
+          n++;
+        }
+        const group = this.pending.splice(0, n);
+        try {
+          await this.writeGroup(group, bytes);
+        } catch (err) {
+          this.fail(err as Error, group);
+        }
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async writeGroup(group: PendingBatch[], bytes: number): Promise<void> {
+    await this.maybeRoll(bytes);
+    const segment = this.activeSegment;
+    const handle = this.activeHandle!;
+    const buffers = group.map((b) => b.buf);
+    let written = 0;
+    while (written < bytes) {
+      const { bytesWritten } = await handle.writev(
+        written === 0 ? buffers : remainingBuffers(buffers, written),
+        segment.size + written,
+      );
+      if (bytesWritten === 0) throw new StorageError('the disk accepted no bytes');
+      written += bytesWritten;
+    }
+    if (this.opts.config.durability === 'fsync') await handle.datasync();
+
+    let position = segment.size;
+    for (const batch of group) {
+      const relOffset = batch.baseOffset - segment.baseOffset;
+      const lastIndexed = segment.index!.lastPosition;
+      if (this.forceIndexEntry || lastIndexed < 0 || position - lastIndexed >= this.opts.indexIntervalBytes) {
+        segment.index!.add(relOffset, position, batch.timestamp);
+        this.forceIndexEntry = false;
+      }
+      this.lastBatch = { position, relOffset, maxTimestamp: batch.timestamp };
+      if (segment.firstTimestamp < 0) segment.firstTimestamp = batch.timestamp;
+      segment.maxTimestamp = batch.timestamp;
+      position += batch.buf.length;
+      const endOffset = batch.baseOffset + batch.count;
+      this.tail.add({ baseOffset: batch.baseOffset, endOffset, buf: batch.buf });
+    }
+    segment.size = position;
+    const last = group[group.length - 1]!;
+    segment.nextOffset = last.baseOffset + last.count;
+    this.hw = segment.nextOffset;
+    for (const batch of group) {
+      const result: AppendResult = {
+        partition: this.opts.partition,
+        baseOffset: batch.baseOffset,
+        count: batch.count,
+        timestamp: batch.timestamp,
+        duplicate: false,
+      };
+      if (batch.producer) this.producers.settle(batch.producer.id, batch.producer.sequence, result);
+      batch.resolve(result);
+    }
+    this.notifyWaiters();
+  }
+
+  /**
+   * A failed write or fsync leaves the file in an unknown state (after a failed fsync the page
+   * cache may already have dropped the dirty pages), so the partition refuses further writes
+   * until it is reopened, which re-validates the tail. Reads of what was acknowledged go on.
+   */
+  private fail(err: Error, group: PendingBatch[]): void {
+    this.failure = err;
+    this.opts.logger.error({ err, topic: this.opts.topic, partition: this.opts.partition }, 'partition write failed');
+    const failure = this.storageFailure();
+    for (const batch of [...group, ...this.pending.splice(0)]) batch.reject(failure);
+  }
+
+  private storageFailure(): StorageError {
+    return new StorageError(`partition ${this.opts.topic}/${this.opts.partition} failed a write and is read-only until restart`, {
+      cause: this.failure,
+    });
+  }
+
+  private get activeSegment(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  private async maybeRoll(incomingBytes: number): Promise<void> {
+    const segment = this.activeSegment;
+    if (segment.size === 0) return;
+    const tooBig = segment.size + incomingBytes > this.opts.config.segmentBytes;
+    const tooOld = segment.firstTimestamp >= 0 && this.opts.now() - segment.firstTimestamp >= this.opts.config.segmentMs;
+    if (tooBig || tooOld) await this.roll();
+  }
+
+  /** Seals the active segment (fsync, final index entry, index files) and starts a new one. */
+  private async roll(): Promise<void> {
+    const sealed = this.activeSegment;
+    await this.sealActive();
+    await this.activeHandle!.close();
+    this.activeHandle = null;
+    const next = new Segment(this.opts.dir, sealed.nextOffset, {
+      size: 0,
+      nextOffset: sealed.nextOffset,
+      maxTimestamp: -1,
+      firstTimestamp: -1,
+      index: new SegmentIndex(),
+    });
+    this.activeHandle = await openForWrite(next.logPath);
+    this.segments.push(next);
+    this.lastBatch = null;
+    await this.syncDir();
+    await this.writeProducerSnapshot();
+  }
+
+  private async sealActive(): Promise<void> {
+    const segment = this.activeSegment;
+    await this.activeHandle!.datasync();
+    if (this.lastBatch) segment.index!.add(this.lastBatch.relOffset, this.lastBatch.position, this.lastBatch.maxTimestamp);
+    await segment.writeIndex();
+  }
+
+  // ── read ──────────────────────────────────────────────────────────────────────────────────
+
+  async read(offset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    if (this.closed) throw new EngineClosedError();
+    const low = this.lowWatermark;
+    if (!Number.isSafeInteger(offset) || offset < low || offset > this.hw) {
+      throw new OffsetOutOfRangeError(offset, low, this.hw);
+    }
+    const records: StoredRecord[] = [];
+    let next = offset;
+    let bytes = 0;
+    while (records.length < maxRecords && bytes < maxBytes && next < this.hw) {
+      const cacheFirst = this.tail.firstOffset;
+      let progress: { next: number; bytes: number };
+      if (cacheFirst !== null && next >= cacheFirst) {
+        progress = this.readFromCache(next, records, maxRecords, maxBytes - bytes);
+      } else {
+        if (next < this.lowWatermark) throw new OffsetOutOfRangeError(next, this.lowWatermark, this.hw);
+        progress = await this.readFromSegment(this.segmentFor(next), next, records, maxRecords, maxBytes - bytes);
+      }
+      if (progress.next <= next) break;
+      next = progress.next;
+      bytes += progress.bytes;
+    }
+    return { records, nextOffset: next, lowWatermark: this.lowWatermark, highWatermark: this.hw };
+  }
+
+  private readFromCache(offset: number, out: StoredRecord[], maxRecords: number, maxBytes: number): { next: number; bytes: number } {
+    let i = this.tail.find(offset);
+    let next = offset;
+    let bytes = 0;
+    while (i >= 0 && out.length < maxRecords && bytes < maxBytes) {
+      const cached = this.tail.at(i);
+      if (!cached || cached.baseOffset >= this.hw) break;
+      const check = checkBatch(cached.buf, 0, false);
+      if (!check.ok) throw new StorageError(`cached batch at offset ${cached.baseOffset} is invalid: ${check.detail}`);
+      const before = out.length;
+      bytes += decodeRecords(cached.buf, 0, check.header, next, out, maxRecords);
+      next = out.length - before === 0 || out.length < maxRecords ? cached.endOffset : out[out.length - 1]!.offset + 1;
+      i++;
+    }
+    return { next, bytes };
+  }
+
+  private segmentFor(offset: number): Segment {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.segments[lo]!;
+  }
+
+  private async readFromSegment(
+    segment: Segment,
+    offset: number,
+    out: StoredRecord[],
+    maxRecords: number,
+    maxBytes: number,
+  ): Promise<{ next: number; bytes: number }> {
+    const index = await this.indexOf(segment);
+    let next = offset;
+    let bytes = 0;
+    const reachedEnd = await this.walk(segment, index.positionFor(offset - segment.baseOffset), offset, Math.max(maxBytes, READ_CHUNK_MIN), (buf, pos, header) => {
+      if (lastOffsetOf(header) < next) return true;
+      const before = out.length;
+      bytes += decodeBatchRecords(segment, buf, pos, header, next, out, maxRecords);
+      next = out.length < maxRecords ? lastOffsetOf(header) + 1 : out[out.length - 1]!.offset + 1;
+      if (out.length === before) next = lastOffsetOf(header) + 1;
+      return out.length < maxRecords && bytes < maxBytes;
+    });
+    // At the end of a sealed segment, continue at the next one's base (compaction may leave gaps).
+    if (reachedEnd && segment !== this.activeSegment) next = Math.max(next, segment.nextOffset);
+    return { next, bytes };
+  }
+
+  /**
+   * Visits batches of `segment` from byte `start`, reading in chunks of about `chunkBytes`.
+   * Every batch is CRC-checked; a corrupt region containing `targetOffset` throws
+   * CorruptRecordError, one entirely before it is skipped. Returns true when the end of the
+   * segment was reached, false when `visit` stopped the walk.
+   */
+  private async walk(
+    segment: Segment,
+    start: number,
+    targetOffset: number,
+    chunkBytes: number,
+    visit: (buf: Buffer, pos: number, header: BatchHeader) => boolean,
+  ): Promise<boolean> {
+    const end = segment.size;
+    const maxBatch = this.opts.maxBatchBytes + 1024;
+    return this.opts.fdCache.with(segment.logPath, async (handle) => {
+      let position = start;
+      let chunk: Buffer = Buffer.alloc(0);
+      let chunkStart = start;
+      while (position < end) {
+        let rel = position - chunkStart;
+        let check = checkBatch(chunk, rel, true, maxBatch);
+        if (!check.ok && check.reason === 'incomplete') {
+          const wanted = chunk.length - rel >= 8 ? chunk.readUInt32LE(rel + 4) : 0;
+          chunkStart = position;
+          chunk = await readAt(handle, position, Math.min(Math.max(chunkBytes, wanted), end - position));
+          rel = 0;
+          check = checkBatch(chunk, 0, true, maxBatch);
+        }
+        if (check.ok) {
+          position += check.header.length;
+          if (!visit(chunk, rel, check.header)) return false;
+          continue;
+        }
+        const resume = await findNextBatch(handle, position + 1, end, 0, maxBatch);
+        const resumeOffset = resume === null ? segment.nextOffset : await this.baseOffsetAt(handle, resume);
+        this.opts.logger.error(
+          { topic: this.opts.topic, partition: this.opts.partition, segment: segment.name, position, detail: check.detail },
+          'corrupt batch found while reading',
+        );
+        if (resume === null || resumeOffset > targetOffset) {
+          throw new CorruptRecordError(`${this.opts.topic}/${this.opts.partition}/${segment.name}.log`, targetOffset, position, check.detail);
+        }
+        position = resume;
+        chunk = Buffer.alloc(0);
+        chunkStart = position;
+      }
+      return true;
+    });
+  }
+
+  private async baseOffsetAt(handle: FileHandle, position: number): Promise<number> {
+    const head = await readAt(handle, position, 24);
+    return head.readUInt32LE(16) + head.readUInt32LE(20) * 2 ** 32;
+  }
+
+  /** The segment's index, loading or rebuilding it when a sealed segment is first read. */
+  private async indexOf(segment: Segment): Promise<SegmentIndex> {
+    if (segment.index) return segment.index;
+    let index = await segment.loadIndex();
+    if (!index) {
+      this.opts.logger.warn({ topic: this.opts.topic, partition: this.opts.partition, segment: segment.name }, 'rebuilding segment index');
+      index = (await this.scanSegment(segment, false)).index;
+      await segment.writeIndex();
+    }
+    segment.index = index;
+    if (segment.maxTimestamp < 0) segment.maxTimestamp = index.lastTimestamp;
+    return index;
+  }
+
+  // ── wait / time ───────────────────────────────────────────────────────────────────────────
+
+  waitForData(offset: number, options: WaitOptions): Promise<boolean> {
+    if (this.closed) return Promise.reject(new EngineClosedError());
+    if (offset < this.hw) return Promise.resolve(true);
+    if (options.timeoutMs <= 0 || options.signal?.aborted) return Promise.resolve(false);
+    if (this.waiters.size >= this.opts.maxWaiters) return Promise.reject(new TooManyWaitersError(this.opts.maxWaiters));
+    return new Promise<boolean>((resolve) => {
+      const waiter: Waiter = { offset, resolve, timer: undefined, cleanup: undefined };
+      const finish = (ready: boolean): void => {
+        if (!this.waiters.delete(waiter)) return;
+        clearTimeout(waiter.timer);
+        waiter.cleanup?.();
+        resolve(ready);
+      };
+      waiter.timer = setTimeout(() => finish(false), options.timeoutMs);
+      const signal = options.signal;
+      if (signal) {
+        const onAbort = (): void => finish(false);
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiter.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      (waiter as { resolve: (ready: boolean) => void }).resolve = finish;
+      this.waiters.add(waiter);
+    });
+  }
+
+  private notifyWaiters(): void {
+    for (const waiter of this.waiters) if (waiter.offset < this.hw) waiter.resolve(true);
+  }
+
+  async offsetForTimestamp(timestamp: number): Promise<number> {
+    if (this.closed) throw new EngineClosedError();
+    // Timestamps never decrease within a partition, so the first segment whose newest record is
+    // at or after `timestamp` holds the answer.
+    for (const segment of this.segments) {
+      const index = await this.indexOf(segment);
+      if (segment.maxTimestamp < timestamp || segment.size === 0) continue;
+      let found = -1;
+      await this.walk(segment, index.positionForTimestamp(timestamp), segment.baseOffset, READ_CHUNK_MIN, (buf, pos, header) => {
+        if (header.maxTimestamp < timestamp) return true;
+        const records: StoredRecord[] = [];
+        decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER);
+        const hit = records.find((r) => r.timestamp >= timestamp);
+        if (hit) found = hit.offset;
+        return false;
+      });
+      if (found >= 0 && found < this.hw) return found;
+    }
+    return this.hw;
+  }
+
+  // ── retention and compaction ──────────────────────────────────────────────────────────────
+
+  /** Deletes whole sealed segments past the topic's age or size bound. */
+  async enforceRetention(): Promise<number> {
+    const { retentionMs, retentionBytes } = this.opts.config;
+    if (this.closed || this.failure || (retentionMs === null && retentionBytes === null)) return 0;
+    return this.runExclusive(async () => {
+      const now = this.opts.now();
+      const active = this.activeSegment;
+      if (retentionMs !== null && active.size > 0 && active.maxTimestamp >= 0 && active.maxTimestamp < now - retentionMs) {
+        await this.roll(); // an expired active segment must be sealed before it can go
+      }
+      let deleted = 0;
+      while (this.segments.length > 1) {
+        const oldest = this.segments[0]!;
+        await this.indexOf(oldest);
+        const expired = retentionMs !== null && oldest.maxTimestamp >= 0 && oldest.maxTimestamp < now - retentionMs;
+        const oversized = retentionBytes !== null && this.sizeBytes - oldest.size >= retentionBytes;
+        if (!expired && !oversized) break;
+        await this.deleteOldestSegment();
+        deleted++;
+      }
+      return deleted;
+    });
+  }
+
+  private async deleteOldestSegment(): Promise<void> {
+    const oldest = this.segments.shift()!;
+    this.tail.dropBefore(this.lowWatermark);
+    await this.opts.fdCache.invalidate(oldest.logPath);
+    await Promise.all([oldest.logPath, oldest.indexPath, oldest.timeIndexPath].map((p) => rm(p, { force: true })));
+    this.opts.logger.info({ topic: this.opts.topic, partition: this.opts.partition, segment: oldest.name }, 'retention deleted segment');
+  }
+
+  /**
+   * Keeps only the latest record per key in sealed segments (and drops tombstones older than
+   * `deleteRetentionMs`). Each sealed segment is rewritten to `<base>.log.cleaned`, fsynced and
+   * renamed over the original, so a crash at any moment leaves either the old or the new file.
+   */
+  async compact(): Promise<{ removed: number }> {
+    if (this.closed || this.failure || this.opts.config.cleanupPolicy !== 'compact' || this.segments.length < 2) {
+      return { removed: 0 };
+    }
+    const latest = new Map<string, number>();
+    for (const segment of this.segments) {
+      const index = await this.indexOf(segment);
+      let overflow = false;
+      await this.walk(segment, index.positionFor(0), segment.baseOffset, 4 * 1024 * 1024, (buf, pos, header) => {
+        const records: StoredRecord[] = [];
+        decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER);
+        for (const r of records) if (r.key !== null && r.offset < this.hw) latest.set(keyString(r.key), r.offset);
+        overflow = latest.size > this.opts.maxCompactionKeys;
+        return !overflow;
+      });
+      if (overflow) {
+        this.opts.logger.warn(
+          { topic: this.opts.topic, partition: this.opts.partition, keys: latest.size },
+          'compaction skipped: more distinct keys than maxCompactionKeys',
+        );
+        return { removed: 0 };
+      }
+    }
+    const tombstoneHorizon = this.opts.now() - this.opts.config.deleteRetentionMs;
+    let removed = 0;
+    for (const segment of this.segments.slice(0, -1)) {
+      removed += await this.compactSegment(segment, latest, tombstoneHorizon);
+    }
+    return { removed };
+  }
+
+  private async compactSegment(segment: Segment, latest: Map<string, number>, tombstoneHorizon: number): Promise<number> {
+    const batches: Buffer[] = [];
+    let removed = 0;
+    const index = await this.indexOf(segment);
+    await this.walk(segment, index.positionFor(0), segment.baseOffset, 4 * 1024 * 1024, (buf, pos, header) => {
+      const records: StoredRecord[] = [];
+      decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER);
+      const kept: EncodableRecord[] = [];
+      for (const r of records) {
+        const superseded = r.key !== null && latest.get(keyString(r.key)) !== r.offset;
+        const expiredTombstone = r.value === null && r.timestamp < tombstoneHorizon;
+        if (superseded || expiredTombstone) {
+          removed++;
+          continue;
+        }
+        kept.push({
+          key: r.key,
+          value: r.value,
+          headers: r.headers,
+          offsetDelta: r.offset - header.baseOffset,
+          timestampDelta: r.timestamp - header.firstTimestamp,
+        });
+      }
+      if (kept.length > 0) {
+        batches.push(encodeBatch({ baseOffset: header.baseOffset, timestamp: header.firstTimestamp, records: kept }));
+      }
+      return true;
+    });
+    if (removed === 0) return 0;
+
+    const cleanedPath = `${segment.logPath}.cleaned`;
+    const handle = await open(cleanedPath, 'w');
+    try {
+      if (batches.length > 0) await handle.writev(batches, 0);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await this.runExclusive(async () => {
+      if (!this.segments.includes(segment)) {
+        await rm(cleanedPath, { force: true }); // deleted by retention meanwhile
+        return;
+      }
+      await rename(cleanedPath, segment.logPath);
+      await this.opts.fdCache.invalidate(segment.logPath);
+      const newIndex = new SegmentIndex();
+      let position = 0;
+      for (const b of batches) {
+        const header = (checkBatch(b, 0, false) as { ok: true; header: BatchHeader }).header;
+        newIndex.add(header.baseOffset - segment.baseOffset, position, header.maxTimestamp);
+        position += b.length;
+      }
+      segment.size = position;
+      segment.index = newIndex;
+      await segment.writeIndex();
+      await this.syncDir();
+    });
+    this.opts.logger.info({ topic: this.opts.topic, partition: this.opts.partition, segment: segment.name, removed }, 'compacted segment');
+    return removed;
+  }
+
+  // ── recovery and shutdown ─────────────────────────────────────────────────────────────────
+
+  private async recover(): Promise<void> {
+    const { dir, logger, topic, partition } = this.opts;
+    await mkdir(dir, { recursive: true });
+    const files = await readdir(dir);
+    // Leftovers of an interrupted compaction or index write: the originals are intact.
+    await Promise.all(files.filter((f) => f.endsWith('.cleaned') || f.endsWith('.tmp')).map((f) => rm(join(dir, f), { force: true })));
+    const bases = files
+      .filter((f) => /^\d{20}\.log$/.test(f))
+      .map((f) => Number(f.slice(0, 20)))
+      .sort((a, b) => a - b);
+    const marker = await this.takeCleanMarker();
+    if (bases.length === 0) bases.push(0);
+
+    const sizes = await Promise.all(
+      bases.map((base) =>
+        stat(join(dir, `${Segment.fileBase(base)}.log`)).then(
+          (s) => s.size,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT') return 0;
+            throw err;
+          },
+        ),
+      ),
+    );
+    this.segments = bases.map(
+      (base, i) =>
+        new Segment(dir, base, {
+          size: sizes[i]!,
+          nextOffset: bases[i + 1] ?? base,
+          maxTimestamp: -1,
+          firstTimestamp: -1,
+          index: null,
+        }),
+    );
+    const active = this.activeSegment;
+    this.activeHandle = await openForWrite(active.logPath);
+
+    let replayFrom: Array<{ header: BatchHeader }> = [];
+    const trusted = marker !== null && marker.segment === active.baseOffset && marker.size === active.size;
+    const index = trusted ? await active.loadIndex() : null;
+    if (trusted && index) {
+      active.index = index;
+      active.nextOffset = marker.nextOffset;
+      active.maxTimestamp = marker.maxTimestamp;
+      active.firstTimestamp = marker.firstTimestamp;
+    } else {
+      const scan = await this.scanSegment(active, true);
+      active.index = scan.index;
+      replayFrom = scan.batches;
+      if (marker === null) logger.info({ topic, partition, segment: active.name, batches: scan.batches.length }, 'recovered active segment after unclean shutdown');
+    }
+    this.forceIndexEntry = true;
+    this.nextOffset = active.nextOffset;
+    this.hw = this.nextOffset;
+    this.lastTimestamp = Math.max(active.maxTimestamp, 0);
+    if (active.size === 0 && this.segments.length > 1) {
+      const previous = this.segments[this.segments.length - 2]!;
+      await this.indexOf(previous);
+      this.lastTimestamp = Math.max(this.lastTimestamp, previous.maxTimestamp);
+    }
+    await this.restoreProducers(replayFrom);
+  }
+
+  /**
+   * Scans a segment's log, rebuilding its index. For the active segment (`repair`), a torn tail
+   * is truncated away; corrupt regions followed by valid batches are kept (and reported), since
+   * cutting there would discard acknowledged records after them.
+   */
+  private async scanSegment(segment: Segment, repair: boolean): Promise<{ index: SegmentIndex; batches: Array<{ header: BatchHeader }> }> {
+    const { logger, topic, partition, indexIntervalBytes } = this.opts;
+    const index = new SegmentIndex();
+    const batches: Array<{ header: BatchHeader }> = [];
+    let force = true;
+    let last: { position: number; header: BatchHeader } | null = null;
+    const handle = repair ? this.activeHandle! : await open(segment.logPath, 'r');
+    try {
+      for await (const event of scanBatches(handle, 0, segment.size, segment.baseOffset, this.opts.maxBatchBytes + 1024)) {
+        switch (event.type) {
+          case 'batch': {
+            const { position, header } = event.batch;
+            if (force || position - index.lastPosition >= indexIntervalBytes) {
+              index.add(header.baseOffset - segment.baseOffset, position, header.maxTimestamp);
+              force = false;
+            }
+            last = { position, header };
+            if (segment.firstTimestamp < 0) segment.firstTimestamp = header.firstTimestamp;
+            if (repair && header.producerId !== null) batches.push({ header });
+            break;
+          }
+          case 'corrupt':
+            force = true;
+            logger.error(
+              { topic, partition, segment: segment.name, position: event.region.position, endPosition: event.region.endPosition, detail: event.region.detail },
+              'corrupt region inside the log: kept and reported, records in it are never served',
+            );
+            break;
+          case 'torn':
+            if (repair) {
+              logger.warn({ topic, partition, segment: segment.name, position: event.position, dropped: segment.size - event.position, detail: event.detail }, 'truncating torn tail');
+              await handle.truncate(event.position);
+              await handle.datasync();
+              segment.size = event.position;
+            } else {
+              logger.error({ topic, partition, segment: segment.name, position: event.position, detail: event.detail }, 'corrupt tail in a sealed segment');
+            }
+            break;
+          default: {
+            const unreachable: never = event;
+            throw new Error(`unknown scan event ${JSON.stringify(unreachable)}`);
+          }
+        }
+      }
+    } finally {
+      if (!repair) await handle.close();
+    }
+    if (last) {
+      index.add(last.header.baseOffset - segment.baseOffset, last.position, last.header.maxTimestamp);
+      segment.maxTimestamp = last.header.maxTimestamp;
+      if (repair) {
+        segment.nextOffset = lastOffsetOf(last.header) + 1;
+        this.lastBatch = { position: last.position, relOffset: last.header.baseOffset - segment.baseOffset, maxTimestamp: last.header.maxTimestamp };
+      }
+    }
+    return { index, batches };
+  }
+
+  private async takeCleanMarker(): Promise<CleanMarker | null> {
+    const path = join(this.opts.dir, CLEAN_MARKER);
+    try {
+      const marker = JSON.parse(await readFile(path, 'utf8')) as CleanMarker;
+      await unlink(path);
+      return marker;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      // An unreadable marker only costs a scan of the active segment.
+      this.opts.logger.warn({ err, path }, 'ignoring unreadable clean-shutdown marker');
+      await rm(path, { force: true });
+      return null;
+    }
+  }
+
+  private async restoreProducers(replay: Array<{ header: BatchHeader }>): Promise<void> {
+    let snapshot: ProducerSnapshot | null = null;
+    try {
+      snapshot = JSON.parse(await readFile(join(this.opts.dir, PRODUCER_SNAPSHOT), 'utf8')) as ProducerSnapshot;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.opts.logger.warn({ err }, 'ignoring unreadable producer snapshot; idempotence restarts for old producers');
+      }
+    }
+    if (snapshot) this.producers.restore(snapshot);
+    const from = snapshot?.offset ?? 0;
+    for (const { header } of replay) {
+      if (header.producerId === null || header.baseOffset < from) continue;
+      const result: AppendResult = {
+        partition: this.opts.partition,
+        baseOffset: header.baseOffset,
+        count: header.count,
+        timestamp: header.firstTimestamp,
+        duplicate: false,
+      };
+      this.producers.record(header.producerId, { sequence: header.producerSequence, count: header.count, result });
+      this.producers.settle(header.producerId, header.producerSequence, result);
+    }
+  }
+
+  private async writeProducerSnapshot(): Promise<void> {
+    const path = join(this.opts.dir, PRODUCER_SNAPSHOT);
+    await writeFile(`${path}.tmp`, JSON.stringify(this.producers.snapshot(this.hw)));
+    await rename(`${path}.tmp`, path);
+  }
+
+  private async syncDir(): Promise<void> {
+    const handle = await open(this.opts.dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Flushes pending appends and seals state so the next open needs no scan. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const waiter of this.waiters) waiter.resolve(false);
+    await this.flushing;
+    await this.runExclusive(async () => {
+      if (!this.activeHandle) return;
+      if (!this.failure) {
+        await this.sealActive();
+        await this.writeProducerSnapshot();
+        const active = this.activeSegment;
+        const marker: CleanMarker = {
+          segment: active.baseOffset,
+          size: active.size,
+          nextOffset: active.nextOffset,
+          maxTimestamp: active.maxTimestamp,
+          firstTimestamp: active.firstTimestamp,
+        };
+        await writeFile(join(this.opts.dir, CLEAN_MARKER), JSON.stringify(marker));
+        await this.syncDir();
+      }
+      await this.activeHandle.close();
+      this.activeHandle = null;
+    });
+    this.tail.clear();
+    await Promise.all(this.segments.map((s) => this.opts.fdCache.invalidate(s.logPath)));
+  }
+
+  /** Runs `fn` after every earlier exclusive operation (flush, roll, retention, compaction swap). */
+  private runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.exclusive.then(fn, fn);
+    this.exclusive = run.catch(() => undefined); // the caller of runExclusive sees the error
+    return run;
+  }
+}
+
+function decodeBatchRecords(
+  segment: Segment,
+  buf: Buffer,
+  pos: number,
+  header: BatchHeader,
+  fromOffset: number,
+  out: StoredRecord[],
+  maxRecords: number,
+): number {
+  try {
+    return decodeRecords(buf, pos, header, fromOffset, out, maxRecords);
+  } catch (err) {
+    if (err instanceof MalformedBatchError) {
+      throw new CorruptRecordError(segment.logPath, header.baseOffset, pos, err.message);
+    }
+    throw err;
+  }
+}
+
+function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+function remainingBuffers(buffers: Buffer[], skip: number): Buffer[] {
+  const rest: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    rest.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return rest;
+}
