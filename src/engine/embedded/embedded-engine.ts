@@ -41,6 +41,7 @@ import type {
   WaitOptions,
 } from '../types.js';
 import { FdCache } from './fd-cache.js';
+import { IndexCache } from './index-cache.js';
 import { InternalTopicOffsetStore, OFFSETS_TOPIC } from './offset-store.js';
 import { PartitionLog } from './partition-log.js';
 import { TailCacheBudget } from './tail-cache.js';
@@ -57,6 +58,8 @@ export interface EmbeddedEngineOptions {
   readonly maintenanceIntervalMs?: number;
   /** Open read handles to sealed segments, across all partitions. @defaultValue 256 */
   readonly maxOpenFiles?: number;
+  /** Sealed segments whose indexes stay loaded, across all partitions. @defaultValue 1024 */
+  readonly maxLoadedIndexes?: number;
   /** Memory for recently written batches, across all partitions. @defaultValue 64 MiB */
   readonly tailCacheBytes?: number;
   /** Memory for recently written batches of one partition. @defaultValue 4 MiB */
@@ -92,6 +95,7 @@ export class EmbeddedEngine implements Engine {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly fdCache: FdCache;
+  private readonly indexCache: IndexCache;
   private readonly tailBudget: TailCacheBudget;
   private readonly lock: DataDirLock;
   private readonly groups: GroupCoordinator;
@@ -103,6 +107,7 @@ export class EmbeddedEngine implements Engine {
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'engine', engine: 'embedded' });
     this.now = options.now ?? Date.now;
     this.fdCache = new FdCache(options.maxOpenFiles ?? 256);
+    this.indexCache = new IndexCache(options.maxLoadedIndexes ?? 1024);
     this.tailBudget = new TailCacheBudget(options.tailCacheBytes ?? 64 * 1024 * 1024, options.tailCachePerPartitionBytes ?? 4 * 1024 * 1024);
     this.lock = new DataDirLock(options.dataDir);
     this.groups = new GroupCoordinator({
@@ -168,6 +173,7 @@ export class EmbeddedEngine implements Engine {
       partition,
       config,
       fdCache: this.fdCache,
+      indexCache: this.indexCache,
       tailBudget: this.tailBudget,
       logger: this.logger,
       now: this.now,

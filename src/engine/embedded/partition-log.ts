@@ -31,6 +31,7 @@ import {
   type EncodableRecord,
 } from './batch-codec.js';
 import type { FdCache } from './fd-cache.js';
+import type { IndexCache } from './index-cache.js';
 import { ProducerState, type ProducerSnapshot } from './producer-state.js';
 import { findNextBatch, openForWrite, readAt, scanBatches, Segment } from './segment.js';
 import { SegmentIndex } from './segment-index.js';
@@ -42,6 +43,7 @@ export interface PartitionLogOptions {
   readonly partition: number;
   readonly config: TopicConfig;
   readonly fdCache: FdCache;
+  readonly indexCache: IndexCache;
   readonly tailBudget: TailCacheBudget;
   readonly logger: Logger;
   readonly now: () => number;
@@ -312,6 +314,8 @@ export class PartitionLog {
     await this.sealActive();
     await this.activeHandle!.close();
     this.activeHandle = null;
+    this.opts.indexCache.set(sealed.logPath, sealed.index!);
+    sealed.index = null;
     const next = new Segment(this.opts.dir, sealed.nextOffset, {
       size: 0,
       nextOffset: sealed.nextOffset,
@@ -330,7 +334,7 @@ export class PartitionLog {
     const segment = this.activeSegment;
     await this.activeHandle!.datasync();
     if (this.lastBatch) segment.index!.add(this.lastBatch.relOffset, this.lastBatch.position, this.lastBatch.maxTimestamp);
-    await segment.writeIndex();
+    await segment.writeIndex(segment.index!);
   }
 
   // ── read ──────────────────────────────────────────────────────────────────────────────────
@@ -467,16 +471,21 @@ export class PartitionLog {
     return head.readUInt32LE(16) + head.readUInt32LE(20) * 2 ** 32;
   }
 
-  /** The segment's index, loading or rebuilding it when a sealed segment is first read. */
+  /**
+   * The segment's index. The active segment keeps its own; sealed segments' indexes live in the
+   * engine's bounded IndexCache, loaded (or rebuilt by a scan) when a read needs them.
+   */
   private async indexOf(segment: Segment): Promise<SegmentIndex> {
     if (segment.index) return segment.index;
+    const cached = this.opts.indexCache.get(segment.logPath);
+    if (cached) return cached;
     let index = await segment.loadIndex();
     if (!index) {
       this.opts.logger.warn({ topic: this.opts.topic, partition: this.opts.partition, segment: segment.name }, 'rebuilding segment index');
       index = (await this.scanSegment(segment, false)).index;
-      await segment.writeIndex();
+      await segment.writeIndex(index);
     }
-    segment.index = index;
+    this.opts.indexCache.set(segment.logPath, index);
     if (segment.maxTimestamp < 0) segment.maxTimestamp = index.lastTimestamp;
     return index;
   }
@@ -562,6 +571,7 @@ export class PartitionLog {
   private async deleteOldestSegment(): Promise<void> {
     const oldest = this.segments.shift()!;
     this.tail.dropBefore(this.lowWatermark);
+    this.opts.indexCache.delete(oldest.logPath);
     await this.opts.fdCache.invalidate(oldest.logPath);
     await Promise.all([oldest.logPath, oldest.indexPath, oldest.timeIndexPath].map((p) => rm(p, { force: true })));
     this.opts.logger.info({ topic: this.opts.topic, partition: this.opts.partition, segment: oldest.name }, 'retention deleted segment');
@@ -656,8 +666,8 @@ export class PartitionLog {
         position += b.length;
       }
       segment.size = position;
-      segment.index = newIndex;
-      await segment.writeIndex();
+      this.opts.indexCache.set(segment.logPath, newIndex);
+      await segment.writeIndex(newIndex);
       await this.syncDir();
     });
     this.opts.logger.info({ topic: this.opts.topic, partition: this.opts.partition, segment: segment.name, removed }, 'compacted segment');
@@ -715,7 +725,7 @@ export class PartitionLog {
       const scan = await this.scanSegment(active, true);
       active.index = scan.index;
       replayFrom = scan.batches;
-      if (marker === null) logger.info({ topic, partition, segment: active.name, batches: scan.batches.length }, 'recovered active segment after unclean shutdown');
+      if (marker === null && active.size > 0) logger.info({ topic, partition, segment: active.name, batches: scan.batches.length }, 'recovered active segment after unclean shutdown');
     }
     this.forceIndexEntry = true;
     this.nextOffset = active.nextOffset;

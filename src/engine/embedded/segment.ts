@@ -16,7 +16,7 @@ export class Segment {
   maxTimestamp: number;
   /** Timestamp of the first record, -1 when unknown or empty (drives time-based rolling). */
   firstTimestamp: number;
-  /** In-memory index; null for a sealed segment until something reads it. */
+  /** The active segment's in-memory index; null for sealed segments (see IndexCache). */
   index: SegmentIndex | null;
 
   constructor(
@@ -52,9 +52,8 @@ export class Segment {
   }
 
   /** Writes both index files atomically (temp file + rename); they are hints, so no fsync. */
-  async writeIndex(): Promise<void> {
-    if (!this.index) return;
-    const { index, timeIndex } = this.index.serialize();
+  async writeIndex(segmentIndex: SegmentIndex): Promise<void> {
+    const { index, timeIndex } = segmentIndex.serialize();
     await writeFile(`${this.indexPath}.tmp`, index);
     await writeFile(`${this.timeIndexPath}.tmp`, timeIndex);
     await rename(`${this.indexPath}.tmp`, this.indexPath);
