@@ -306,7 +306,7 @@ export function engineConformance(name: string, setup: () => Promise<EngineHarne
         const { lowWatermark, highWatermark } = await engine.watermarks('ret', 0);
         expect(highWatermark).toBe(40);
         expect(lowWatermark).toBeGreaterThan(0);
-        const rest = await readAll(engine, 'ret', lowWatermark);
+        const rest = await readAll(engine, 'ret', 0, lowWatermark);
         expect(rest.map((r) => r.offset)).toEqual(Array.from({ length: 40 - lowWatermark }, (_, i) => lowWatermark + i));
         await expect(engine.read('ret', 0, 0)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
       });
@@ -324,7 +324,7 @@ export function engineConformance(name: string, setup: () => Promise<EngineHarne
         await engine.append('compact', 0, [{ key: text('b'), value: null }]);
         for (let i = 0; i < 20; i++) await engine.append('compact', 0, [{ key: text(`filler-${i % 2}`), value: Buffer.alloc(200) }]);
         await h.maintenance(engine);
-        const all = await readAll(engine, 'compact', (await engine.watermarks('compact', 0)).lowWatermark);
+        const all = await readAll(engine, 'compact', 0, (await engine.watermarks('compact', 0)).lowWatermark);
         const latest = new Map<string, string | null>();
         for (const r of all) latest.set(str(r.key)!, str(r.value));
         expect(latest.get('a')?.startsWith('a9')).toBe(true);

@@ -201,7 +201,7 @@ export class MalformedBatchError extends Error {
 
 /**
  * Decodes the records of a validated batch, keeping those with offset >= `fromOffset`, appending
- * to `out` until it holds `maxRecords`. Keys and values are views into `buf` (no copies).
+ * to `out` until it holds `maxRecords` or `maxBytes` of records were taken (at least one). Keys and values are views into `buf` (no copies).
  * Returns the number of bytes of record data consumed into `out`.
  */
 export function decodeRecords(
@@ -211,11 +211,12 @@ export function decodeRecords(
   fromOffset: number,
   out: StoredRecord[],
   maxRecords: number,
+  maxBytes = Number.MAX_SAFE_INTEGER,
 ): number {
   const end = pos + header.length;
   let p = pos + BATCH_HEADER_BYTES + (header.producerId === null ? 0 : Buffer.byteLength(header.producerId));
   let bytes = 0;
-  for (let i = 0; i < header.count && out.length < maxRecords; i++) {
+  for (let i = 0; i < header.count && out.length < maxRecords && bytes < maxBytes; i++) {
     if (p + RECORD_FIXED_BYTES > end) throw new MalformedBatchError('record runs past the batch end');
     const recordLength = buf.readUInt32LE(p);
     const recordEnd = p + 4 + recordLength;

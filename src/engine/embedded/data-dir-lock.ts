@@ -25,7 +25,7 @@ export class DataDirLock {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const owner = Number(await readFile(this.path, 'utf8').catch(() => ''));
-        if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        if (Number.isInteger(owner) && owner > 0 && (owner === process.pid || isAlive(owner))) {
           throw new StorageError(`data directory is in use by process ${owner} (${this.path})`);
         }
         await rm(this.path, { force: true });

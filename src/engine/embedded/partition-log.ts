@@ -355,7 +355,14 @@ export class PartitionLog {
         progress = this.readFromCache(next, records, maxRecords, maxBytes - bytes);
       } else {
         if (next < this.lowWatermark) throw new OffsetOutOfRangeError(next, this.lowWatermark, this.hw);
-        progress = await this.readFromSegment(this.segmentFor(next), next, records, maxRecords, maxBytes - bytes);
+        try {
+          progress = await this.readFromSegment(this.segmentFor(next), next, records, maxRecords, maxBytes - bytes);
+        } catch (err) {
+          // Serve what precedes the damage; the next read starts at it and gets the error.
+          if (!(err instanceof CorruptRecordError) || records.length === 0) throw err;
+          next = records[records.length - 1]!.offset + 1;
+          break;
+        }
       }
       if (progress.next <= next) break;
       next = progress.next;
@@ -373,9 +380,8 @@ export class PartitionLog {
       if (!cached || cached.baseOffset >= this.hw) break;
       const check = checkBatch(cached.buf, 0, false);
       if (!check.ok) throw new StorageError(`cached batch at offset ${cached.baseOffset} is invalid: ${check.detail}`);
-      const before = out.length;
-      bytes += decodeRecords(cached.buf, 0, check.header, next, out, maxRecords);
-      next = out.length - before === 0 || out.length < maxRecords ? cached.endOffset : out[out.length - 1]!.offset + 1;
+      bytes += decodeRecords(cached.buf, 0, check.header, next, out, maxRecords, maxBytes - bytes);
+      next = nextAfter(check.header, out, next);
       i++;
     }
     return { next, bytes };
@@ -402,14 +408,18 @@ export class PartitionLog {
     const index = await this.indexOf(segment);
     let next = offset;
     let bytes = 0;
-    const reachedEnd = await this.walk(segment, index.positionFor(offset - segment.baseOffset), offset, Math.max(maxBytes, READ_CHUNK_MIN), (buf, pos, header) => {
-      if (lastOffsetOf(header) < next) return true;
-      const before = out.length;
-      bytes += decodeBatchRecords(segment, buf, pos, header, next, out, maxRecords);
-      next = out.length < maxRecords ? lastOffsetOf(header) + 1 : out[out.length - 1]!.offset + 1;
-      if (out.length === before) next = lastOffsetOf(header) + 1;
-      return out.length < maxRecords && bytes < maxBytes;
-    });
+    const reachedEnd = await this.walk(
+      segment,
+      index.positionFor(offset - segment.baseOffset),
+      () => next,
+      Math.max(maxBytes, READ_CHUNK_MIN),
+      (buf, pos, header) => {
+        if (lastOffsetOf(header) < next) return true;
+        bytes += decodeBatchRecords(segment, buf, pos, header, next, out, maxRecords, maxBytes - bytes);
+        next = nextAfter(header, out, next);
+        return out.length < maxRecords && bytes < maxBytes;
+      },
+    );
     // At the end of a sealed segment, continue at the next one's base (compaction may leave gaps).
     if (reachedEnd && segment !== this.activeSegment) next = Math.max(next, segment.nextOffset);
     return { next, bytes };
@@ -417,14 +427,14 @@ export class PartitionLog {
 
   /**
    * Visits batches of `segment` from byte `start`, reading in chunks of about `chunkBytes`.
-   * Every batch is CRC-checked; a corrupt region containing `targetOffset` throws
-   * CorruptRecordError, one entirely before it is skipped. Returns true when the end of the
-   * segment was reached, false when `visit` stopped the walk.
+   * Every batch is CRC-checked. A corrupt region entirely before `target()` (the next offset the
+   * caller needs) is skipped; one holding it throws CorruptRecordError naming that offset.
+   * Returns true when the end of the segment was reached, false when `visit` stopped the walk.
    */
   private async walk(
     segment: Segment,
     start: number,
-    targetOffset: number,
+    target: () => number,
     chunkBytes: number,
     visit: (buf: Buffer, pos: number, header: BatchHeader) => boolean,
   ): Promise<boolean> {
@@ -455,8 +465,8 @@ export class PartitionLog {
           { topic: this.opts.topic, partition: this.opts.partition, segment: segment.name, position, detail: check.detail },
           'corrupt batch found while reading',
         );
-        if (resume === null || resumeOffset > targetOffset) {
-          throw new CorruptRecordError(`${this.opts.topic}/${this.opts.partition}/${segment.name}.log`, targetOffset, position, check.detail);
+        if (resume === null || resumeOffset > target()) {
+          throw new CorruptRecordError(`${this.opts.topic}/${this.opts.partition}/${segment.name}.log`, target(), position, check.detail);
         }
         position = resume;
         chunk = Buffer.alloc(0);
@@ -529,10 +539,10 @@ export class PartitionLog {
       const index = await this.indexOf(segment);
       if (segment.maxTimestamp < timestamp || segment.size === 0) continue;
       let found = -1;
-      await this.walk(segment, index.positionForTimestamp(timestamp), segment.baseOffset, READ_CHUNK_MIN, (buf, pos, header) => {
+      await this.walk(segment, index.positionForTimestamp(timestamp), () => segment.baseOffset, READ_CHUNK_MIN, (buf, pos, header) => {
         if (header.maxTimestamp < timestamp) return true;
         const records: StoredRecord[] = [];
-        decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER);
+        decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
         const hit = records.find((r) => r.timestamp >= timestamp);
         if (hit) found = hit.offset;
         return false;
@@ -590,9 +600,9 @@ export class PartitionLog {
     for (const segment of this.segments) {
       const index = await this.indexOf(segment);
       let overflow = false;
-      await this.walk(segment, index.positionFor(0), segment.baseOffset, 4 * 1024 * 1024, (buf, pos, header) => {
+      await this.walk(segment, index.positionFor(0), () => segment.baseOffset, 4 * 1024 * 1024, (buf, pos, header) => {
         const records: StoredRecord[] = [];
-        decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER);
+        decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
         for (const r of records) if (r.key !== null && r.offset < this.hw) latest.set(keyString(r.key), r.offset);
         overflow = latest.size > this.opts.maxCompactionKeys;
         return !overflow;
@@ -617,9 +627,9 @@ export class PartitionLog {
     const batches: Buffer[] = [];
     let removed = 0;
     const index = await this.indexOf(segment);
-    await this.walk(segment, index.positionFor(0), segment.baseOffset, 4 * 1024 * 1024, (buf, pos, header) => {
+    await this.walk(segment, index.positionFor(0), () => segment.baseOffset, 4 * 1024 * 1024, (buf, pos, header) => {
       const records: StoredRecord[] = [];
-      decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER);
+      decodeBatchRecords(segment, buf, pos, header, 0, records, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
       const kept: EncodableRecord[] = [];
       for (const r of records) {
         const superseded = r.key !== null && latest.get(keyString(r.key)) !== r.offset;
@@ -666,6 +676,8 @@ export class PartitionLog {
         position += b.length;
       }
       segment.size = position;
+      // The tail cache still holds the uncompacted bytes; it must not serve them any more.
+      this.tail.dropBefore(segment.nextOffset);
       this.opts.indexCache.set(segment.logPath, newIndex);
       await segment.writeIndex(newIndex);
       await this.syncDir();
@@ -902,15 +914,24 @@ function decodeBatchRecords(
   fromOffset: number,
   out: StoredRecord[],
   maxRecords: number,
+  maxBytes: number,
 ): number {
   try {
-    return decodeRecords(buf, pos, header, fromOffset, out, maxRecords);
+    return decodeRecords(buf, pos, header, fromOffset, out, maxRecords, maxBytes);
   } catch (err) {
     if (err instanceof MalformedBatchError) {
       throw new CorruptRecordError(segment.logPath, header.baseOffset, pos, err.message);
     }
     throw err;
   }
+}
+
+/** Where reading continues after decoding (part of) a batch into `out`. */
+function nextAfter(header: BatchHeader, out: StoredRecord[], previous: number): number {
+  const last = out[out.length - 1];
+  // The batch was read to its end unless the last record taken is not the batch's last.
+  if (last && last.offset >= previous && last.offset < lastOffsetOf(header)) return last.offset + 1;
+  return lastOffsetOf(header) + 1;
 }
 
 function keyString(key: Uint8Array): string {
