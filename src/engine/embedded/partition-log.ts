@@ -204,28 +204,36 @@ export class PartitionLog {
       this.pending.push({ buf, baseOffset, count: records.length, timestamp, producer, resolve, reject });
     });
     if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count: records.length, result });
-    if (!this.flushing) this.flushing = this.runExclusive(() => this.flushLoop());
+    this.scheduleFlush();
     return result;
   }
 
-  private async flushLoop(): Promise<void> {
+  private scheduleFlush(): void {
+    if (!this.flushing) this.flushing = this.runExclusive(() => this.flushOnce());
+  }
+
+  /**
+   * Writes one group, then queues the next behind any waiting exclusive work, so retention and
+   * compaction swaps are never starved by a constant stream of appends.
+   */
+  private async flushOnce(): Promise<void> {
     try {
-      while (this.pending.length > 0 && !this.failure) {
-        let n = 0;
-        let bytes = 0;
-        while (n < this.pending.length && n < MAX_FLUSH_BATCHES && (n === 0 || bytes < MAX_FLUSH_BYTES)) {
-          bytes += this.pending[n]!.buf.length;
-          n++;
-        }
-        const group = this.pending.splice(0, n);
-        try {
-          await this.writeGroup(group, bytes);
-        } catch (err) {
-          this.fail(err as Error, group);
-        }
+      if (this.pending.length === 0 || this.failure) return;
+      let n = 0;
+      let bytes = 0;
+      while (n < this.pending.length && n < MAX_FLUSH_BATCHES && (n === 0 || bytes < MAX_FLUSH_BYTES)) {
+        bytes += this.pending[n]!.buf.length;
+        n++;
+      }
+      const group = this.pending.splice(0, n);
+      try {
+        await this.writeGroup(group, bytes);
+      } catch (err) {
+        this.fail(err as Error, group);
       }
     } finally {
       this.flushing = null;
+      if (this.pending.length > 0 && !this.failure) this.scheduleFlush();
     }
   }
 
@@ -405,15 +413,43 @@ export class PartitionLog {
     maxRecords: number,
     maxBytes: number,
   ): Promise<{ next: number; bytes: number }> {
+    const startCount = out.length;
+    for (let attempt = 0; ; attempt++) {
+      const version = segment.version;
+      try {
+        return await this.readSegmentOnce(segment, offset, out, maxRecords, maxBytes);
+      } catch (err) {
+        // Retention deleted the segment, or compaction swapped it, while this read was under way.
+        if (!this.segments.includes(segment)) throw new OffsetOutOfRangeError(offset, this.lowWatermark, this.hw);
+        if (segment.version === version || attempt >= 2) throw err;
+        out.length = startCount;
+      }
+    }
+  }
+
+  private async readSegmentOnce(
+    segment: Segment,
+    offset: number,
+    out: StoredRecord[],
+    maxRecords: number,
+    maxBytes: number,
+  ): Promise<{ next: number; bytes: number }> {
     const index = await this.indexOf(segment);
+    const start = index.positionFor(offset - segment.baseOffset);
     let next = offset;
     let bytes = 0;
+    let first = true;
     const reachedEnd = await this.walk(
       segment,
-      index.positionFor(offset - segment.baseOffset),
+      start,
       () => next,
       Math.max(maxBytes, READ_CHUNK_MIN),
       (buf, pos, header) => {
+        if (first && start > 0 && header.baseOffset > offset) {
+          // An index entry always points at or before its offset; this one is stale.
+          throw new StorageError(`index of segment ${segment.name} disagrees with its log`);
+        }
+        first = false;
         if (lastOffsetOf(header) < next) return true;
         bytes += decodeBatchRecords(segment, buf, pos, header, next, out, maxRecords, maxBytes - bytes);
         next = nextAfter(header, out, next);
@@ -666,8 +702,6 @@ export class PartitionLog {
         await rm(cleanedPath, { force: true }); // deleted by retention meanwhile
         return;
       }
-      await rename(cleanedPath, segment.logPath);
-      await this.opts.fdCache.invalidate(segment.logPath);
       const newIndex = new SegmentIndex();
       let position = 0;
       for (const b of batches) {
@@ -675,10 +709,14 @@ export class PartitionLog {
         newIndex.add(header.baseOffset - segment.baseOffset, position, header.maxTimestamp);
         position += b.length;
       }
+      await rename(cleanedPath, segment.logPath);
+      // File, size, index, version and tail cache change together (no await in between), so a
+      // read sees either all old or all new, or notices the version change and retries.
       segment.size = position;
-      // The tail cache still holds the uncompacted bytes; it must not serve them any more.
-      this.tail.dropBefore(segment.nextOffset);
+      segment.version++;
       this.opts.indexCache.set(segment.logPath, newIndex);
+      this.tail.dropBefore(segment.nextOffset); // it still holds the uncompacted bytes
+      await this.opts.fdCache.invalidate(segment.logPath);
       await segment.writeIndex(newIndex);
       await this.syncDir();
     });
@@ -874,7 +912,7 @@ export class PartitionLog {
     if (this.closed) return;
     this.closed = true;
     for (const waiter of this.waiters) waiter.resolve(false);
-    await this.flushing;
+    while (this.flushing) await this.flushing;
     await this.runExclusive(async () => {
       if (!this.activeHandle) return;
       if (!this.failure) {

@@ -16,6 +16,8 @@ export class Segment {
   maxTimestamp: number;
   /** Timestamp of the first record, -1 when unknown or empty (drives time-based rolling). */
   firstTimestamp: number;
+  /** Bumped when compaction replaces the file, so reads that raced the swap retry. */
+  version = 0;
   /** The active segment's in-memory index; null for sealed segments (see IndexCache). */
   index: SegmentIndex | null;
 
