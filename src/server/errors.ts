@@ -1,0 +1,114 @@
+/**
+ * The one place error codes become HTTP statuses. Engine errors carry their own stable codes
+ * (src/engine/errors.ts); the codes below are the HTTP layer's own. Every error body has the
+ * shape `{"error":{"code":"...","message":"..."}}`.
+ */
+import { STATUS_CODES as STATUS_TEXT } from 'node:http';
+import type { Logger } from 'pino';
+import { BrookError, type EngineErrorCode } from '../engine/index.js';
+
+export type ServerErrorCode =
+  | 'INVALID_JSON'
+  | 'INVALID_REQUEST'
+  | 'INVALID_TOPIC_NAME'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'MESSAGE_TOO_LARGE'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
+  | 'INTERNAL';
+
+export type ErrorCode = EngineErrorCode | ServerErrorCode;
+
+const STATUS: Readonly<Record<ErrorCode, number>> = {
+  INVALID_JSON: 400,
+  INVALID_REQUEST: 400,
+  INVALID_ARGUMENT: 400,
+  INVALID_TOPIC_NAME: 400,
+  NOT_FOUND: 404,
+  TOPIC_NOT_FOUND: 404,
+  PARTITION_NOT_FOUND: 404,
+  UNKNOWN_MEMBER: 404,
+  METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
+  TOPIC_EXISTS: 409,
+  OUT_OF_ORDER_SEQUENCE: 409,
+  STALE_GENERATION: 409,
+  NOT_PARTITION_OWNER: 409,
+  MESSAGE_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  OFFSET_OUT_OF_RANGE: 416,
+  TOO_MANY_WAITERS: 429,
+  HEADERS_TOO_LARGE: 431,
+  INTERNAL: 500,
+  CORRUPT_RECORD: 500,
+  STORAGE_ERROR: 500,
+  ENGINE_CLOSED: 503,
+};
+
+/** Extra headers some statuses call for. */
+const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
+  TOO_MANY_WAITERS: { 'retry-after': '1' },
+  ENGINE_CLOSED: { 'retry-after': '1' },
+};
+
+/** An error raised by the HTTP layer itself (bad input, unknown route, ...). */
+export class HttpError extends Error {
+  constructor(
+    readonly code: ServerErrorCode,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export function statusFor(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+export interface ErrorReply {
+  readonly status: number;
+  readonly body: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * Turns anything thrown by a handler into a response. Known errors keep their code; anything
+ * else is logged with its stack and answered as `INTERNAL` without leaking details.
+ */
+export function errorReply(err: unknown, logger: Logger, context: Readonly<Record<string, unknown>>): ErrorReply {
+  let code: ErrorCode;
+  let message: string;
+  let headers: Readonly<Record<string, string>> = {};
+  if (err instanceof HttpError) {
+    ({ code, message, headers } = err);
+  } else if (err instanceof BrookError) {
+    code = err.code;
+    message = err.message;
+    headers = HEADERS[code] ?? {};
+  } else {
+    code = 'INTERNAL';
+    message = 'internal server error';
+  }
+  const status = STATUS[code];
+  if (status >= 500) logger.error({ ...context, err, code }, 'request failed');
+  else logger.debug({ ...context, code, message }, 'request refused');
+  return { status, body: JSON.stringify({ error: { code, message } }), headers };
+}
+
+/**
+ * A complete HTTP/1.1 error response for a socket the HTTP parser gave up on (no request object
+ * exists to answer through); the connection closes after it.
+ */
+export function rawErrorResponse(code: ServerErrorCode, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  const status = STATUS[code];
+  return (
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+    `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `connection: close\r\n\r\n${body}`
+  );
+}

@@ -1,0 +1,216 @@
+/**
+ * Brook's HTTP API on node:http. The routes, their bodies and their errors are documented in
+ * docs/http-api.md; status codes are mapped from error codes in one place (./errors.ts).
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { setMaxListeners } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Engine } from '../engine/index.js';
+import { declaredLength, tooLarge } from './body.js';
+import {
+  DEFAULT_MAX_BATCH_RECORDS,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+} from './defaults.js';
+import { errorReply, rawErrorResponse } from './errors.js';
+import type { Reply } from './reply.js';
+import { RequestContext } from './request-context.js';
+import { Router } from './router.js';
+import type { RouteDeps } from './routes/deps.js';
+import { groupRoutes } from './routes/groups.js';
+import { healthRoutes } from './routes/health.js';
+import { recordRoutes } from './routes/records.js';
+import { topicRoutes } from './routes/topics.js';
+
+export { HttpError, statusFor, type ErrorCode, type ServerErrorCode } from './errors.js';
+
+export interface ServerOptions {
+  /** An opened engine; the server never opens or closes it. */
+  readonly engine: Engine;
+  readonly host: string;
+  /** 0 picks a free port (see `BrookServer.port`). */
+  readonly port: number;
+  readonly logger: Logger;
+  /** Producing to an unknown topic creates it with one partition; off → 404 TOPIC_NOT_FOUND. @defaultValue true */
+  readonly autoCreateTopics?: boolean;
+  /** Largest request body; larger ones get 413 without being buffered. @defaultValue 8 MiB */
+  readonly maxBodyBytes?: number;
+  /** Most records in one produce request. @defaultValue 10_000 */
+  readonly maxBatchRecords?: number;
+  /** How long `close()` waits for in-flight requests before cutting connections. @defaultValue 10_000 */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface BrookServer {
+  /** `http://host:port`, with the port actually bound. */
+  readonly url: string;
+  readonly port: number;
+  /**
+   * Stops accepting connections, ends idle keep-alive connections, ends pending long polls
+   * early (they answer with what they have), and resolves once in-flight requests have been
+   * answered. Idempotent. Does not close the engine.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the HTTP API and resolves once it listens.
+ *
+ * @example
+ * const engine = new EmbeddedEngine({ dataDir: './.brook' });
+ * await engine.open();
+ * const server = await createServer({ engine, host: '127.0.0.1', port: 7420, logger });
+ * // ... later
+ * await server.close();
+ * await engine.close();
+ */
+export async function createServer(options: ServerOptions): Promise<BrookServer> {
+  const logger = options.logger.child({ component: 'http' });
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const shutdown = new AbortController();
+  // Every pending long poll listens on it; their number is bounded by open requests, not by 10.
+  setMaxListeners(0, shutdown.signal);
+  let closing: Promise<void> | null = null;
+
+  const deps: RouteDeps = {
+    engine: options.engine,
+    logger,
+    autoCreateTopics: options.autoCreateTopics ?? true,
+    maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
+    isClosing: () => closing !== null,
+  };
+  const router = new Router();
+  healthRoutes(router, deps);
+  topicRoutes(router, deps);
+  recordRoutes(router, deps);
+  groupRoutes(router, deps);
+
+  const send = (res: ServerResponse, reply: Reply): void => {
+    if (res.headersSent || res.destroyed) return;
+    const headers: Record<string, string | number> = { ...reply.headers };
+    if (closing) headers['connection'] = 'close';
+    if (reply.body === undefined) {
+      res.writeHead(reply.status, headers);
+      res.end();
+      return;
+    }
+    headers['content-type'] = 'application/json; charset=utf-8';
+    headers['content-length'] = Buffer.byteLength(reply.body);
+    res.writeHead(reply.status, headers);
+    res.end(reply.body);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q === -1 ? url : url.slice(0, q);
+    try {
+      const route = router.match(req.method ?? 'GET', pathname);
+      const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+      const ctx = new RequestContext(req, res, route.params, query, maxBodyBytes, shutdown.signal);
+      send(res, await route.handler(ctx));
+    } catch (err) {
+      send(res, errorReply(err, logger, { method: req.method, url: url.slice(0, 500) }));
+    }
+  };
+
+  const accessLog = logger.isLevelEnabled('debug');
+  const server = createHttpServer((req, res) => {
+    if (accessLog) {
+      const started = performance.now();
+      res.once('finish', () => {
+        const ms = Math.round((performance.now() - started) * 10) / 10;
+        logger.debug({ method: req.method, url: req.url, status: res.statusCode, ms }, 'request');
+      });
+    }
+    handle(req, res).catch((err: unknown) => {
+      // send() itself failed (socket gone mid-write); nothing left to answer.
+      logger.warn({ err }, 'could not write response');
+    });
+  });
+  // Refuse an announced oversized body before the client sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = declaredLength(req);
+    if (declared !== null && declared > maxBodyBytes) {
+      const reply = errorReply(tooLarge(maxBodyBytes), logger, { method: req.method, url: req.url });
+      res.setHeader('connection', 'close');
+      send(res, reply);
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    logger.debug({ err }, 'client error');
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    socket.end(
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? rawErrorResponse('HEADERS_TOO_LARGE', 'request headers are too large')
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? rawErrorResponse('REQUEST_TIMEOUT', 'the request took too long to arrive')
+          : rawErrorResponse('INVALID_REQUEST', 'malformed HTTP request'),
+    );
+  });
+  // Requests in flight per connection. Node's closeIdleConnections() skips connections that
+  // never carried a request (clients open spare ones), which would hold close() up until the
+  // client drops them; this map lets close() end every connection with nothing in flight.
+  const connections = new Map<Socket, number>();
+  server.on('connection', (socket: Socket) => {
+    connections.set(socket, 0);
+    socket.once('close', () => connections.delete(socket));
+  });
+  const closeIdle = (): void => {
+    // end(), not destroy(): a response just written may still sit in the socket's buffer.
+    for (const [socket, inFlight] of connections) if (inFlight === 0) socket.end();
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    connections.set(socket, (connections.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (connections.get(socket) ?? 1) - 1;
+      if (connections.has(socket)) connections.set(socket, left);
+      if (closing && left === 0) socket.end();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error({ err }, 'http server error'));
+
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url }, 'http server listening');
+
+  return {
+    url,
+    port,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        shutdown.abort();
+        const grace = setTimeout(() => {
+          logger.warn('in-flight requests outlived the shutdown grace period; closing their connections');
+          server.closeAllConnections();
+          for (const socket of connections.keys()) socket.destroy();
+        }, options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
+        grace.unref();
+        server.close(() => {
+          clearTimeout(grace);
+          logger.info('http server closed');
+          resolve();
+        });
+        closeIdle();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import type { JoinGroupRequest, MemberFence, OffsetCommit } from '../../engine/index.js';
+import { HttpError } from '../errors.js';
+import { topicParam } from '../params.js';
+import { json, NO_CONTENT } from '../reply.js';
+import type { Router } from '../router.js';
+import { assignmentWire, committedOffsetWire, groupWire } from '../wire.js';
+import type { RouteDeps } from './deps.js';
+
+const commitSchema = z.strictObject({
+  offsets: z.array(
+    z.strictObject({
+      topic: z.string(),
+      partition: z.int().nonnegative(),
+      offset: z.int().nonnegative(),
+      metadata: z.string().optional(),
+    }),
+  ),
+  // Fencing: given together, the commit is refused unless the member owns every partition.
+  member_id: z.string().optional(),
+  generation: z.int().nonnegative().optional(),
+});
+
+const joinSchema = z.strictObject({
+  topics: z.array(z.string()).min(1),
+  member_id: z.string().optional(),
+  client_id: z.string().optional(),
+  session_timeout_ms: z.int().positive().optional(),
+  strategy: z.enum(['range', 'round-robin', 'sticky']).optional(),
+});
+
+/** Most offsets one commit request may carry. */
+const MAX_COMMITS_PER_REQUEST = 10_000;
+
+export function groupRoutes(router: Router, { engine }: RouteDeps): void {
+  router.add('GET', '/v1/groups', async () => json(200, { groups: await engine.listGroups() }));
+
+  router.add('GET', '/v1/groups/:group', async (ctx) => json(200, groupWire(await engine.describeGroup(ctx.param('group')))));
+
+  router.add('POST', '/v1/groups/:group/offsets', async (ctx) => {
+    const group = ctx.param('group');
+    const body = await ctx.body(commitSchema);
+    if (body.offsets.length > MAX_COMMITS_PER_REQUEST) {
+      throw new HttpError('MESSAGE_TOO_LARGE', `at most ${MAX_COMMITS_PER_REQUEST} offsets per commit`);
+    }
+    if ((body.member_id === undefined) !== (body.generation === undefined)) {
+      throw new HttpError('INVALID_REQUEST', 'member_id and generation go together');
+    }
+    const commits: OffsetCommit[] = body.offsets.map((o) => {
+      topicParam(o.topic);
+      return o.metadata === undefined
+        ? { topic: o.topic, partition: o.partition, offset: o.offset }
+        : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata };
+    });
+    const fence: MemberFence | undefined =
+      body.member_id !== undefined && body.generation !== undefined
+        ? { memberId: body.member_id, generation: body.generation }
+        : undefined;
+    await engine.commitOffsets(group, commits, fence);
+    return NO_CONTENT;
+  });
+
+  router.add('GET', '/v1/groups/:group/offsets', async (ctx) => {
+    const topic = ctx.query.get('topic');
+    const offsets = await engine.fetchOffsets(ctx.param('group'), topic === null ? undefined : topicParam(topic));
+    return json(200, { offsets: offsets.map(committedOffsetWire) });
+  });
+
+  router.add('POST', '/v1/groups/:group/members', async (ctx) => {
+    const body = await ctx.body(joinSchema);
+    const request: { -readonly [K in keyof JoinGroupRequest]: JoinGroupRequest[K] } = {
+      group: ctx.param('group'),
+      topics: body.topics,
+    };
+    if (body.member_id !== undefined) request.memberId = body.member_id;
+    if (body.client_id !== undefined) request.clientId = body.client_id;
+    if (body.session_timeout_ms !== undefined) request.sessionTimeoutMs = body.session_timeout_ms;
+    if (body.strategy !== undefined) request.strategy = body.strategy;
+    return json(200, assignmentWire(await engine.joinGroup(request)));
+  });
+
+  router.add('POST', '/v1/groups/:group/members/:member/heartbeat', async (ctx) =>
+    json(200, assignmentWire(await engine.heartbeat(ctx.param('group'), ctx.param('member')))),
+  );
+
+  router.add('DELETE', '/v1/groups/:group/members/:member', async (ctx) => {
+    await engine.leaveGroup(ctx.param('group'), ctx.param('member'));
+    return NO_CONTENT;
+  });
+}

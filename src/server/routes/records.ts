@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import {
+  OffsetOutOfRangeError,
+  TopicExistsError,
+  TopicNotFoundError,
+  type AppendOptions,
+  type Engine,
+  type ReadResult,
+} from '../../engine/index.js';
+import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS } from '../defaults.js';
+import { HttpError } from '../errors.js';
+import { intQuery, parseNonNegativeInt, topicParam, writableTopicParam } from '../params.js';
+import { consecutiveOffsetsBody, offsetsBody, readResultBody, toProduceRecord } from '../record-codec.js';
+import { rawJson, type Reply } from '../reply.js';
+import { validate, type RequestContext } from '../request-context.js';
+import type { Router } from '../router.js';
+import type { RouteDeps } from './deps.js';
+
+const produceEnvelope = z.strictObject({
+  // Records are checked after the count, so an oversized batch is a 413 and not a slow 400.
+  records: z.array(z.unknown()),
+  partition: z.int().nonnegative().optional(),
+  producer: z.strictObject({ id: z.string().min(1), sequence: z.int().nonnegative() }).optional(),
+});
+
+const recordSchema = z.strictObject({
+  key: z.string().nullable().optional(),
+  value: z.unknown(),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+const recordsSchema = z.array(recordSchema);
+
+const DEFAULT_READ_RECORDS = 500;
+
+export function recordRoutes(router: Router, deps: RouteDeps): void {
+  const withAutoCreate = autoCreator(deps);
+  router.add('POST', '/v1/topics/:topic/records', (ctx) => produce(ctx, deps, withAutoCreate));
+  router.add('GET', '/v1/topics/:topic/partitions/:partition/records', (ctx) => fetchRecords(ctx, deps.engine));
+}
+
+type WithAutoCreate = ReturnType<typeof autoCreator>;
+
+async function produce(ctx: RequestContext, deps: RouteDeps, withAutoCreate: WithAutoCreate): Promise<Reply> {
+  const { engine } = deps;
+  const topic = writableTopicParam(ctx.param('topic'));
+  const body = await ctx.body(produceEnvelope);
+  if (body.records.length === 0) throw new HttpError('INVALID_REQUEST', 'records must hold at least one record');
+  if (body.records.length > deps.maxBatchRecords) {
+    throw new HttpError(
+      'MESSAGE_TOO_LARGE',
+      `batch of ${body.records.length} records exceeds the limit of ${deps.maxBatchRecords} records`,
+    );
+  }
+  if (body.producer !== undefined && body.partition === undefined) {
+    throw new HttpError('INVALID_REQUEST', 'producer (idempotence) needs an explicit partition');
+  }
+  const records = validate(recordsSchema, body.records, 'body.records').map(toProduceRecord);
+
+  const { partition, producer } = body;
+  if (partition === undefined) {
+    const positions = await withAutoCreate(topic, () => engine.produce(topic, records));
+    return rawJson(200, offsetsBody(positions));
+  }
+  const options: AppendOptions | undefined = producer ? { producer } : undefined;
+  const result = await withAutoCreate(topic, () => engine.append(topic, partition, records, options));
+  return rawJson(200, consecutiveOffsetsBody(result.partition, result.baseOffset, result.count));
+}
+
+/**
+ * Runs `op`; when the topic does not exist and auto-creation is on, creates it (1 partition) and
+ * retries once. Concurrent first produces to one topic share one creation: the engine refuses a
+ * second createTopic while the first is still in progress.
+ */
+function autoCreator(deps: RouteDeps) {
+  // Entries live only while a creation runs, so this is bounded by concurrent requests.
+  const creating = new Map<string, Promise<void>>();
+  const create = (topic: string): Promise<void> => {
+    let pending = creating.get(topic);
+    if (!pending) {
+      pending = (async () => {
+        try {
+          await deps.engine.createTopic(topic, { partitions: 1 });
+          deps.logger.info({ topic }, 'topic auto-created on produce');
+        } catch (err) {
+          // Created by someone else meanwhile (an admin request): what we wanted.
+          if (!(err instanceof TopicExistsError)) throw err;
+        } finally {
+          creating.delete(topic);
+        }
+      })();
+      creating.set(topic, pending);
+    }
+    return pending;
+  };
+  return async <T>(topic: string, op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err instanceof TopicNotFoundError) || !deps.autoCreateTopics) throw err;
+    }
+    await create(topic);
+    return op();
+  };
+}
+
+async function fetchRecords(ctx: RequestContext, engine: Engine): Promise<Reply> {
+  const topic = topicParam(ctx.param('topic'));
+  const partition = parseNonNegativeInt('partition', ctx.param('partition'));
+  const q = ctx.query;
+  const limits = {
+    maxRecords: intQuery(q, 'max', DEFAULT_READ_RECORDS, 1, MAX_READ_RECORDS),
+    ...(q.has('max_bytes') ? { maxBytes: intQuery(q, 'max_bytes', 0, 1, MAX_READ_BYTES) } : {}),
+  };
+  const waitMs = intQuery(q, 'wait_ms', 0, 0, MAX_WAIT_MS);
+  const offset = await startOffset(engine, topic, partition, q);
+
+  let result: ReadResult = await engine.read(topic, partition, offset, limits);
+  if (result.records.length === 0 && waitMs > 0) {
+    const signal = ctx.signal;
+    const ready = await engine.waitForData(topic, partition, result.nextOffset, { timeoutMs: waitMs, signal });
+    if (ready && !signal.aborted) result = await engine.read(topic, partition, result.nextOffset, limits);
+  }
+  return rawJson(200, readResultBody(result));
+}
+
+/** `offset` (a number, `earliest` or `latest`) or `timestamp`; neither means `earliest`. */
+async function startOffset(engine: Engine, topic: string, partition: number, q: URLSearchParams): Promise<number> {
+  const offset = q.get('offset');
+  const timestamp = q.get('timestamp');
+  if (offset !== null && timestamp !== null) {
+    throw new HttpError('INVALID_REQUEST', 'give either offset or timestamp, not both');
+  }
+  if (timestamp !== null) {
+    const ms = parseNonNegativeInt('timestamp', timestamp);
+    // Past every representable time: nothing is that new, so reading starts at the end.
+    if (ms === Number.POSITIVE_INFINITY) return (await engine.watermarks(topic, partition)).highWatermark;
+    return engine.offsetForTimestamp(topic, partition, ms);
+  }
+  if (offset === null || offset === 'earliest') return (await engine.watermarks(topic, partition)).lowWatermark;
+  if (offset === 'latest') return (await engine.watermarks(topic, partition)).highWatermark;
+  const value = parseNonNegativeInt('offset', offset);
+  if (value === Number.POSITIVE_INFINITY) {
+    // Well-formed but beyond any offset a partition can reach: out of range, not malformed.
+    const { lowWatermark, highWatermark } = await engine.watermarks(topic, partition);
+    throw new OffsetOutOfRangeError(Number(offset), lowWatermark, highWatermark);
+  }
+  return value;
+}
