@@ -1,0 +1,78 @@
+import type { EmbeddedEngine } from '../../src/engine/embedded/index.js';
+import type { LogSystem } from '../lib/log-system.js';
+import { makeTempDir, removeTempDir } from '../lib/temp.js';
+import { READ_MAX_BYTES, type Batch, type PartitionReader } from '../lib/workload.js';
+
+/** Brook's embedded engine in the bench's own process, with its default durability (fsync). */
+export class BrookEmbedded implements LogSystem {
+  readonly name = 'brook-embedded' as const;
+  readonly label = 'Brook in-process';
+  readonly durability = 'Brook acks after a group-committed fdatasync (topic default durability "fsync").';
+
+  private engine: EmbeddedEngine | null = null;
+  private dataDir: string | null = null;
+
+  constructor(private readonly root: string) {}
+
+  async start(): Promise<void> {
+    // Imported here so a broken engine build skips this system instead of the whole bench.
+    const { EmbeddedEngine } = await import('../../src/engine/embedded/index.js');
+    this.dataDir = makeTempDir(this.root, 'embedded');
+    const engine = new EmbeddedEngine({ dataDir: this.dataDir });
+    await engine.open();
+    this.engine = engine;
+  }
+
+  private open(): EmbeddedEngine {
+    if (this.engine === null) throw new Error('brook-embedded is not started');
+    return this.engine;
+  }
+
+  async createTopic(topic: string, partitions: number): Promise<void> {
+    await this.open().createTopic(topic, { partitions });
+  }
+
+  async publish(topic: string, batch: Batch): Promise<void> {
+    const result = await this.open().append(
+      topic,
+      batch.partition,
+      batch.values.map((value) => ({ value })),
+    );
+    if (result.count !== batch.values.length) throw new Error(`appended ${result.count} of ${batch.values.length}`);
+  }
+
+  async reader(topic: string, partition: number): Promise<PartitionReader> {
+    const engine = this.open();
+    let offset = 0;
+    return {
+      async next(max) {
+        const page = await engine.read(topic, partition, offset, { maxRecords: max, maxBytes: READ_MAX_BYTES });
+        const records = page.records;
+        let bytes = 0;
+        for (const r of records) bytes += r.value?.length ?? 0;
+        const first = records[0];
+        const last = records.at(-1);
+        if (first !== undefined && last !== undefined && (first.offset !== offset || last.offset !== offset + records.length - 1)) {
+          throw new Error(`${topic}/${partition}: offsets ${first.offset}..${last.offset} where ${offset}.. was expected`);
+        }
+        offset = page.nextOffset;
+        return { count: records.length, bytes };
+      },
+      async close() {},
+    };
+  }
+
+  async deleteTopic(topic: string): Promise<void> {
+    await this.open().deleteTopic(topic);
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.engine?.close();
+    } finally {
+      this.engine = null;
+      if (this.dataDir !== null) await removeTempDir(this.dataDir);
+      this.dataDir = null;
+    }
+  }
+}

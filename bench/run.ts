@@ -1,0 +1,288 @@
+/**
+ * Brook's benchmark harness: `node --import tsx bench/run.ts [--quick] [--only=log,scale] …`.
+ * Runs the disk floor, the log suite (Brook in-process and over HTTP, NATS JetStream, Redis
+ * Streams on the same workload) and the scale suite; prints tables with ratios and targets and
+ * writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists the flags.
+ */
+import { execFile } from 'node:child_process';
+import { cpus, release, totalmem } from 'node:os';
+import { promisify } from 'node:util';
+import { parseBenchArgs, type BenchOptions, type SuiteName } from './lib/args.js';
+import { REPO_ROOT } from './lib/paths.js';
+import { removeStaleTempDirs } from './lib/temp.js';
+import { fixed, int, ms, ratio, table, target, verdict, writeResults, type Target } from './lib/report.js';
+import { runFloor, type FloorResult } from './suites/floor.js';
+import { runLog, type LogResult, type PhaseResult } from './suites/log.js';
+import { runScale, type ScaleResult } from './suites/scale.js';
+
+const run = promisify(execFile);
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** One line of a command's output (for versions and the like), or why it could not be had. */
+async function outputLine(command: string, args: readonly string[], line: 'first' | 'last' = 'first'): Promise<string> {
+  try {
+    const lines = (await run(command, [...args])).stdout.trim().split('\n');
+    return (line === 'first' ? lines[0] : lines.at(-1))?.trim() ?? '';
+  } catch (err) {
+    return `unavailable (${errorText(err)})`;
+  }
+}
+
+async function machine(options: BenchOptions): Promise<Record<string, unknown>> {
+  const cpu = cpus();
+  return {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryGb: Math.round(totalmem() / 1e9),
+    kernel: release(),
+    node: process.version,
+    natsServer: await outputLine('/usr/sbin/nats-server', ['--version']),
+    redisServer: await outputLine('redis-server', ['--version']),
+    filesystem: await outputLine('df', ['--output=source,fstype', options.dir], 'last'),
+  };
+}
+
+/** `tsc -p tsconfig.build.json`, so the server the bench spawns runs the current source. */
+async function build(): Promise<string | null> {
+  process.stderr.write('building dist/ (tsc -p tsconfig.build.json)\n');
+  try {
+    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
+    return null;
+  } catch (err) {
+    const out = err as { stdout?: string; stderr?: string };
+    return `build failed: ${(out.stdout ?? '').trim().split('\n').slice(0, 10).join('\n') || errorText(err)}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------- printing
+
+const wanted = (t: Target): string =>
+  `${t.comparison === '>=' ? '≥' : '<'} ${t.unit === 'MB/s' ? fixed(t.threshold) : int(t.threshold)} ${t.unit}${t.note === undefined ? '' : ` (${t.note})`}`;
+
+function printFloor(floor: FloorResult): void {
+  const s = floor.sequentialWrite;
+  const f = floor.fsyncLatency;
+  console.log(`\nDisk floor (${floor.dir}, the filesystem every data directory is on)`);
+  console.log(
+    `  sequential write  ${int(s.bytes / 1024 / 1024)} MiB in 1 MiB chunks + fsync: ${fixed(s.mbPerSec)} MB/s` +
+      `  (median of ${s.runs.length}: ${s.runs.map((r) => fixed(r, 0)).join(' / ')}; write ${fixed(s.writeSeconds, 2)} s + final fsync ${fixed(s.fsyncSeconds, 2)} s)`,
+  );
+  console.log(`  fsync latency     4 KiB append + fdatasync × ${f.count}: p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms, max ${ms(f.maxMs)} ms`);
+}
+
+function logTargets(log: LogResult, floor: FloorResult | null): Map<PhaseResult, Target> {
+  const targets = new Map<PhaseResult, Target>();
+  for (const { workload: w, results } of log.workloads) {
+    const where = `log ${w.recordBytes} B × ${w.partitions} partition(s), Brook in-process`;
+    for (const r of results) {
+      if (r.system !== 'brook-embedded' || r.error !== undefined) continue;
+      if (r.phase === 'publish' && w.recordBytes <= 100) {
+        targets.set(r, target('durable append, 100 B records', `${where} publish`, r.recPerSec, 'rec/s', '>=', 1_000_000));
+      } else if (r.phase === 'publish' && w.recordBytes >= 1000 && floor !== null) {
+        targets.set(r, target('1 KB append within 2× of disk sequential write', `${where} publish`, r.mbPerSec, 'MB/s', '>=', floor.sequentialWrite.mbPerSec / 2, '½ disk'));
+      } else if (r.phase === 'read' && w.recordBytes <= 100) {
+        targets.set(r, target('read-back', `${where} read`, r.recPerSec, 'rec/s', '>=', 2_000_000));
+      }
+    }
+  }
+  return targets;
+}
+
+function printLog(log: LogResult, targets: Map<PhaseResult, Target>): void {
+  for (const { workload: w, results } of log.workloads) {
+    console.log(
+      `\nLog: ${int(w.records)} records × ${w.recordBytes} B, ${w.partitions} partition(s), batch ${w.batch}, ${w.window} batches in flight`,
+    );
+    const rows: string[][] = [];
+    const errors: string[] = [];
+    for (const phase of ['publish', 'read'] as const) {
+      const ofPhase = results.filter((r) => r.phase === phase);
+      const figure = (system: string): number | undefined => ofPhase.find((r) => r.system === system && r.error === undefined)?.recPerSec;
+      const embedded = figure('brook-embedded');
+      const http = figure('brook-http');
+      for (const r of ofPhase) {
+        const label = log.systems.find((s) => s.system === r.system)?.label ?? r.system;
+        if (r.error !== undefined) {
+          rows.push([phase, label, 'FAILED', '', '', '', '', '', '']);
+          errors.push(`  ${label} ${phase}: ${r.error}`);
+          continue;
+        }
+        const isBrook = r.system === 'brook-embedded' || r.system === 'brook-http';
+        const t = targets.get(r);
+        rows.push([
+          phase,
+          label,
+          int(r.recPerSec),
+          fixed(r.mbPerSec),
+          r.batchLatency === undefined ? '' : `${ms(r.batchLatency.p50Ms)} / ${ms(r.batchLatency.p99Ms)}`,
+          r.system === 'brook-embedded' ? '' : ratio(embedded, r.recPerSec),
+          isBrook ? '' : ratio(http, r.recPerSec),
+          t === undefined ? '' : wanted(t),
+          t === undefined ? '' : verdict(t),
+        ]);
+      }
+    }
+    console.log(
+      table(['phase', 'system', 'rec/s', 'MB/s', 'batch p50/p99 ms', 'in-proc ÷ this', 'HTTP ÷ this', 'target', ''], rows)
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
+    if (errors.length > 0) console.log(errors.join('\n'));
+  }
+  const skipped = log.systems.filter((s) => s.skipped !== undefined);
+  for (const s of skipped) console.log(`\n  ${s.label} did not run: ${s.skipped?.split('\n')[0] ?? ''}`);
+  console.log('\n  "in-proc ÷ this" and "HTTP ÷ this" are Brook\'s figure divided by the row\'s (rec/s): above 1× Brook is faster.');
+  console.log('  MB/s counts value bytes only (10^6 B). Systems run one after another on the same disk, synced before each phase;');
+  console.log('  reads use one sequential reader per partition, one batch per request, right after publishing (page cache warm).');
+  console.log('  Not durable-equivalent — what an acknowledged publish means:');
+  for (const s of log.systems) console.log(`    ${s.label}: ${s.durability}`);
+  for (const w of log.warnings) console.log(`  warning: ${w}`);
+}
+
+function scaleTargets(scale: ScaleResult): Target[] {
+  const where = `scale ${int(scale.records)} × ${scale.recordBytes} B, Brook server`;
+  return [
+    target('RSS while appending', `${where} append`, scale.append.rss.peakMb, 'MB', '<', 200),
+    target('RSS while reading from the start', `${where} read`, scale.read.rss.peakMb, 'MB', '<', 200),
+    target('start-up after a clean stop', `${where} SIGTERM → /healthz`, scale.startAfterCleanStopMs, 'ms', '<', 1000),
+    target('start-up after kill -9', `${where} kill -9 → /healthz`, scale.startAfterKillMs, 'ms', '<', 1000),
+  ];
+}
+
+function printScale(scale: ScaleResult, targets: readonly Target[]): void {
+  const [appendRss, readRss, clean, killed] = targets;
+  console.log(`\nScale: Brook server (child process, HTTP), ${int(scale.records)} records × ${scale.recordBytes} B, ${scale.partitions} partition`);
+  const rows = [
+    ['append', int(scale.append.recPerSec), fixed(scale.append.mbPerSec), fixed(scale.append.rss.peakMb, 0), fixed(scale.append.rss.meanMb, 0), '< 200 MB', appendRss ? verdict(appendRss) : ''],
+    ['read', int(scale.read.recPerSec), fixed(scale.read.mbPerSec), fixed(scale.read.rss.peakMb, 0), fixed(scale.read.rss.meanMb, 0), '< 200 MB', readRss ? verdict(readRss) : ''],
+  ];
+  console.log(
+    table(['phase', 'rec/s', 'MB/s', 'RSS peak MB', 'RSS mean MB', 'target', ''], rows)
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n'),
+  );
+  console.log(`  VmHWM over the server's life: ${scale.vmHwmMb === null ? 'n/a' : `${fixed(scale.vmHwmMb, 0)} MB`}; data on disk ${fixed(scale.dataDirBytes / 1e6, 0)} MB (${fixed(scale.dataDirBytes / scale.records, 1)} B/record)`);
+  console.log('  start-up, spawn → GET /healthz 200 (target < 1 s):');
+  console.log(`    empty data dir           ${ms(scale.startEmptyMs)} ms`);
+  console.log(
+    `    after SIGTERM            ${ms(scale.startAfterCleanStopMs)} ms  ${clean ? verdict(clean) : ''}  (stop took ${ms(scale.cleanStop.stopMs)} ms, exit ${scale.cleanStop.exitCode ?? 'signal'}${scale.cleanStop.forced ? ', had to SIGKILL' : ''}; high watermark ${int(scale.highWatermarkAfterCleanStop)})`,
+  );
+  console.log(
+    `    after kill -9 mid-append ${ms(scale.startAfterKillMs)} ms  ${killed ? verdict(killed) : ''}  (acknowledged up to ${int(scale.ackedBeforeKill)}, recovered ${int(scale.highWatermarkAfterKill)})`,
+  );
+}
+
+function printTargets(targets: readonly Target[]): void {
+  if (targets.length === 0) return;
+  console.log('\nTargets');
+  const rows = targets.map((t) => [
+    t.name,
+    t.source,
+    t.unit === 'MB/s' ? fixed(t.value) : int(t.value),
+    wanted(t),
+    verdict(t),
+  ]);
+  console.log(
+    table(['target', 'from', 'value', 'wanted', ''], rows)
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n'),
+  );
+}
+
+// -------------------------------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const options = parseBenchArgs(process.argv.slice(2));
+  const startedAt = new Date();
+  const problems: string[] = [];
+  let suites: SuiteName[] = [...options.suites];
+  let systems = [...options.systems];
+
+  const needsBuild = suites.includes('scale') || (suites.includes('log') && systems.includes('brook-http'));
+  if (needsBuild && !options.noBuild) {
+    const failure = await build();
+    if (failure !== null) {
+      // A stale dist/ would benchmark old code: skip what needs the server rather than mislead.
+      problems.push(`${failure}\n  → skipped: Brook HTTP and the scale suite`);
+      systems = systems.filter((s) => s !== 'brook-http');
+      suites = suites.filter((s) => s !== 'scale');
+    }
+  }
+  const effective: BenchOptions = { ...options, suites, systems };
+  const stale = removeStaleTempDirs(options.dir);
+  if (stale.length > 0) process.stderr.write(`removed ${stale.length} directories left by killed runs: ${stale.join(', ')}\n`);
+
+  let floor: FloorResult | null = null;
+  let log: LogResult | null = null;
+  let scale: ScaleResult | null = null;
+  const wall = performance.now();
+  if (suites.includes('floor')) {
+    process.stderr.write('floor: sequential write and fsync latency\n');
+    try {
+      floor = await runFloor(effective);
+    } catch (err) {
+      problems.push(`floor failed: ${errorText(err)}`);
+    }
+  }
+  if (suites.includes('log')) {
+    try {
+      log = await runLog(effective);
+      for (const s of log.systems) if (s.skipped !== undefined) problems.push(`${s.label} skipped: ${s.skipped}`);
+      for (const w of log.workloads) {
+        for (const r of w.results) if (r.error !== undefined) problems.push(`log ${w.workload.topic} ${r.system} ${r.phase}: ${r.error}`);
+      }
+    } catch (err) {
+      problems.push(`log failed: ${errorText(err)}`);
+    }
+  }
+  if (suites.includes('scale')) {
+    try {
+      scale = await runScale(effective);
+    } catch (err) {
+      problems.push(`scale failed: ${errorText(err)}`);
+    }
+  }
+
+  const logTargetMap = log === null ? new Map<PhaseResult, Target>() : logTargets(log, floor);
+  const scaleTargetList = scale === null ? [] : scaleTargets(scale);
+  const targets = [...logTargetMap.values(), ...scaleTargetList];
+
+  console.log(`\nBrook benchmarks — ${startedAt.toISOString()}${options.quick ? ' (quick: small counts, figures are indicative only)' : ''}`);
+  if (floor !== null) printFloor(floor);
+  if (log !== null) printLog(log, logTargetMap);
+  if (scale !== null) printScale(scale, scaleTargetList);
+  printTargets(targets);
+  if (problems.length > 0) {
+    console.log('\nProblems');
+    // The first lines say what failed; the whole text is in the results file.
+    for (const p of problems) console.log(`  ${p.split('\n').slice(0, 4).join('\n    ')}`);
+  }
+  const seconds = (performance.now() - wall) / 1000;
+  const path = writeResults(options.name, startedAt, {
+    name: options.name,
+    startedAt: startedAt.toISOString(),
+    seconds,
+    options: effective,
+    machine: await machine(options),
+    floor,
+    log,
+    scale,
+    targets,
+    problems,
+  });
+  console.log(`\n${fixed(seconds, 0)} s. Results: ${path} (and bench/results/latest.json)`);
+  return problems.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,198 @@
+import type { BenchOptions, SystemName } from '../lib/args.js';
+import type { LogSystem } from '../lib/log-system.js';
+import { syncDisks } from '../lib/os.js';
+import { fixed, int } from '../lib/report.js';
+import {
+  drainPartition,
+  expectedPerPartition,
+  Latency,
+  PayloadFactory,
+  planBatches,
+  runWindowed,
+  type LatencySummary,
+  type Workload,
+} from '../lib/workload.js';
+import { BrookEmbedded } from '../brook/embedded.js';
+import { BrookHttp } from '../brook/http.js';
+import { NatsJetStream } from '../competitors/nats-jetstream.js';
+import { RedisStreams } from '../competitors/redis-streams.js';
+
+export type Phase = 'publish' | 'read';
+
+export interface PhaseResult {
+  readonly system: SystemName;
+  readonly phase: Phase;
+  readonly records: number;
+  /** Value bytes moved (records × record size). */
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly recPerSec: number;
+  /** 10^6 bytes per second of value payload. */
+  readonly mbPerSec: number;
+  /** Per-batch acknowledgement latency while publishing. */
+  readonly batchLatency?: LatencySummary;
+  readonly error?: string;
+}
+
+export interface WorkloadResult {
+  readonly workload: Workload;
+  readonly results: PhaseResult[];
+}
+
+export interface SystemInfo {
+  readonly system: SystemName;
+  readonly label: string;
+  readonly durability: string;
+  /** Why the system did not run, when it did not. */
+  readonly skipped?: string;
+}
+
+export interface LogResult {
+  readonly systems: SystemInfo[];
+  readonly workloads: WorkloadResult[];
+  /** Things that went wrong outside a measured phase (cleanup), kept for the record. */
+  readonly warnings: string[];
+}
+
+function makeSystems(options: BenchOptions): LogSystem[] {
+  const all: Record<SystemName, () => LogSystem> = {
+    'brook-embedded': () => new BrookEmbedded(options.dir),
+    'brook-http': () => new BrookHttp(options.dir, options.serverBin, Math.max(options.window, Math.max(...options.partitions))),
+    'nats-jetstream': () => new NatsJetStream(options.dir),
+    'redis-streams': () => new RedisStreams(options.dir),
+  };
+  return options.systems.map((name) => all[name]());
+}
+
+const progress = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+async function publishPhase(system: LogSystem, w: Workload, timeoutMs: number): Promise<PhaseResult> {
+  const plan = planBatches(w);
+  const payloads = new PayloadFactory(w.recordBytes);
+  const latency = new Latency();
+  const started = performance.now();
+  await runWindowed(
+    plan.count,
+    w.window,
+    async (i) => {
+      const b = plan.at(i);
+      await system.publish(w.topic, payloads.batch(b.partition, b.firstSeq, b.size));
+    },
+    { timeoutMs, latency },
+  );
+  return { ...rates(system.name, 'publish', w, performance.now() - started), batchLatency: latency.summary() };
+}
+
+/** Every partition read from offset 0 by its own sequential reader, all partitions at once. */
+async function readPhase(system: LogSystem, w: Workload, timeoutMs: number): Promise<PhaseResult> {
+  const expected = expectedPerPartition(w);
+  const started = performance.now();
+  const deadline = started + timeoutMs;
+  await Promise.all(
+    expected.map(async (count, partition) => {
+      const reader = await system.reader(w.topic, partition);
+      await drainPartition(reader, count, w.recordBytes, w.batch, deadline);
+    }),
+  );
+  return rates(system.name, 'read', w, performance.now() - started);
+}
+
+function rates(system: SystemName, phase: Phase, w: Workload, ms: number): PhaseResult {
+  const seconds = ms / 1000;
+  const bytes = w.records * w.recordBytes;
+  return { system, phase, records: w.records, bytes, seconds, recPerSec: w.records / seconds, mbPerSec: bytes / 1e6 / seconds };
+}
+
+function failed(system: SystemName, phase: Phase, w: Workload, err: unknown): PhaseResult {
+  return { system, phase, records: w.records, bytes: w.records * w.recordBytes, seconds: 0, recPerSec: 0, mbPerSec: 0, error: errorText(err) };
+}
+
+/** A short unmeasured round so every system is past JIT warm-up and connection set-up. */
+async function warmUp(system: LogSystem, template: Workload, timeoutMs: number): Promise<void> {
+  const w: Workload = { ...template, topic: 'warmup', records: Math.min(template.records, 20 * template.batch), recordBytes: 100, partitions: 1 };
+  await system.createTopic(w.topic, w.partitions);
+  await publishPhase(system, w, timeoutMs);
+  await readPhase(system, w, timeoutMs);
+  await system.deleteTopic(w.topic);
+}
+
+/**
+ * The log benchmark: for each record size × partition count, each system publishes the same
+ * records (batches of `batch`, `window` batches in flight) and then reads them all back from
+ * offset 0. Systems run one after another, never at once (2 cores), each on a synced disk.
+ */
+export async function runLog(options: BenchOptions): Promise<LogResult> {
+  const systems = makeSystems(options);
+  const infos: SystemInfo[] = [];
+  const running: LogSystem[] = [];
+  const ready: LogSystem[] = [];
+  const warnings: string[] = [];
+  const workloads: WorkloadResult[] = [];
+  const template: Workload = { topic: '', records: options.records, recordBytes: 100, partitions: 1, batch: options.batch, window: options.window };
+  try {
+    for (const system of systems) {
+      const info = { system: system.name, label: system.label, durability: system.durability };
+      try {
+        await system.start();
+        running.push(system);
+        await warmUp(system, template, options.phaseTimeoutMs);
+        ready.push(system);
+        infos.push(info);
+      } catch (err) {
+        progress(`  ${system.name}: skipped — ${errorText(err)}`);
+        infos.push({ ...info, skipped: errorText(err) });
+      }
+    }
+    for (const recordBytes of options.sizes) {
+      for (const partitions of options.partitions) {
+        const w: Workload = { ...template, topic: `log-${recordBytes}b-p${partitions}`, recordBytes, partitions };
+        const results: PhaseResult[] = [];
+        progress(`log: ${int(w.records)} × ${recordBytes} B, ${partitions} partition(s)`);
+        for (const system of ready) {
+          let published = false;
+          try {
+            await system.createTopic(w.topic, partitions);
+            await syncDisks();
+            const result = await publishPhase(system, w, options.phaseTimeoutMs);
+            results.push(result);
+            published = true;
+            progress(`  ${system.name.padEnd(15)} publish ${int(result.recPerSec).padStart(11)} rec/s ${fixed(result.mbPerSec)} MB/s`);
+          } catch (err) {
+            results.push(failed(system.name, 'publish', w, err));
+            progress(`  ${system.name.padEnd(15)} publish FAILED: ${errorText(err)}`);
+          }
+          if (published) {
+            try {
+              const result = await readPhase(system, w, options.phaseTimeoutMs);
+              results.push(result);
+              progress(`  ${system.name.padEnd(15)} read    ${int(result.recPerSec).padStart(11)} rec/s ${fixed(result.mbPerSec)} MB/s`);
+            } catch (err) {
+              results.push(failed(system.name, 'read', w, err));
+              progress(`  ${system.name.padEnd(15)} read FAILED: ${errorText(err)}`);
+            }
+          }
+          try {
+            await system.deleteTopic(w.topic);
+          } catch (err) {
+            // Not fatal to the measurement: the data goes when the system stops.
+            warnings.push(`${system.name}: deleting ${w.topic} failed: ${errorText(err)}`);
+          }
+        }
+        workloads.push({ workload: w, results });
+      }
+    }
+  } finally {
+    for (const system of running) {
+      try {
+        await system.stop();
+      } catch (err) {
+        warnings.push(`${system.name}: stop failed: ${errorText(err)}`);
+      }
+    }
+  }
+  return { systems: infos, workloads, warnings };
+}
