@@ -84,6 +84,28 @@ describe('embedded engine', () => {
     });
   });
 
+  it('reads a batch larger than a read chunk from disk, one record at a time', async () => {
+    const dir = await tempDir();
+    try {
+      let engine = new EmbeddedEngine({ dataDir: dir.path });
+      await engine.open();
+      await engine.createTopic('wide');
+      await engine.append('wide', 0, Array.from({ length: 1000 }, (_, i) => ({ value: Buffer.alloc(300, i % 256) })));
+      await engine.close();
+      engine = new EmbeddedEngine({ dataDir: dir.path }); // empty tail cache: served from disk
+      await engine.open();
+      for (const offset of [0, 1, 500, 999]) {
+        const { records, nextOffset } = await engine.read('wide', 0, offset, { maxRecords: 1 });
+        expect(records.map((r) => r.offset)).toEqual([offset]);
+        expect(records[0]!.value![0]).toBe(offset % 256);
+        expect(nextOffset).toBe(offset + 1);
+      }
+      await engine.close();
+    } finally {
+      await dir.remove();
+    }
+  });
+
   it('refuses a second engine on the same data directory', async () => {
     await withEngine({}, async (_engine, dataDir) => {
       const second = new EmbeddedEngine({ dataDir });

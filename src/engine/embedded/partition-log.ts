@@ -496,10 +496,13 @@ export class PartitionLog {
       while (position < end) {
         let rel = position - chunkStart;
         let check = checkBatch(chunk, rel, true, maxBatch);
-        if (!check.ok && check.reason === 'incomplete') {
-          const wanted = chunk.length - rel >= 8 ? chunk.readUInt32LE(rel + 4) : 0;
+        // Read more when the batch at `position` is not wholly in the chunk; twice at most, as the
+        // first read may only reveal how long the batch is.
+        for (let attempt = 0; attempt < 2 && !check.ok && check.reason === 'incomplete'; attempt++) {
+          const known = chunk.length - rel >= 8 ? chunk.readUInt32LE(rel + 4) : 0;
+          const wanted = known <= maxBatch ? Math.max(chunkBytes, known) : chunkBytes;
           chunkStart = position;
-          chunk = await readAt(handle, position, Math.min(Math.max(chunkBytes, wanted), end - position));
+          chunk = await readAt(handle, position, Math.min(wanted, end - position));
           rel = 0;
           check = checkBatch(chunk, 0, true, maxBatch);
         }
