@@ -19,7 +19,8 @@ export interface CachedBatch {
 }
 
 export class TailCache {
-  private batches: CachedBatch[] = [];
+  /** Slots before `head` are evicted and cleared, so they pin no memory. */
+  private batches: Array<CachedBatch | undefined> = [];
   private head = 0;
   private bytes = 0;
 
@@ -46,7 +47,7 @@ export class TailCache {
     ) {
       this.evictOldest();
     }
-    if (this.head > 1024 && this.head * 2 > this.batches.length) {
+    if (this.head > 64 && this.head * 2 > this.batches.length) {
       this.batches = this.batches.slice(this.head);
       this.head = 0;
     }
@@ -88,6 +89,7 @@ export class TailCache {
     const oldest = this.batches[this.head]!;
     this.bytes -= oldest.buf.length;
     this.budget.used -= oldest.buf.length;
+    this.batches[this.head] = undefined;
     this.head++;
   }
 }

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { TailCache, TailCacheBudget } from '../../src/engine/embedded/tail-cache.js';
+
+const batch = (baseOffset: number, count: number, bytes: number) => ({ baseOffset, endOffset: baseOffset + count, buf: Buffer.alloc(bytes) });
+
+describe('tail cache', () => {
+  it('keeps each partition under its cap and the engine under its budget', () => {
+    const budget = new TailCacheBudget(10_000, 4_000);
+    const a = new TailCache(budget);
+    const b = new TailCache(budget);
+    for (let i = 0; i < 100; i++) {
+      a.add(batch(i * 10, 10, 1000));
+      b.add(batch(i * 10, 10, 1000));
+      expect(budget.used).toBeLessThanOrEqual(10_000);
+    }
+    expect(budget.used).toBe(8000);
+    expect(a.firstOffset).toBe(960);
+    expect(a.find(995)).toBeGreaterThanOrEqual(0);
+    expect(a.at(a.find(995))?.baseOffset).toBe(990);
+    expect(a.find(1000)).toBe(-1);
+  });
+
+  it('shares the engine budget: a full budget evicts the adding partition first', () => {
+    const budget = new TailCacheBudget(3000, 3000);
+    const a = new TailCache(budget);
+    const b = new TailCache(budget);
+    for (let i = 0; i < 3; i++) a.add(batch(i, 1, 1000));
+    b.add(batch(0, 1, 1000));
+    expect(budget.used).toBeLessThanOrEqual(3000);
+    expect(b.firstOffset).toBeNull();
+    a.clear();
+    expect(budget.used).toBe(0);
+  });
+
+  it('drops a batch too large to cache and everything before it, staying contiguous', () => {
+    const budget = new TailCacheBudget(10_000, 2_000);
+    const cache = new TailCache(budget);
+    cache.add(batch(0, 1, 500));
+    cache.add(batch(1, 1, 5000));
+    expect(cache.firstOffset).toBeNull();
+    expect(budget.used).toBe(0);
+    cache.add(batch(2, 1, 500));
+    expect(cache.firstOffset).toBe(2);
+    cache.dropBefore(3);
+    expect(cache.firstOffset).toBeNull();
+    expect(budget.used).toBe(0);
+  });
+});
