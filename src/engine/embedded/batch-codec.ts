@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib';
+import { recordSize } from '../record-size.js';
 import type { ProduceRecord, RecordHeaders, StoredRecord } from '../types.js';
 
 /**
@@ -27,7 +28,7 @@ import type { ProduceRecord, RecordHeaders, StoredRecord } from '../types.js';
 export const BATCH_MAGIC = 0x4b4f5242; // "BROK" read as little-endian bytes
 export const BATCH_VERSION = 1;
 export const BATCH_HEADER_BYTES = 56;
-const RECORD_FIXED_BYTES = 4 + 4 + 4 + 4 + 4 + 2;
+const RECORD_FIXED_BYTES = 4 + 4 + 4 + 4 + 4 + 2; // = the overhead in ../record-size.ts
 const MAX_PRODUCER_ID_BYTES = 64;
 const TWO_POW_32 = 2 ** 32;
 
@@ -69,18 +70,7 @@ function readU64(buf: Buffer, pos: number): number {
 }
 
 /** Bytes a record takes inside a batch; also what size limits are checked against. */
-export function encodedRecordSize(record: ProduceRecord): number {
-  let size = RECORD_FIXED_BYTES;
-  if (record.key) size += record.key.length;
-  if (record.value) size += record.value.length;
-  const headers = record.headers;
-  if (headers) {
-    for (const name in headers) {
-      size += 6 + Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
-    }
-  }
-  return size;
-}
+export const encodedRecordSize = recordSize;
 
 export function encodeBatch(input: EncodeBatchInput): Buffer {
   const { records } = input;

@@ -45,7 +45,7 @@ import { IndexCache } from './index-cache.js';
 import { InternalTopicOffsetStore, OFFSETS_TOPIC } from './offset-store.js';
 import { PartitionLog } from './partition-log.js';
 import { TailCacheBudget } from './tail-cache.js';
-import { validateTopicConfig } from './topic-config.js';
+import { validateTopicConfig } from '../topic-config.js';
 import { DataDirLock } from './data-dir-lock.js';
 
 export interface EmbeddedEngineOptions {
@@ -150,7 +150,7 @@ export class EmbeddedEngine implements Engine {
     const dir = join(this.topicsDir, name);
     let config: TopicConfig;
     try {
-      config = validateTopicConfig(JSON.parse(await readFile(join(dir, TOPIC_META), 'utf8')) as TopicConfigInput);
+      config = validateTopicConfig(JSON.parse(await readFile(join(dir, TOPIC_META), 'utf8')) as TopicConfigInput, this.capabilities);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         // A topic directory without metadata is a creation that crashed before it finished.
@@ -232,7 +232,7 @@ export class EmbeddedEngine implements Engine {
 
   private async createTopicUnchecked(name: string, input: TopicConfigInput): Promise<TopicDescription> {
     if (this.topics.has(name) || this.creating.has(name)) throw new TopicExistsError(name);
-    const config = validateTopicConfig(input);
+    const config = validateTopicConfig(input, this.capabilities);
     const creation = (async () => {
       const dir = join(this.topicsDir, name);
       await mkdir(dir, { recursive: true });

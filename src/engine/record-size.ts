@@ -1,0 +1,19 @@
+import type { ProduceRecord } from './types.js';
+
+/** Per-record overhead: the embedded format's fixed fields (lengths, deltas, header count). */
+const RECORD_FIXED_BYTES = 22;
+
+/**
+ * The size `maxRecordBytes` is checked against, the same on every engine: key + value + headers
+ * plus a fixed overhead. It equals the record's encoded size in the embedded batch format.
+ */
+export function recordSize(record: ProduceRecord): number {
+  let size = RECORD_FIXED_BYTES;
+  if (record.key) size += record.key.length;
+  if (record.value) size += record.value.length;
+  const headers = record.headers;
+  if (headers) {
+    for (const name in headers) size += 6 + Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
+  }
+  return size;
+}
