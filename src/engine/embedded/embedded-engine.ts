@@ -70,6 +70,8 @@ export interface EmbeddedEngineOptions {
   readonly maxBatchBytes?: number;
   /** Distinct keys one compaction pass may hold in memory. @defaultValue 1_000_000 */
   readonly maxCompactionKeys?: number;
+  /** Called with the duration of every append fsync, e.g. to feed a latency histogram. */
+  readonly onFsync?: (seconds: number) => void;
 }
 
 interface TopicState {
@@ -183,6 +185,7 @@ export class EmbeddedEngine implements Engine {
       maxProducers: MAX_PRODUCERS_PER_PARTITION,
       batchesPerProducer: PRODUCER_BATCH_MEMORY,
       maxCompactionKeys: this.options.maxCompactionKeys ?? 1_000_000,
+      onFsync: this.options.onFsync,
     });
   }
 

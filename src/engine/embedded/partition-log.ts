@@ -55,6 +55,8 @@ export interface PartitionLogOptions {
   readonly batchesPerProducer: number;
   /** Most keys held in memory by one compaction pass; past it the pass is skipped and logged. */
   readonly maxCompactionKeys: number;
+  /** Told how long every fsync of an append group took (metrics). */
+  readonly onFsync: ((seconds: number) => void) | undefined;
 }
 
 interface PendingBatch {
@@ -253,7 +255,11 @@ export class PartitionLog {
       if (bytesWritten === 0) throw new StorageError('the disk accepted no bytes');
       written += bytesWritten;
     }
-    if (this.opts.config.durability === 'fsync') await handle.datasync();
+    if (this.opts.config.durability === 'fsync') {
+      const started = performance.now();
+      await handle.datasync();
+      this.opts.onFsync?.((performance.now() - started) / 1000);
+    }
 
     let position = segment.size;
     for (const batch of group) {
