@@ -43,24 +43,53 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('start')
-    .description('run the server with the embedded engine')
+    .description('run the server (embedded engine by default, or on NATS JetStream)')
     .option('--port <port>', 'port to listen on (0 picks a free one)', nonNegativeInt('port'), 7420)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data <dir>', 'data directory', './.brook')
     .option('--no-auto-create-topics', 'answer 404 when producing to an unknown topic instead of creating it')
     .addOption(new Option('--log-level <level>', 'log level (JSON logs on stderr)').choices(LOG_LEVELS).default('info'))
-    .action(async (opts: { port: number; host: string; data: string; autoCreateTopics: boolean; logLevel: (typeof LOG_LEVELS)[number] }) => {
-      await start(
-        {
-          port: opts.port,
-          host: opts.host,
-          data: opts.data,
-          autoCreateTopics: opts.autoCreateTopics,
-          logLevel: opts.logLevel,
-        },
-        process.stdout,
-      );
-    });
+    .addOption(new Option('--auth-secret <secret>', 'verify HS256 bearer tokens with this secret (32+ bytes)').env('BROOK_AUTH_SECRET'))
+    .option('--auth-jwks <file|url>', 'verify RS256 bearer tokens with the keys of this JWKS file or URL')
+    .option('--insecure-no-auth', 'allow serving a non-loopback host with authentication off')
+    .option('--config <file>', 'JSON config file (auth, quotas); flags take precedence')
+    .addOption(new Option('--engine <engine>', 'storage engine').choices(['embedded', 'jetstream']).default('embedded'))
+    .addOption(new Option('--nats <urls>', 'NATS servers for --engine jetstream (comma-separated)').env('BROOK_NATS').default('nats://127.0.0.1:4222'))
+    .option('--nats-prefix <prefix>', 'prefix of the JetStream streams and KV buckets Brook creates', 'BROOK')
+    .action(
+      async (opts: {
+        port: number;
+        host: string;
+        data: string;
+        autoCreateTopics: boolean;
+        logLevel: (typeof LOG_LEVELS)[number];
+        authSecret?: string;
+        authJwks?: string;
+        insecureNoAuth?: boolean;
+        config?: string;
+        engine: 'embedded' | 'jetstream';
+        nats: string;
+        natsPrefix: string;
+      }) => {
+        await start(
+          {
+            port: opts.port,
+            host: opts.host,
+            data: opts.data,
+            autoCreateTopics: opts.autoCreateTopics,
+            logLevel: opts.logLevel,
+            authSecret: opts.authSecret,
+            authJwks: opts.authJwks,
+            insecureNoAuth: opts.insecureNoAuth,
+            config: opts.config,
+            engine: opts.engine,
+            nats: opts.nats,
+            natsPrefix: opts.natsPrefix,
+          },
+          process.stdout,
+        );
+      },
+    );
 
   program
     .command('produce <topic>')

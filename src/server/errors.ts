@@ -1,32 +1,43 @@
 /**
- * The one place error codes become HTTP statuses. Engine errors carry their own stable codes
- * (src/engine/errors.ts); the codes below are the HTTP layer's own. Every error body has the
+ * The one place error codes become HTTP statuses (and WebSocket close codes). Engine errors carry
+ * their own stable codes (src/engine/errors.ts), the streaming protocol's are in
+ * src/broker/errors.ts; the codes below are the HTTP layer's own. Every error body has the
  * shape `{"error":{"code":"...","message":"..."}}`.
  */
 import { STATUS_CODES as STATUS_TEXT } from 'node:http';
 import type { Logger } from 'pino';
 import { BrookError, type EngineErrorCode } from '../engine/index.js';
+import type { SessionCloseReason, StreamErrorCode } from '../broker/index.js';
 
 export type ServerErrorCode =
   | 'INVALID_JSON'
   | 'INVALID_REQUEST'
   | 'INVALID_TOPIC_NAME'
   | 'NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
   | 'METHOD_NOT_ALLOWED'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'MESSAGE_TOO_LARGE'
   | 'HEADERS_TOO_LARGE'
   | 'REQUEST_TIMEOUT'
+  | 'RATE_LIMITED'
+  | 'AUTH_UNAVAILABLE'
   | 'INTERNAL';
 
-export type ErrorCode = EngineErrorCode | ServerErrorCode;
+/** Codes of HTTP answers and of WebSocket `error` frames (docs/protocol.md). */
+export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode;
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_JSON: 400,
   INVALID_REQUEST: 400,
+  INVALID_FRAME: 400,
   INVALID_ARGUMENT: 400,
   INVALID_TOPIC_NAME: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
+  SUBSCRIPTION_NOT_FOUND: 404,
   TOPIC_NOT_FOUND: 404,
   PARTITION_NOT_FOUND: 404,
   UNKNOWN_MEMBER: 404,
@@ -36,15 +47,18 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   OUT_OF_ORDER_SEQUENCE: 409,
   STALE_GENERATION: 409,
   NOT_PARTITION_OWNER: 409,
+  SUBSCRIPTION_EXISTS: 409,
   MESSAGE_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OFFSET_OUT_OF_RANGE: 416,
   TOO_MANY_WAITERS: 429,
+  RATE_LIMITED: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   CORRUPT_RECORD: 500,
   STORAGE_ERROR: 500,
   ENGINE_CLOSED: 503,
+  AUTH_UNAVAILABLE: 503,
 };
 
 /** Extra headers some statuses call for. */
@@ -53,15 +67,20 @@ const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
   ENGINE_CLOSED: { 'retry-after': '1' },
 };
 
-/** An error raised by the HTTP layer itself (bad input, unknown route, ...). */
+/**
+ * An error raised by the server itself (bad input, unknown route, refused credentials, a quota,
+ * ...). Subclasses (UnauthorizedError, ForbiddenError, RateLimitedError) are shared with the
+ * WebSocket transport, which reads `code` and ignores `headers`.
+ */
 export class HttpError extends Error {
   constructor(
     readonly code: ServerErrorCode,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
+    options?: { cause?: unknown },
   ) {
-    super(message);
-    this.name = 'HttpError';
+    super(message, options);
+    this.name = new.target.name;
   }
 }
 
@@ -69,7 +88,31 @@ export function statusFor(code: ErrorCode): number {
   return STATUS[code];
 }
 
+/** Why a WebSocket connection is ended by the server. */
+export type CloseReason =
+  | SessionCloseReason
+  | 'SHUTTING_DOWN'
+  | 'UNAUTHORIZED'
+  | 'AUTH_UNAVAILABLE'
+  | 'HEARTBEAT_TIMEOUT'
+  | 'TOO_MANY_CONNECTIONS';
+
+/** WebSocket close codes (docs/protocol.md, "Close codes"); 1009 for oversized frames is sent by `ws` itself. */
+const CLOSE_CODES: Readonly<Record<CloseReason, number>> = {
+  SHUTTING_DOWN: 1001,
+  UNAUTHORIZED: 1008,
+  AUTH_UNAVAILABLE: 1013,
+  INVALID_FRAME: 4000,
+  HEARTBEAT_TIMEOUT: 4001,
+  TOO_MANY_CONNECTIONS: 4008,
+};
+
+export function closeCodeFor(reason: CloseReason): number {
+  return CLOSE_CODES[reason];
+}
+
 export interface ErrorReply {
+  readonly code: ErrorCode;
   readonly status: number;
   readonly body: string;
   readonly headers: Readonly<Record<string, string>>;
@@ -96,7 +139,7 @@ export function errorReply(err: unknown, logger: Logger, context: Readonly<Recor
   const status = STATUS[code];
   if (status >= 500) logger.error({ ...context, err, code }, 'request failed');
   else logger.debug({ ...context, code, message }, 'request refused');
-  return { status, body: JSON.stringify({ error: { code, message } }), headers };
+  return { code, status, body: JSON.stringify({ error: { code, message } }), headers };
 }
 
 /**

@@ -7,21 +7,27 @@ import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
+import { bindExposure, createAuthenticator, NOBODY, type AuthConfig } from './auth/index.js';
 import { declaredLength, tooLarge } from './body.js';
 import {
   DEFAULT_MAX_BATCH_RECORDS,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_IN_FLIGHT_PRODUCE_BYTES,
   DEFAULT_SHUTDOWN_GRACE_MS,
 } from './defaults.js';
 import { errorReply, rawErrorResponse } from './errors.js';
+import { Metrics } from './metrics.js';
+import { InFlightBytes, ProduceQuotas, type QuotaConfig } from './quota/index.js';
 import type { Reply } from './reply.js';
 import { RequestContext } from './request-context.js';
 import { Router } from './router.js';
 import type { RouteDeps } from './routes/deps.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
+import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
 
 export { HttpError, statusFor, type ErrorCode, type ServerErrorCode } from './errors.js';
 
@@ -40,12 +46,30 @@ export interface ServerOptions {
   readonly maxBatchRecords?: number;
   /** How long `close()` waits for in-flight requests before cutting connections. @defaultValue 10_000 */
   readonly shutdownGraceMs?: number;
+  /**
+   * Token verification (docs/http-api.md, "Access control"). Without a secret or JWKS, auth is
+   * off: every caller may do everything, and only a loopback `host` is accepted.
+   * @defaultValue auth off
+   */
+  readonly auth?: AuthConfig;
+  /** Serve a non-loopback `host` with auth off (logged loudly). @defaultValue false */
+  readonly insecureNoAuth?: boolean;
+  /** Produce quotas per principal and tier. @defaultValue no per-principal limits */
+  readonly quotas?: QuotaConfig;
+  /** Produce body bytes held at once across clients; past it produces answer 429. @defaultValue 64 MiB */
+  readonly maxInFlightProduceBytes?: number;
+  /** Where metrics are counted and scraped from (`GET /metrics`). @defaultValue new Metrics on a new Registry */
+  readonly metrics?: Metrics;
+  /** The WebSocket endpoint at `/v1/ws` (docs/protocol.md). @defaultValue the bounds in ./defaults.ts */
+  readonly ws?: WebSocketOptions;
 }
 
 export interface BrookServer {
   /** `http://host:port`, with the port actually bound. */
   readonly url: string;
   readonly port: number;
+  /** The WebSocket endpoint: open connections and per-session introspection. */
+  readonly ws: Pick<WebSocketGateway, 'connections' | 'sessions'>;
   /**
    * Stops accepting connections, ends idle keep-alive connections, ends pending long polls
    * early (they answer with what they have), and resolves once in-flight requests have been
@@ -68,6 +92,18 @@ export interface BrookServer {
 export async function createServer(options: ServerOptions): Promise<BrookServer> {
   const logger = options.logger.child({ component: 'http' });
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const authenticator = createAuthenticator(options.auth);
+  const exposure = bindExposure(options.host, authenticator.enabled, options.insecureNoAuth ?? false);
+  if (exposure === 'local-open') {
+    logger.warn('authentication is off: any local client may read, write and delete every topic (see --auth-secret)');
+  } else if (exposure === 'exposed-open') {
+    logger.warn(
+      { host: options.host },
+      'AUTHENTICATION IS OFF ON A REACHABLE ADDRESS (--insecure-no-auth): anyone who can connect may read, write and delete every topic',
+    );
+  }
+  const metrics = options.metrics ?? new Metrics({ logger });
+  metrics.trackConsumerLag(options.engine);
   const shutdown = new AbortController();
   // Every pending long poll listens on it; their number is bounded by open requests, not by 10.
   setMaxListeners(0, shutdown.signal);
@@ -78,6 +114,10 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     logger,
     autoCreateTopics: options.autoCreateTopics ?? true,
     maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
+    maxBodyBytes,
+    metrics,
+    quotas: new ProduceQuotas(options.quotas, metrics.throttled),
+    inFlight: new InFlightBytes(options.maxInFlightProduceBytes ?? DEFAULT_MAX_IN_FLIGHT_PRODUCE_BYTES, metrics.throttled),
     isClosing: () => closing !== null,
   };
   const router = new Router();
@@ -85,6 +125,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   topicRoutes(router, deps);
   recordRoutes(router, deps);
   groupRoutes(router, deps);
+  metricsRoutes(router, deps);
 
   const send = (res: ServerResponse, reply: Reply): void => {
     if (res.headersSent || res.destroyed) return;
@@ -95,7 +136,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
       res.end();
       return;
     }
-    headers['content-type'] = 'application/json; charset=utf-8';
+    headers['content-type'] ??= 'application/json; charset=utf-8';
     headers['content-length'] = Buffer.byteLength(reply.body);
     res.writeHead(reply.status, headers);
     res.end(reply.body);
@@ -105,14 +146,23 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q === -1 ? url : url.slice(0, q);
+    let routeLabel = '_unmatched';
+    let reply: Reply;
     try {
       const route = router.match(req.method ?? 'GET', pathname);
+      routeLabel = route.path;
+      // Every non-public route knows its caller before its handler runs (401 here, 403 there).
+      const principal = route.public ? NOBODY : await authenticator.authenticate(req.headers.authorization);
       const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-      const ctx = new RequestContext(req, res, route.params, query, maxBodyBytes, shutdown.signal);
-      send(res, await route.handler(ctx));
+      const ctx = new RequestContext(req, res, route.params, query, maxBodyBytes, shutdown.signal, principal);
+      reply = await route.handler(ctx);
     } catch (err) {
-      send(res, errorReply(err, logger, { method: req.method, url: url.slice(0, 500) }));
+      const failed = errorReply(err, logger, { method: req.method, url: url.slice(0, 500) });
+      metrics.error(failed.code);
+      reply = failed;
     }
+    metrics.httpRequest(routeLabel, reply.status);
+    send(res, reply);
   };
 
   const accessLog = logger.isLevelEnabled('debug');
@@ -134,6 +184,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     const declared = declaredLength(req);
     if (declared !== null && declared > maxBodyBytes) {
       const reply = errorReply(tooLarge(maxBodyBytes), logger, { method: req.method, url: req.url });
+      metrics.error(reply.code);
       res.setHeader('connection', 'close');
       send(res, reply);
       return;
@@ -161,7 +212,11 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   const connections = new Map<Socket, number>();
   server.on('connection', (socket: Socket) => {
     connections.set(socket, 0);
-    socket.once('close', () => connections.delete(socket));
+    metrics.connectionOpened('http');
+    socket.once('close', () => {
+      connections.delete(socket);
+      metrics.connectionClosed('http');
+    });
   });
   const closeIdle = (): void => {
     // end(), not destroy(): a response just written may still sit in the socket's buffer.
@@ -176,6 +231,19 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
       if (closing && left === 0) socket.end();
     });
   });
+
+  const gateway = createWebSocketGateway({
+    engine: options.engine,
+    logger: options.logger,
+    options: options.ws,
+    autoCreateTopics: deps.autoCreateTopics,
+    maxBatchRecords: deps.maxBatchRecords,
+    authenticator,
+    quotas: deps.quotas,
+    inFlight: deps.inFlight,
+    connectionGauge: { opened: () => metrics.connectionOpened('ws'), closed: () => metrics.connectionClosed('ws') },
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => gateway.handleUpgrade(req, socket, head));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -194,6 +262,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   return {
     url,
     port,
+    ws: gateway,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         shutdown.abort();
@@ -208,6 +277,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
           logger.info('http server closed');
           resolve();
         });
+        gateway.close();
         closeIdle();
       });
       return closing;

@@ -49,7 +49,8 @@ export function readResultBody(result: ReadResult): string {
   return `${out}],"next_offset":${result.nextOffset},"high_watermark":${result.highWatermark},"low_watermark":${result.lowWatermark}}`;
 }
 
-function recordJson(r: StoredRecord): string {
+/** One record as the text of a JSON object; shared by HTTP fetch and WebSocket pushes. */
+export function recordJson(r: StoredRecord): string {
   const key = r.key === null ? 'null' : JSON.stringify(utf8(r.key));
   return `{"offset":${r.offset},"key":${key},"value":${valueJson(r.value)},"headers":${JSON.stringify(r.headers)},"timestamp":${r.timestamp}}`;
 }

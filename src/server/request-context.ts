@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ZodType } from 'zod';
+import type { Principal } from './auth/index.js';
 import { readJsonBody } from './body.js';
 import { HttpError } from './errors.js';
 
@@ -14,7 +15,14 @@ export class RequestContext {
     readonly query: URLSearchParams,
     private readonly maxBodyBytes: number,
     private readonly shutdown: AbortSignal,
+    /** Who is asking: verified before the handler runs (ANONYMOUS when auth is off). */
+    readonly principal: Principal,
   ) {}
+
+  /** The client's address (what anonymous produce quotas are counted by). */
+  get address(): string | undefined {
+    return this.req.socket.remoteAddress;
+  }
 
   /** A path parameter the route declared. */
   param(name: string): string {

@@ -5,8 +5,19 @@ import type { Reply } from './reply.js';
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type Handler = (ctx: RequestContext) => Promise<Reply> | Reply;
 
+export interface RouteOptions {
+  /**
+   * Served without credentials even when auth is on (health probes). Every other route
+   * authenticates its caller before its handler runs. @defaultValue false
+   */
+  readonly public?: boolean;
+}
+
 interface CompiledRoute {
   readonly method: Method;
+  /** As declared (`/v1/topics/:topic`): the metrics label, bounded by the number of routes. */
+  readonly path: string;
+  readonly public: boolean;
   /** Literal segments as strings, parameters as `{ param }`. */
   readonly segments: readonly (string | { readonly param: string })[];
   readonly handler: Handler;
@@ -14,6 +25,9 @@ interface CompiledRoute {
 
 export interface RouteMatch {
   readonly handler: Handler;
+  /** The route's declared path. */
+  readonly path: string;
+  readonly public: boolean;
   readonly params: ReadonlyMap<string, string>;
 }
 
@@ -25,12 +39,12 @@ export interface RouteMatch {
 export class Router {
   private readonly routes: CompiledRoute[] = [];
 
-  add(method: Method, path: string, handler: Handler): this {
+  add(method: Method, path: string, handler: Handler, options: RouteOptions = {}): this {
     const segments = path
       .split('/')
       .slice(1)
       .map((s) => (s.startsWith(':') ? { param: s.slice(1) } : s));
-    this.routes.push({ method, segments, handler });
+    this.routes.push({ method, path, public: options.public ?? false, segments, handler });
     return this;
   }
 
@@ -42,7 +56,7 @@ export class Router {
     for (const route of this.routes) {
       const params = matchSegments(route.segments, parts);
       if (!params) continue;
-      if (route.method === lookup) return { handler: route.handler, params };
+      if (route.method === lookup) return { handler: route.handler, path: route.path, public: route.public, params };
       allowed.push(route.method);
     }
     if (allowed.length > 0) {

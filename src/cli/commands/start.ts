@@ -1,7 +1,16 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
+import type { JSONWebKeySet } from 'jose';
 import { pino, type LevelWithSilent } from 'pino';
+import { z } from 'zod';
 import { EmbeddedEngine } from '../../engine/embedded/index.js';
+import type { Engine } from '../../engine/index.js';
+import { JetStreamEngine } from '../../engine/jetstream/index.js';
+import { bindExposure, type AuthConfig } from '../../server/auth/index.js';
 import { createServer } from '../../server/index.js';
+import { Metrics } from '../../server/metrics.js';
+import { quotaConfigFromFile, quotasFileSchema, type QuotaConfig } from '../../server/quota/index.js';
 import { writeLine } from '../output.js';
 
 export interface StartOptions {
@@ -10,17 +19,68 @@ export interface StartOptions {
   readonly data: string;
   readonly autoCreateTopics: boolean;
   readonly logLevel: LevelWithSilent;
+  /** HS256 secret (`--auth-secret` or `BROOK_AUTH_SECRET`). */
+  readonly authSecret?: string | undefined;
+  /** RS256 keys: a JWKS file, or an http(s) URL serving one (`--auth-jwks`). */
+  readonly authJwks?: string | undefined;
+  /** Allow auth off on a non-loopback host. @defaultValue false */
+  readonly insecureNoAuth?: boolean | undefined;
+  /** A JSON config file (`--config`); flags take precedence over it. */
+  readonly config?: string | undefined;
+  /** @defaultValue 'embedded' */
+  readonly engine?: 'embedded' | 'jetstream' | undefined;
+  /** NATS servers for the JetStream engine, comma-separated. */
+  readonly nats?: string | undefined;
+  /** Prefix of the streams and buckets the JetStream engine creates. @defaultValue 'BROOK' */
+  readonly natsPrefix?: string | undefined;
+}
+
+/**
+ * The `--config` file. Secrets do not go here (use `--auth-secret` or `BROOK_AUTH_SECRET`).
+ *
+ * ```json
+ * { "auth": { "jwks": "keys.json", "issuer": "https://id.example.com", "audience": "brook" },
+ *   "quotas": { "default_tier": "regular", "max_in_flight_bytes": 67108864,
+ *     "tiers": { "regular": { "records_per_second": 1000, "bytes_per_second": 1048576 },
+ *                "premium": { "records_per_second": 20000, "bytes_per_second": 33554432 } } } }
+ * ```
+ */
+const configFileSchema = z.strictObject({
+  auth: z
+    .strictObject({
+      /** A JWKS file (relative to the config file) or URL. */
+      jwks: z.string().min(1).optional(),
+      issuer: z.string().min(1).optional(),
+      audience: z.string().min(1).optional(),
+    })
+    .optional(),
+  quotas: quotasFileSchema.optional(),
+});
+
+interface ServerSettings {
+  readonly auth: AuthConfig;
+  readonly quotas?: QuotaConfig;
+  readonly maxInFlightProduceBytes?: number;
 }
 
 /**
  * Opens the engine, serves HTTP, and resolves after a clean shutdown on SIGTERM or SIGINT
  * (server first, so in-flight requests finish against an open engine, then the engine). A
- * second signal exits at once with status 1.
+ * second signal exits at once with status 1. Refuses to start (before opening anything) on a
+ * non-loopback host without auth, unless `insecureNoAuth`.
  */
 export async function start(options: StartOptions, out: Writable): Promise<void> {
+  const settings = await serverSettings(options);
+  bindExposure(options.host, settings.auth.secret !== undefined || settings.auth.jwks !== undefined, options.insecureNoAuth ?? false);
+
   // Synchronous: few lines (no per-request logging at info) and none lost on a crash.
   const logger = pino({ level: options.logLevel }, pino.destination({ dest: 2, sync: true }));
-  const engine = new EmbeddedEngine({ dataDir: options.data, logger });
+  // Made before the engine, which feeds `metrics.observeFsync`.
+  const metrics = new Metrics({ logger });
+  const engine: Engine =
+    options.engine === 'jetstream'
+      ? new JetStreamEngine({ servers: (options.nats ?? 'nats://127.0.0.1:4222').split(','), prefix: options.natsPrefix ?? 'BROOK', logger })
+      : new EmbeddedEngine({ dataDir: options.data, logger, onFsync: metrics.observeFsync });
   await engine.open();
   let server;
   try {
@@ -30,6 +90,11 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       port: options.port,
       logger,
       autoCreateTopics: options.autoCreateTopics,
+      auth: settings.auth,
+      insecureNoAuth: options.insecureNoAuth ?? false,
+      metrics,
+      ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
+      ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
     });
   } catch (err) {
     await engine.close();
@@ -58,6 +123,53 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    writeLine(out, `brook listening on ${running.url} (data: ${options.data})`).catch(reject);
+    writeLine(out, `brook listening on ${running.url} (${options.engine === 'jetstream' ? `engine: jetstream at ${options.nats ?? 'nats://127.0.0.1:4222'}` : `data: ${options.data}`})`).catch(reject);
   });
+}
+
+/** Flags over the config file: auth and quota settings for the server. */
+async function serverSettings(options: StartOptions): Promise<ServerSettings> {
+  const file = options.config === undefined ? {} : await readConfigFile(options.config);
+  const base = options.config === undefined ? process.cwd() : dirname(resolve(options.config));
+  const jwksSource = options.authJwks ?? (file.auth?.jwks === undefined ? undefined : pathOrUrl(file.auth.jwks, base));
+  const auth: AuthConfig = {
+    ...(options.authSecret === undefined || options.authSecret === '' ? {} : { secret: options.authSecret }),
+    ...(jwksSource === undefined ? {} : { jwks: await loadJwks(jwksSource) }),
+    ...(file.auth?.issuer === undefined ? {} : { issuer: file.auth.issuer }),
+    ...(file.auth?.audience === undefined ? {} : { audience: file.auth.audience }),
+  };
+  if (file.quotas === undefined) return { auth };
+  const { quotas, maxInFlightBytes } = quotaConfigFromFile(file.quotas);
+  return maxInFlightBytes === undefined ? { auth, quotas } : { auth, quotas, maxInFlightProduceBytes: maxInFlightBytes };
+}
+
+async function readConfigFile(path: string): Promise<z.infer<typeof configFileSchema>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = configFileSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`config file ${path} is invalid:\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+function pathOrUrl(value: string, base: string): string {
+  return /^https?:\/\//i.test(value) ? value : resolve(base, value);
+}
+
+/** A JWKS URL is fetched lazily by the verifier; a file is read and checked now. */
+async function loadJwks(source: string): Promise<JSONWebKeySet | URL> {
+  if (/^https?:\/\//i.test(source)) return new URL(source);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(source, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read JWKS file ${source}: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof raw !== 'object' || raw === null || !Array.isArray((raw as { keys?: unknown }).keys)) {
+    throw new Error(`JWKS file ${source} must hold a JSON object with a "keys" array`);
+  }
+  return raw as JSONWebKeySet;
 }

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { Engine } from '../../engine/index.js';
+import type { Metrics } from '../metrics.js';
+import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
 
 /** What route groups are built from. */
 export interface RouteDeps {
@@ -7,6 +9,11 @@ export interface RouteDeps {
   readonly logger: Logger;
   readonly autoCreateTopics: boolean;
   readonly maxBatchRecords: number;
+  /** Largest request body; what a produce without Content-Length reserves of `inFlight`. */
+  readonly maxBodyBytes: number;
+  readonly metrics: Metrics;
+  readonly quotas: ProduceQuotas;
+  readonly inFlight: InFlightBytes;
   /** True once `close()` was called: readiness turns false. */
   readonly isClosing: () => boolean;
 }

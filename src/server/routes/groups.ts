@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { JoinGroupRequest, MemberFence, OffsetCommit } from '../../engine/index.js';
+import { authorize, can, requireAdmin } from '../auth/index.js';
 import { HttpError } from '../errors.js';
 import { topicParam } from '../params.js';
 import { json, NO_CONTENT } from '../reply.js';
@@ -32,10 +33,22 @@ const joinSchema = z.strictObject({
 /** Most offsets one commit request may carry. */
 const MAX_COMMITS_PER_REQUEST = 10_000;
 
+/**
+ * Groups have no permissions of their own: committing, fetching offsets and joining need `read`
+ * on the topics involved (checked before the engine sees them); listing and describing groups,
+ * which show every member and topic, are admin work. Heartbeat and leave need only a verified
+ * caller: the member id, a random UUID handed out by join, is the capability.
+ */
 export function groupRoutes(router: Router, { engine }: RouteDeps): void {
-  router.add('GET', '/v1/groups', async () => json(200, { groups: await engine.listGroups() }));
+  router.add('GET', '/v1/groups', async (ctx) => {
+    requireAdmin(ctx.principal, 'listing groups');
+    return json(200, { groups: await engine.listGroups() });
+  });
 
-  router.add('GET', '/v1/groups/:group', async (ctx) => json(200, groupWire(await engine.describeGroup(ctx.param('group')))));
+  router.add('GET', '/v1/groups/:group', async (ctx) => {
+    requireAdmin(ctx.principal, 'describing groups');
+    return json(200, groupWire(await engine.describeGroup(ctx.param('group'))));
+  });
 
   router.add('POST', '/v1/groups/:group/offsets', async (ctx) => {
     const group = ctx.param('group');
@@ -48,6 +61,7 @@ export function groupRoutes(router: Router, { engine }: RouteDeps): void {
     }
     const commits: OffsetCommit[] = body.offsets.map((o) => {
       topicParam(o.topic);
+      authorize(ctx.principal, 'read', o.topic);
       return o.metadata === undefined
         ? { topic: o.topic, partition: o.partition, offset: o.offset }
         : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata };
@@ -62,12 +76,14 @@ export function groupRoutes(router: Router, { engine }: RouteDeps): void {
 
   router.add('GET', '/v1/groups/:group/offsets', async (ctx) => {
     const topic = ctx.query.get('topic');
-    const offsets = await engine.fetchOffsets(ctx.param('group'), topic === null ? undefined : topicParam(topic));
-    return json(200, { offsets: offsets.map(committedOffsetWire) });
+    if (topic !== null) authorize(ctx.principal, 'read', topicParam(topic));
+    const offsets = await engine.fetchOffsets(ctx.param('group'), topic ?? undefined);
+    return json(200, { offsets: offsets.filter((o) => can(ctx.principal, 'read', o.topic)).map(committedOffsetWire) });
   });
 
   router.add('POST', '/v1/groups/:group/members', async (ctx) => {
     const body = await ctx.body(joinSchema);
+    for (const topic of body.topics) authorize(ctx.principal, 'read', topicParam(topic));
     const request: { -readonly [K in keyof JoinGroupRequest]: JoinGroupRequest[K] } = {
       group: ctx.param('group'),
       topics: body.topics,

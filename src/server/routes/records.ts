@@ -7,9 +7,12 @@ import {
   type Engine,
   type ReadResult,
 } from '../../engine/index.js';
+import { authorize } from '../auth/index.js';
+import { declaredLength } from '../body.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS } from '../defaults.js';
 import { HttpError } from '../errors.js';
 import { intQuery, parseNonNegativeInt, topicParam, writableTopicParam } from '../params.js';
+import { recordBytes } from '../quota/index.js';
 import { consecutiveOffsetsBody, offsetsBody, readResultBody, toProduceRecord } from '../record-codec.js';
 import { rawJson, type Reply } from '../reply.js';
 import { validate, type RequestContext } from '../request-context.js';
@@ -35,14 +38,31 @@ const DEFAULT_READ_RECORDS = 500;
 export function recordRoutes(router: Router, deps: RouteDeps): void {
   const withAutoCreate = autoCreator(deps);
   router.add('POST', '/v1/topics/:topic/records', (ctx) => produce(ctx, deps, withAutoCreate));
-  router.add('GET', '/v1/topics/:topic/partitions/:partition/records', (ctx) => fetchRecords(ctx, deps.engine));
+  router.add('GET', '/v1/topics/:topic/partitions/:partition/records', (ctx) => fetchRecords(ctx, deps));
 }
 
 type WithAutoCreate = ReturnType<typeof autoCreator>;
 
+/**
+ * Checked in this order, each before the next costs anything: the topic name, the `write`
+ * permission (before the topic is looked up), the caller's quota (before the body is read), the
+ * server's in-flight bound (reserving the declared body size), then the batch itself against
+ * the quota.
+ */
 async function produce(ctx: RequestContext, deps: RouteDeps, withAutoCreate: WithAutoCreate): Promise<Reply> {
-  const { engine } = deps;
   const topic = writableTopicParam(ctx.param('topic'));
+  authorize(ctx.principal, 'write', topic);
+  deps.quotas.assertNotExhausted(ctx.principal, ctx.address);
+  const release = deps.inFlight.acquire(Math.min(declaredLength(ctx.req) ?? deps.maxBodyBytes, deps.maxBodyBytes));
+  try {
+    return await produceBatch(ctx, deps, withAutoCreate, topic);
+  } finally {
+    release();
+  }
+}
+
+async function produceBatch(ctx: RequestContext, deps: RouteDeps, withAutoCreate: WithAutoCreate, topic: string): Promise<Reply> {
+  const { engine } = deps;
   const body = await ctx.body(produceEnvelope);
   if (body.records.length === 0) throw new HttpError('INVALID_REQUEST', 'records must hold at least one record');
   if (body.records.length > deps.maxBatchRecords) {
@@ -55,14 +75,20 @@ async function produce(ctx: RequestContext, deps: RouteDeps, withAutoCreate: Wit
     throw new HttpError('INVALID_REQUEST', 'producer (idempotence) needs an explicit partition');
   }
   const records = validate(recordsSchema, body.records, 'body.records').map(toProduceRecord);
+  const bytes = recordBytes(records);
+  deps.quotas.take(ctx.principal, ctx.address, records.length, bytes);
 
   const { partition, producer } = body;
+  const started = performance.now();
   if (partition === undefined) {
     const positions = await withAutoCreate(topic, () => engine.produce(topic, records));
+    deps.metrics.produced(topic, records.length, bytes, (performance.now() - started) / 1000);
     return rawJson(200, offsetsBody(positions));
   }
   const options: AppendOptions | undefined = producer ? { producer } : undefined;
   const result = await withAutoCreate(topic, () => engine.append(topic, partition, records, options));
+  // A retried batch was not appended again: nothing came in.
+  if (!result.duplicate) deps.metrics.produced(topic, records.length, bytes, (performance.now() - started) / 1000);
   return rawJson(200, consecutiveOffsetsBody(result.partition, result.baseOffset, result.count));
 }
 
@@ -103,8 +129,9 @@ function autoCreator(deps: RouteDeps) {
   };
 }
 
-async function fetchRecords(ctx: RequestContext, engine: Engine): Promise<Reply> {
+async function fetchRecords(ctx: RequestContext, { engine, metrics }: RouteDeps): Promise<Reply> {
   const topic = topicParam(ctx.param('topic'));
+  authorize(ctx.principal, 'read', topic);
   const partition = parseNonNegativeInt('partition', ctx.param('partition'));
   const q = ctx.query;
   const limits = {
@@ -120,6 +147,7 @@ async function fetchRecords(ctx: RequestContext, engine: Engine): Promise<Reply>
     const ready = await engine.waitForData(topic, partition, result.nextOffset, { timeoutMs: waitMs, signal });
     if (ready && !signal.aborted) result = await engine.read(topic, partition, result.nextOffset, limits);
   }
+  metrics.consumed(topic, result.records.length, recordBytes(result.records));
   return rawJson(200, readResultBody(result));
 }
 

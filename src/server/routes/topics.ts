@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { TopicConfigInput } from '../../engine/index.js';
+import { authorize, can, requireAdmin } from '../auth/index.js';
 import { topicParam } from '../params.js';
 import { json, NO_CONTENT } from '../reply.js';
 import type { Router } from '../router.js';
@@ -42,23 +43,34 @@ function configInput(body: CreateTopicBody): TopicConfigInput {
   return input;
 }
 
-export function topicRoutes(router: Router, { engine }: RouteDeps): void {
+/**
+ * Creating and deleting topics is admin work; describing needs `read` on the topic, checked
+ * before the lookup so a forbidden topic is refused alike whether it exists or not; the list
+ * holds only topics the caller may read.
+ */
+export function topicRoutes(router: Router, { engine, metrics }: RouteDeps): void {
   router.add('POST', '/v1/topics', async (ctx) => {
+    requireAdmin(ctx.principal, 'creating topics');
     const body = await ctx.body(createTopicSchema);
     return json(201, topicWire(await engine.createTopic(body.name, configInput(body))));
   });
 
-  router.add('GET', '/v1/topics', async () => {
+  router.add('GET', '/v1/topics', async (ctx) => {
     const topics = await engine.listTopics();
-    return json(200, { topics: topics.map(topicWire) });
+    return json(200, { topics: topics.filter((t) => can(ctx.principal, 'read', t.name)).map(topicWire) });
   });
 
   router.add('GET', '/v1/topics/:topic', async (ctx) => {
-    return json(200, topicWire(await engine.describeTopic(topicParam(ctx.param('topic')))));
+    const topic = topicParam(ctx.param('topic'));
+    authorize(ctx.principal, 'read', topic);
+    return json(200, topicWire(await engine.describeTopic(topic)));
   });
 
   router.add('DELETE', '/v1/topics/:topic', async (ctx) => {
-    await engine.deleteTopic(topicParam(ctx.param('topic')));
+    requireAdmin(ctx.principal, 'deleting topics');
+    const topic = topicParam(ctx.param('topic'));
+    await engine.deleteTopic(topic);
+    metrics.forgetTopic(topic);
     return NO_CONTENT;
   });
 }

@@ -1,0 +1,292 @@
+/**
+ * The frames of the streaming protocol (docs/protocol.md): JSON text, one frame per message,
+ * keyed by `type`. Inbound frames are untrusted and parsed with zod here, at the edge; outbound
+ * frames are typed and encoded once, to one string each.
+ *
+ * Keys are snake_case on the wire, so the outbound types below use the wire names.
+ */
+import { z } from 'zod';
+import type { TopicPartition } from '../engine/index.js';
+import { MAX_COMMITS_PER_FRAME, MAX_NAME_LENGTH } from './defaults.js';
+import type { FrameErrorCode } from './errors.js';
+
+// ── inbound ─────────────────────────────────────────────────────────────────────────────────
+
+const requestId = z.union([z.string().max(MAX_NAME_LENGTH), z.int()]);
+const count = z.int().nonnegative();
+const name = z.string().min(1).max(MAX_NAME_LENGTH);
+
+const from = z.union([
+  z.literal('earliest'),
+  z.literal('latest'),
+  z.strictObject({ offset: count }),
+  z.strictObject({ timestamp: count }),
+  z.strictObject({ group: z.string().min(1) }),
+]);
+
+/** `bytes` absent: byte credit is not counted, only records. */
+const credits = z.strictObject({ records: count, bytes: count.optional() });
+
+const produce = z.strictObject({
+  type: z.literal('produce'),
+  id: requestId,
+  topic: z.string(),
+  partition: count.optional(),
+  producer: z.strictObject({ id: z.string().min(1), sequence: count }).optional(),
+  // Checked after the in-flight bound and the batch size, so an excess frame costs no validation.
+  records: z.array(z.unknown()),
+});
+
+/** One record of a produce frame, as in the HTTP API. */
+export const recordSchema = z.strictObject({
+  key: z.string().nullable().optional(),
+  value: z.unknown(),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+export const recordsSchema = z.array(recordSchema);
+
+const subscribe = z.strictObject({
+  type: z.literal('subscribe'),
+  id: requestId,
+  sub: name,
+  topic: z.string(),
+  partition: count,
+  from: from.optional(),
+  credits: credits.optional(),
+});
+
+const credit = z.strictObject({
+  type: z.literal('credit'),
+  sub: name,
+  records: count.optional(),
+  bytes: count.optional(),
+});
+
+const unsubscribe = z.strictObject({ type: z.literal('unsubscribe'), id: requestId, sub: name });
+
+const seek = z.strictObject({ type: z.literal('seek'), id: requestId, sub: name, from });
+
+const fetch = z.strictObject({
+  type: z.literal('fetch'),
+  id: requestId,
+  topic: z.string(),
+  partition: count,
+  offset: count,
+  max: z.int().positive().optional(),
+  max_bytes: z.int().positive().optional(),
+  wait_ms: count.optional(),
+});
+
+const join = z.strictObject({
+  type: z.literal('join'),
+  id: requestId,
+  group: z.string().min(1),
+  topics: z.array(z.string()).min(1),
+  strategy: z.enum(['range', 'round-robin', 'sticky']).optional(),
+  session_timeout_ms: z.int().positive().optional(),
+  client_id: z.string().optional(),
+  credits: credits.optional(),
+});
+
+const heartbeat = z.strictObject({ type: z.literal('heartbeat'), id: requestId, group: z.string().min(1) });
+
+const commit = z.strictObject({
+  type: z.literal('commit'),
+  id: requestId,
+  group: z.string().min(1),
+  offsets: z
+    .array(z.strictObject({ topic: z.string(), partition: count, offset: count, metadata: z.string().optional() }))
+    .max(MAX_COMMITS_PER_FRAME),
+});
+
+const leave = z.strictObject({ type: z.literal('leave'), id: requestId, group: z.string().min(1) });
+
+const clientFrame = z.discriminatedUnion('type', [
+  produce,
+  subscribe,
+  credit,
+  unsubscribe,
+  seek,
+  fetch,
+  join,
+  heartbeat,
+  commit,
+  leave,
+]);
+
+export type ClientFrame = z.infer<typeof clientFrame>;
+export type ClientFrameType = ClientFrame['type'];
+export type ProduceFrame = z.infer<typeof produce>;
+export type SubscribeFrame = z.infer<typeof subscribe>;
+export type CreditFrame = z.infer<typeof credit>;
+export type SeekFrame = z.infer<typeof seek>;
+export type FetchFrame = z.infer<typeof fetch>;
+export type JoinFrame = z.infer<typeof join>;
+export type CommitFrame = z.infer<typeof commit>;
+export type From = z.infer<typeof from>;
+export type Credits = z.infer<typeof credits>;
+export type RequestId = z.infer<typeof requestId>;
+
+const CLIENT_FRAME_TYPES: ReadonlySet<string> = new Set<ClientFrameType>([
+  'produce',
+  'subscribe',
+  'credit',
+  'unsubscribe',
+  'seek',
+  'fetch',
+  'join',
+  'heartbeat',
+  'commit',
+  'leave',
+]);
+
+export type ParsedFrame =
+  | { readonly ok: true; readonly frame: ClientFrame }
+  | { readonly ok: false; readonly id: RequestId | undefined; readonly message: string };
+
+/** Parses one text frame. Never throws: a bad frame is described, with its `id` when it has a usable one. */
+export function parseClientFrame(text: string): ParsedFrame {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, id: undefined, message: `frame is not valid JSON: ${(err as Error).message.slice(0, 200)}` };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, id: undefined, message: 'a frame must be a JSON object' };
+  }
+  const object = raw as Record<string, unknown>;
+  const id = requestId.safeParse(object['id']);
+  const usableId = id.success ? id.data : undefined;
+  const type = object['type'];
+  if (typeof type !== 'string' || !CLIENT_FRAME_TYPES.has(type)) {
+    const shown = typeof type === 'string' ? JSON.stringify(type.slice(0, 50)) : 'missing';
+    return { ok: false, id: usableId, message: `unknown frame type (${shown})` };
+  }
+  const parsed = clientFrame.safeParse(raw);
+  if (parsed.success) return { ok: true, frame: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  return { ok: false, id: usableId, message: `invalid ${type} frame: ${where}${issue?.message ?? 'invalid'}`.slice(0, 300) };
+}
+
+// ── outbound ────────────────────────────────────────────────────────────────────────────────
+
+export interface SessionLimitsWire {
+  readonly max_frame_bytes: number;
+  readonly max_inflight_produce: number;
+  readonly max_inflight_requests: number;
+  readonly max_subscriptions: number;
+  readonly max_record_bytes: number;
+  readonly max_batch_records: number;
+  readonly heartbeat_ms: number;
+}
+
+interface PartitionOffset {
+  readonly partition: number;
+  readonly offset: number;
+}
+
+export type ServerFrame =
+  | { readonly type: 'welcome'; readonly session: string; readonly limits: SessionLimitsWire }
+  | {
+      readonly type: 'produced';
+      readonly id: RequestId;
+      /** Either explicit positions (routed by key) or a run of consecutive offsets in one partition. */
+      readonly offsets: readonly PartitionOffset[] | { readonly partition: number; readonly base: number; readonly count: number };
+      readonly duplicate: boolean;
+    }
+  | { readonly type: 'subscribed'; readonly id: RequestId; readonly sub: string; readonly offset: number; readonly high_watermark: number }
+  | {
+      readonly type: 'records';
+      readonly sub: string;
+      readonly partition: number;
+      /** The records as one JSON array, already encoded (each record is encoded exactly once). */
+      readonly records: string;
+      readonly next_offset: number;
+    }
+  | { readonly type: 'unsubscribed'; readonly id: RequestId; readonly sub: string }
+  | {
+      readonly type: 'fetched';
+      readonly id: RequestId;
+      readonly records: string;
+      readonly next_offset: number;
+      readonly high_watermark: number;
+      readonly low_watermark: number;
+    }
+  | {
+      readonly type: 'joined';
+      readonly id: RequestId;
+      readonly group: string;
+      readonly member_id: string;
+      readonly generation: number;
+      readonly assignment: readonly TopicPartition[];
+      readonly heartbeat_interval_ms: number;
+      readonly session_timeout_ms: number;
+    }
+  | {
+      readonly type: 'assignment';
+      readonly id: RequestId;
+      readonly group: string;
+      readonly generation: number;
+      readonly assignment: readonly TopicPartition[];
+      readonly revoked: readonly TopicPartition[];
+    }
+  | { readonly type: 'committed'; readonly id: RequestId }
+  | { readonly type: 'left'; readonly id: RequestId }
+  | {
+      readonly type: 'error';
+      readonly id?: RequestId;
+      /** Set when the error concerns a subscription rather than a request (a push that failed). */
+      readonly sub?: string;
+      /** Set when the error concerns a group membership (it expired). */
+      readonly group?: string;
+      readonly code: FrameErrorCode;
+      readonly message: string;
+    }
+  | { readonly type: 'slow_down'; readonly retry_after_ms: number };
+
+export type ServerFrameType = ServerFrame['type'];
+
+/** One frame, one string. Record-carrying frames splice their pre-encoded records in. */
+export function encodeFrame(frame: ServerFrame): string {
+  switch (frame.type) {
+    case 'records':
+      return `{"type":"records","sub":${JSON.stringify(frame.sub)},"partition":${frame.partition},"records":${frame.records},"next_offset":${frame.next_offset}}`;
+    case 'fetched':
+      return `{"type":"fetched","id":${JSON.stringify(frame.id)},"records":${frame.records},"next_offset":${frame.next_offset},"high_watermark":${frame.high_watermark},"low_watermark":${frame.low_watermark}}`;
+    case 'produced':
+      return `{"type":"produced","id":${JSON.stringify(frame.id)},"offsets":${offsetsJson(frame.offsets)},"duplicate":${frame.duplicate}}`;
+    case 'welcome':
+    case 'subscribed':
+    case 'unsubscribed':
+    case 'joined':
+    case 'assignment':
+    case 'committed':
+    case 'left':
+    case 'error':
+    case 'slow_down':
+      return JSON.stringify(frame);
+    default:
+      return unreachable(frame);
+  }
+}
+
+function offsetsJson(offsets: Extract<ServerFrame, { type: 'produced' }>['offsets']): string {
+  let out = '[';
+  if ('base' in offsets) {
+    for (let i = 0; i < offsets.count; i++) {
+      out += `${i === 0 ? '' : ','}{"partition":${offsets.partition},"offset":${offsets.base + i}}`;
+    }
+  } else {
+    for (let i = 0; i < offsets.length; i++) {
+      const p = offsets[i]!;
+      out += `${i === 0 ? '' : ','}{"partition":${p.partition},"offset":${p.offset}}`;
+    }
+  }
+  return out + ']';
+}
+
+export function unreachable(value: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,24 @@
+/**
+ * The broker: engine-agnostic streaming sessions (produce, fetch, credit-based subscriptions,
+ * consumer-group members with server-side push), speaking the protocol of docs/protocol.md over
+ * any transport that moves text frames.
+ */
+export { StreamSession } from './stream-session.js';
+export { Subscription } from './subscription.js';
+export { TopicAutoCreator } from './auto-create.js';
+export { StreamError } from './errors.js';
+export { groupSubName } from './group-member-session.js';
+export { INVALID_FRAME_LIMIT } from './defaults.js';
+
+export type {
+  FrameTransport,
+  StreamLimits,
+  StreamSessionOptions,
+  StreamSessionStats,
+  TopicAction,
+  ProduceAdmission,
+} from './stream-session.js';
+export type { SubscriptionState, SubscriptionStats } from './subscription.js';
+export type { RecordCodec, RecordInput } from './record-codec.js';
+export type { FrameErrorCode, SessionCloseReason, StreamErrorCode } from './errors.js';
+export type { ClientFrame, ClientFrameType, ServerFrame, ServerFrameType } from './frames.js';

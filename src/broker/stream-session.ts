@@ -1,0 +1,569 @@
+import { setMaxListeners } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  assertValidTopicName,
+  BrookError,
+  DEFAULT_TOPIC_CONFIG,
+  isInternalTopic,
+  type Engine,
+  type ProduceRecord,
+  type ReadLimits,
+  type ReadResult,
+} from '../engine/index.js';
+import type { TopicAutoCreator } from './auto-create.js';
+import { INVALID_FRAME_LIMIT, MAX_GROUPS_PER_SESSION, SLOW_DOWN_MS } from './defaults.js';
+import { StreamError, type FrameErrorCode, type SessionCloseReason } from './errors.js';
+import {
+  encodeFrame,
+  parseClientFrame,
+  recordsSchema,
+  unreachable,
+  type ClientFrame,
+  type CommitFrame,
+  type Credits,
+  type FetchFrame,
+  type JoinFrame,
+  type ProduceFrame,
+  type RequestId,
+  type SeekFrame,
+  type ServerFrame,
+  type SubscribeFrame,
+} from './frames.js';
+import { GroupMemberSession, offsetCommits, type GroupAnswer, type GroupHost } from './group-member-session.js';
+import { resolveFrom } from './positions.js';
+import { recordsJson, type RecordCodec } from './record-codec.js';
+import { Subscription, type SubscriptionSink, type SubscriptionStats } from './subscription.js';
+
+/** The connection a session speaks over. The session never buffers outbound frames itself. */
+export interface FrameTransport {
+  send(frame: string): void;
+  /** Bytes queued for sending and not yet handed to the OS. */
+  readonly bufferedAmount: number;
+  /** Ends the connection; the transport maps the reason to a close code. */
+  close(reason: SessionCloseReason, message: string): void;
+}
+
+/** Bounds of one session; announced to the client in `welcome.limits` where the client must respect them. */
+export interface StreamLimits {
+  readonly maxFrameBytes: number;
+  /** Unacknowledged produce frames; more are refused with RATE_LIMITED. */
+  readonly maxInflightProduce: number;
+  /** Unanswered requests of other types (fetch, subscribe, join, ...); more are refused with RATE_LIMITED. */
+  readonly maxInflightRequests: number;
+  /** Subscriptions opened with `subscribe` (group partitions are not counted). */
+  readonly maxSubscriptions: number;
+  readonly maxBatchRecords: number;
+  /** Pushing pauses while the connection's send buffer holds more than this. */
+  readonly maxBufferedBytes: number;
+  readonly heartbeatMs: number;
+  /** Caps of `fetch`: records, bytes and long-poll wait. */
+  readonly maxFetchRecords: number;
+  readonly maxFetchBytes: number;
+  readonly maxWaitMs: number;
+}
+
+export interface StreamSessionOptions {
+  readonly id: string;
+  readonly engine: Engine;
+  readonly logger: Logger;
+  readonly codec: RecordCodec;
+  readonly transport: FrameTransport;
+  readonly limits: StreamLimits;
+  /** Creates unknown topics on produce; null answers TOPIC_NOT_FOUND instead. */
+  readonly autoCreate: TopicAutoCreator | null;
+  /**
+   * Access control: throws (a StreamError with code FORBIDDEN) unless the connection may `read`
+   * or `write` `topic`. Called before the topic is looked up. @defaultValue everything allowed
+   */
+  readonly authorize?: (action: TopicAction, topic: string) => void;
+  /**
+   * Produce flow control beyond the connection's own window (per-principal quotas, server-wide
+   * bounds), asked with the validated batch before it is appended. Refused: the frame gets
+   * RATE_LIMITED and the client a `slow_down`. @defaultValue everything admitted
+   */
+  readonly admitProduce?: (records: readonly ProduceRecord[]) => ProduceAdmission;
+}
+
+/** Go ahead (and call `release` once the append is over), or wait `retryAfterMs` first. */
+export type ProduceAdmission = { readonly release: () => void } | { readonly retryAfterMs: number };
+
+export type TopicAction = 'read' | 'write';
+
+export interface StreamSessionStats {
+  readonly session: string;
+  /** The transport's send buffer (bytes). */
+  readonly bufferedBytes: number;
+  readonly inflightProduce: number;
+  readonly inflightRequests: number;
+  readonly subscriptions: readonly SubscriptionStats[];
+  readonly groups: readonly string[];
+}
+
+/** A reply, and the subscriptions to start once it has been sent. */
+type Answer = GroupAnswer;
+
+const GROUP_SUB_PREFIX = 'group:';
+
+/**
+ * One client connection speaking the streaming protocol (docs/protocol.md), independent of the
+ * transport: text frames come in through {@link handle}, frames go out through the
+ * {@link FrameTransport}. Produce, fetch, subscriptions with credit-based push, and consumer
+ * group memberships with server-side push of the assigned partitions.
+ *
+ * Every buffer is bounded: produce and other requests in flight by the limits (excess frames
+ * are refused with RATE_LIMITED), subscriptions hold no records (see {@link Subscription}), and
+ * pushing pauses while the transport's send buffer is over `maxBufferedBytes`.
+ */
+export class StreamSession implements SubscriptionSink, GroupHost {
+  readonly id: string;
+  readonly engine: Engine;
+  readonly logger: Logger;
+  private readonly codec: RecordCodec;
+  private readonly transport: FrameTransport;
+  private readonly limits: StreamLimits;
+  private readonly autoCreate: TopicAutoCreator | null;
+  private readonly authorize: (action: TopicAction, topic: string) => void;
+  private readonly admitProduce: (records: readonly ProduceRecord[]) => ProduceAdmission;
+  private readonly subs = new Map<string, Subscription>();
+  /** Subscriptions opened with `subscribe` (not group partitions), for the limit. */
+  private ownSubs = 0;
+  private readonly groups = new Map<string, GroupMemberSession>();
+  private readonly parked = new Set<Subscription>();
+  /** Aborts long polls when the session ends. */
+  private readonly abort = new AbortController();
+  private inflightProduce = 0;
+  private inflightRequests = 0;
+  private invalidInARow = 0;
+  private lastSlowDownAt = Number.NEGATIVE_INFINITY;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: StreamSessionOptions) {
+    this.id = options.id;
+    this.engine = options.engine;
+    this.logger = options.logger;
+    this.codec = options.codec;
+    this.transport = options.transport;
+    this.limits = options.limits;
+    this.autoCreate = options.autoCreate;
+    this.authorize = options.authorize ?? allowEverything;
+    this.admitProduce = options.admitProduce ?? admitEverything;
+    // One listener per pending long poll; their number is bounded by maxInflightRequests.
+    setMaxListeners(0, this.abort.signal);
+  }
+
+  /** Sends `welcome`; call once, before handing frames in. */
+  start(): void {
+    const l = this.limits;
+    this.send({
+      type: 'welcome',
+      session: this.id,
+      limits: {
+        max_frame_bytes: l.maxFrameBytes,
+        max_inflight_produce: l.maxInflightProduce,
+        max_inflight_requests: l.maxInflightRequests,
+        max_subscriptions: l.maxSubscriptions,
+        max_record_bytes: DEFAULT_TOPIC_CONFIG.maxRecordBytes,
+        max_batch_records: l.maxBatchRecords,
+        heartbeat_ms: l.heartbeatMs,
+      },
+    });
+  }
+
+  /** One inbound text frame. Never throws. */
+  handle(text: string): void {
+    if (this.closing) return;
+    const parsed = parseClientFrame(text);
+    if (!parsed.ok) {
+      this.refuse(parsed.id, parsed.message);
+      return;
+    }
+    this.invalidInARow = 0;
+    this.dispatch(parsed.frame);
+  }
+
+  /** An inbound frame the transport could not hand over as text (a binary frame). */
+  handleInvalid(message: string): void {
+    if (!this.closing) this.refuse(undefined, message);
+  }
+
+  /** The transport's send buffer drained: resume subscriptions paused on it. */
+  drained(): void {
+    if (this.parked.size === 0) return;
+    const parked = [...this.parked];
+    this.parked.clear();
+    for (const sub of parked) sub.resume();
+  }
+
+  /**
+   * The connection is gone: stops every push and long poll at once and leaves every group
+   * (after the group's earlier operations, such as commits, are done). Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.abort.abort();
+      for (const sub of this.subs.values()) sub.close();
+      this.subs.clear();
+      this.parked.clear();
+      await Promise.all([...this.groups.values()].map((g) => g.close()));
+      this.groups.clear();
+    })();
+    return this.closing;
+  }
+
+  stats(): StreamSessionStats {
+    return {
+      session: this.id,
+      bufferedBytes: this.transport.bufferedAmount,
+      inflightProduce: this.inflightProduce,
+      inflightRequests: this.inflightRequests,
+      subscriptions: [...this.subs.values()].map((s) => s.stats()),
+      groups: [...this.groups.keys()],
+    };
+  }
+
+  // ── SubscriptionSink and GroupHost ──────────────────────────────────────────────────────
+
+  get writable(): boolean {
+    return this.transport.bufferedAmount <= this.limits.maxBufferedBytes;
+  }
+
+  parkUntilWritable(sub: Subscription): void {
+    this.parked.add(sub);
+  }
+
+  subscriptionFailed(sub: Subscription, err: unknown): void {
+    this.sendError(err, { sub: sub.sub });
+  }
+
+  send(frame: ServerFrame | string): void {
+    this.transport.send(typeof frame === 'string' ? frame : encodeFrame(frame));
+  }
+
+  openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits): Subscription {
+    const subscription = new Subscription({ sub, topic, partition, offset, credits, engine: this.engine, codec: this.codec, sink: this });
+    if (this.closing) subscription.close();
+    else this.subs.set(sub, subscription);
+    return subscription;
+  }
+
+  closeSubscription(sub: Subscription): void {
+    sub.close();
+    if (this.subs.get(sub.sub) === sub) this.subs.delete(sub.sub);
+    this.parked.delete(sub);
+  }
+
+  forget(group: GroupMemberSession): void {
+    if (this.groups.get(group.group) === group) this.groups.delete(group.group);
+  }
+
+  // ── dispatch ────────────────────────────────────────────────────────────────────────────
+
+  private dispatch(frame: ClientFrame): void {
+    switch (frame.type) {
+      case 'produce':
+        return this.produce(frame);
+      case 'credit': {
+        const sub = this.subs.get(frame.sub);
+        if (sub) sub.addCredit(frame.records ?? 0, frame.bytes ?? 0);
+        else this.sendError(notFound(frame.sub), { sub: frame.sub });
+        return;
+      }
+      case 'subscribe':
+        return this.request(frame.id, () => this.subscribe(frame));
+      case 'unsubscribe':
+        return this.request(frame.id, async () => this.unsubscribe(frame.id, frame.sub));
+      case 'seek':
+        return this.request(frame.id, () => this.seek(frame));
+      case 'fetch':
+        return this.request(frame.id, () => this.fetch(frame));
+      case 'join':
+        return this.request(frame.id, () => this.join(frame));
+      case 'heartbeat': {
+        const group = this.groups.get(frame.group);
+        return this.request(frame.id, () =>
+          group ? group.run(() => group.heartbeat(frame.id)) : Promise.reject(notMember(frame.group)),
+        );
+      }
+      case 'commit':
+        return this.request(frame.id, () => this.commit(frame));
+      case 'leave': {
+        const group = this.groups.get(frame.group);
+        return this.request(frame.id, async () => {
+          if (group) await group.run(() => group.leave());
+          return { frame: { type: 'left', id: frame.id }, started: [] };
+        });
+      }
+      default:
+        return unreachable(frame);
+    }
+  }
+
+  /** A malformed frame: answered with INVALID_FRAME; too many in a row end the connection. */
+  private refuse(id: RequestId | undefined, message: string): void {
+    this.send(id === undefined ? { type: 'error', code: 'INVALID_FRAME', message } : { type: 'error', id, code: 'INVALID_FRAME', message });
+    if (++this.invalidInARow > INVALID_FRAME_LIMIT) {
+      this.logger.debug({ session: this.id }, 'closing a connection that sent too many malformed frames');
+      this.transport.close('INVALID_FRAME', `more than ${INVALID_FRAME_LIMIT} malformed frames in a row`);
+      void this.close();
+    }
+  }
+
+  /** Runs a request within the in-flight bound; its answer (or error) is sent, then its subscriptions start. */
+  private request(id: RequestId, op: () => Promise<Answer>): void {
+    if (this.inflightRequests >= this.limits.maxInflightRequests) {
+      this.sendError(new StreamError('RATE_LIMITED', `more than ${this.limits.maxInflightRequests} requests in flight`), { id });
+      return;
+    }
+    this.inflightRequests++;
+    op()
+      .then(
+        (answer) => {
+          if (this.closing) return;
+          this.send(answer.frame);
+          for (const sub of answer.started) sub.start();
+        },
+        (err: unknown) => {
+          if (!this.closing) this.sendError(err, { id });
+        },
+      )
+      .finally(() => this.inflightRequests--)
+      .catch((err: unknown) => this.logger.error({ err, session: this.id }, 'could not answer a request'));
+  }
+
+  private sendError(err: unknown, context: { id?: RequestId; sub?: string }): void {
+    let code: FrameErrorCode;
+    let message: string;
+    if (err instanceof StreamError || err instanceof BrookError) {
+      code = err.code;
+      message = err.message;
+    } else {
+      code = 'INTERNAL';
+      message = 'internal server error';
+    }
+    if (code === 'INTERNAL' || code === 'CORRUPT_RECORD' || code === 'STORAGE_ERROR') {
+      this.logger.error({ err, session: this.id, ...context, code }, 'stream request failed');
+    } else {
+      this.logger.debug({ session: this.id, ...context, code, message }, 'stream request refused');
+    }
+    this.send({ type: 'error', ...context, code, message });
+  }
+
+  // ── produce ─────────────────────────────────────────────────────────────────────────────
+
+  private produce(frame: ProduceFrame): void {
+    const max = this.limits.maxInflightProduce;
+    if (this.inflightProduce >= max) {
+      this.sendError(new StreamError('RATE_LIMITED', `more than ${max} produce frames in flight; nothing was appended`), { id: frame.id });
+      this.slowDown(SLOW_DOWN_MS);
+      return;
+    }
+    if (++this.inflightProduce === max) this.slowDown(SLOW_DOWN_MS);
+    this.append(frame)
+      .then(
+        (reply) => {
+          if (!this.closing) this.send(reply);
+        },
+        (err: unknown) => {
+          if (!this.closing) this.sendError(err, { id: frame.id });
+        },
+      )
+      .finally(() => this.inflightProduce--)
+      .catch((err: unknown) => this.logger.error({ err, session: this.id }, 'could not answer a produce'));
+  }
+
+  /**
+   * Asks the client to pause producing: its window is full, or a quota or server bound refused
+   * a batch. At most one `slow_down` per SLOW_DOWN_MS, so a client that ignores them is not
+   * flooded (its excess frames get RATE_LIMITED errors anyway).
+   */
+  private slowDown(retryAfterMs: number): void {
+    const now = Date.now();
+    if (now - this.lastSlowDownAt < SLOW_DOWN_MS) return;
+    this.lastSlowDownAt = now;
+    this.send({ type: 'slow_down', retry_after_ms: Math.max(1, Math.ceil(retryAfterMs)) });
+  }
+
+  private async append(frame: ProduceFrame): Promise<ServerFrame> {
+    const topic = frame.topic;
+    assertValidTopicName(topic);
+    if (isInternalTopic(topic)) throw new StreamError('INVALID_TOPIC_NAME', 'topic names starting with "__" are reserved for Brook');
+    this.authorize('write', topic);
+    if (frame.records.length === 0) throw new StreamError('INVALID_FRAME', 'records must hold at least one record');
+    if (frame.records.length > this.limits.maxBatchRecords) {
+      throw new StreamError(
+        'MESSAGE_TOO_LARGE',
+        `batch of ${frame.records.length} records exceeds the limit of ${this.limits.maxBatchRecords} records`,
+      );
+    }
+    if (frame.producer !== undefined && frame.partition === undefined) {
+      throw new StreamError('INVALID_FRAME', 'producer (idempotence) needs an explicit partition');
+    }
+    const parsed = recordsSchema.safeParse(frame.records);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new StreamError('INVALID_FRAME', `invalid produce frame: records.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+    }
+    const records = parsed.data.map((r) => this.codec.toProduceRecord(r));
+    const admission = this.admitProduce(records);
+    if ('retryAfterMs' in admission) {
+      this.slowDown(admission.retryAfterMs);
+      throw new StreamError('RATE_LIMITED', `produce refused by flow control; retry in ${Math.ceil(admission.retryAfterMs)} ms`);
+    }
+    try {
+      return await this.appendAdmitted(frame, topic, records);
+    } finally {
+      admission.release();
+    }
+  }
+
+  private async appendAdmitted(frame: ProduceFrame, topic: string, records: ProduceRecord[]): Promise<ServerFrame> {
+    const { partition, producer } = frame;
+    if (partition === undefined) {
+      const positions = await this.withAutoCreate(topic, () => this.engine.produce(topic, records));
+      return { type: 'produced', id: frame.id, offsets: positions, duplicate: false };
+    }
+    const result = await this.withAutoCreate(topic, () =>
+      this.engine.append(topic, partition, records, producer === undefined ? undefined : { producer }),
+    );
+    return {
+      type: 'produced',
+      id: frame.id,
+      offsets: { partition: result.partition, base: result.baseOffset, count: result.count },
+      duplicate: result.duplicate,
+    };
+  }
+
+  private withAutoCreate<T>(topic: string, op: () => Promise<T>): Promise<T> {
+    return this.autoCreate ? this.autoCreate.run(topic, op) : op();
+  }
+
+  // ── subscriptions ───────────────────────────────────────────────────────────────────────
+
+  private async subscribe(frame: SubscribeFrame): Promise<Answer> {
+    this.assertCanSubscribe(frame.sub);
+    assertValidTopicName(frame.topic);
+    this.authorize('read', frame.topic);
+    const position = await resolveFrom(this.engine, frame.topic, frame.partition, frame.from ?? 'earliest');
+    // Checked again: another subscribe may have taken the name or the last slot meanwhile.
+    this.assertCanSubscribe(frame.sub);
+    const sub = this.openSubscription(frame.sub, frame.topic, frame.partition, position.offset, frame.credits ?? { records: 0 });
+    this.ownSubs++;
+    return {
+      frame: { type: 'subscribed', id: frame.id, sub: frame.sub, offset: position.offset, high_watermark: position.highWatermark },
+      started: [sub],
+    };
+  }
+
+  private assertCanSubscribe(name: string): void {
+    if (name.startsWith(GROUP_SUB_PREFIX)) {
+      throw new StreamError('INVALID_FRAME', `subscription names starting with "${GROUP_SUB_PREFIX}" are reserved for consumer groups`);
+    }
+    if (this.subs.has(name)) throw new StreamError('SUBSCRIPTION_EXISTS', `subscription "${name}" already exists on this connection`);
+    if (this.ownSubs >= this.limits.maxSubscriptions) {
+      throw new StreamError('INVALID_ARGUMENT', `at most ${this.limits.maxSubscriptions} subscriptions per connection`);
+    }
+  }
+
+  private unsubscribe(id: RequestId, name: string): Answer {
+    const sub = this.subs.get(name);
+    if (!sub) throw notFound(name);
+    if (name.startsWith(GROUP_SUB_PREFIX)) {
+      throw new StreamError('INVALID_FRAME', 'a consumer group partition stops with leave, not unsubscribe');
+    }
+    this.closeSubscription(sub);
+    this.ownSubs--;
+    return { frame: { type: 'unsubscribed', id, sub: name }, started: [] };
+  }
+
+  private async seek(frame: SeekFrame): Promise<Answer> {
+    const sub = this.subs.get(frame.sub);
+    if (!sub) throw notFound(frame.sub);
+    const position = await resolveFrom(this.engine, sub.topic, sub.partition, frame.from);
+    if (sub.closed) throw notFound(frame.sub);
+    sub.seek(position.offset);
+    return {
+      frame: { type: 'subscribed', id: frame.id, sub: frame.sub, offset: position.offset, high_watermark: position.highWatermark },
+      started: [],
+    };
+  }
+
+  // ── fetch ───────────────────────────────────────────────────────────────────────────────
+
+  private async fetch(frame: FetchFrame): Promise<Answer> {
+    const { topic, partition } = frame;
+    assertValidTopicName(topic);
+    this.authorize('read', topic);
+    const limits: ReadLimits = {
+      ...(frame.max === undefined ? {} : { maxRecords: Math.min(frame.max, this.limits.maxFetchRecords) }),
+      ...(frame.max_bytes === undefined ? {} : { maxBytes: Math.min(frame.max_bytes, this.limits.maxFetchBytes) }),
+    };
+    const waitMs = Math.min(frame.wait_ms ?? 0, this.limits.maxWaitMs);
+    let result: ReadResult = await this.engine.read(topic, partition, frame.offset, limits);
+    if (result.records.length === 0 && waitMs > 0) {
+      const signal = this.abort.signal;
+      const ready = await this.engine.waitForData(topic, partition, result.nextOffset, { timeoutMs: waitMs, signal });
+      if (ready && !signal.aborted) result = await this.engine.read(topic, partition, result.nextOffset, limits);
+    }
+    return {
+      frame: {
+        type: 'fetched',
+        id: frame.id,
+        records: recordsJson(this.codec, result.records),
+        next_offset: result.nextOffset,
+        high_watermark: result.highWatermark,
+        low_watermark: result.lowWatermark,
+      },
+      started: [],
+    };
+  }
+
+  // ── consumer groups ─────────────────────────────────────────────────────────────────────
+
+  private join(frame: JoinFrame): Promise<Answer> {
+    try {
+      for (const topic of frame.topics) {
+        assertValidTopicName(topic);
+        this.authorize('read', topic);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let group = this.groups.get(frame.group);
+    if (!group) {
+      if (this.groups.size >= MAX_GROUPS_PER_SESSION) {
+        return Promise.reject(new StreamError('INVALID_ARGUMENT', `at most ${MAX_GROUPS_PER_SESSION} groups per connection`));
+      }
+      group = new GroupMemberSession(frame.group, this);
+      this.groups.set(frame.group, group);
+    }
+    const member = group;
+    return member.run(() => member.join(frame.id, frame));
+  }
+
+  private async commit(frame: CommitFrame): Promise<Answer> {
+    for (const o of frame.offsets) {
+      assertValidTopicName(o.topic);
+      this.authorize('read', o.topic);
+    }
+    const group = this.groups.get(frame.group);
+    // Not a member here: a standalone consumer committing unfenced, as over HTTP.
+    if (group) await group.run(() => group.commit(frame));
+    else await this.engine.commitOffsets(frame.group, offsetCommits(frame));
+    return { frame: { type: 'committed', id: frame.id }, started: [] };
+  }
+}
+
+function allowEverything(): void {}
+
+const ADMITTED: ProduceAdmission = { release: () => undefined };
+function admitEverything(): ProduceAdmission {
+  return ADMITTED;
+}
+
+function notFound(sub: string): StreamError {
+  return new StreamError('SUBSCRIPTION_NOT_FOUND', `no subscription "${sub}" on this connection`);
+}
+
+function notMember(group: string): StreamError {
+  return new StreamError('UNKNOWN_MEMBER', `this connection is not a member of group "${group}"; join first`);
+}

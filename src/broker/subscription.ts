@@ -1,0 +1,277 @@
+import { TooManyWaitersError, type Engine, type StoredRecord } from '../engine/index.js';
+import { PUSH_MAX_BYTES, PUSH_MAX_RECORDS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
+import { encodeFrame } from './frames.js';
+import type { RecordCodec } from './record-codec.js';
+
+/**
+ * - `credit`: out of record or byte credit; resumes when credit is added
+ * - `backpressure`: the connection's send buffer is over its bound; resumes when it drains
+ * - `reading`: a read is in flight
+ * - `waiting`: caught up; parked in `engine.waitForData`
+ * - `failed`: a read failed (reported to the client); resumes on seek
+ * - `closed`: unsubscribed, revoked or the connection closed
+ */
+export type SubscriptionState = 'credit' | 'backpressure' | 'reading' | 'waiting' | 'failed' | 'closed';
+
+export interface SubscriptionStats {
+  readonly sub: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly state: SubscriptionState;
+  /** The only position a subscription keeps: where the next read starts. */
+  readonly nextOffset: number;
+  readonly recordCredits: number;
+  /** `null` when bytes are not counted. */
+  readonly byteCredits: number | null;
+}
+
+/** Where a subscription sends and whom it tells about its state. Implemented by the session. */
+export interface SubscriptionSink {
+  send(frame: string): void;
+  /** False while the connection's send buffer is over its bound. */
+  readonly writable: boolean;
+  /** The subscription stopped on a full send buffer; call `resume()` once it drained. */
+  parkUntilWritable(sub: Subscription): void;
+  /** A read failed; the subscription is `failed` until it is moved with `seek`. */
+  subscriptionFailed(sub: Subscription, err: unknown): void;
+}
+
+export interface SubscriptionOptions {
+  readonly sub: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  /** Initial credit. Byte credit is counted only when `bytes` is given here. */
+  readonly credits: { readonly records: number; readonly bytes?: number | undefined };
+  readonly engine: Engine;
+  readonly codec: RecordCodec;
+  readonly sink: SubscriptionSink;
+}
+
+/**
+ * Credit-based push of one partition, from a position, to one connection.
+ *
+ * It holds no records: it remembers the next offset and its credit, reads from the engine only
+ * as much as the credit allows (one read per pushed frame, at most {@link PUSH_MAX_RECORDS}
+ * records), and drops what it read but could not send (a record larger than the byte credit
+ * left) to read it again when credit returns. When caught up it parks in `engine.waitForData`
+ * with an AbortSignal, so an idle or slow subscription costs a few numbers and at most one
+ * waiter, never a queue.
+ *
+ * Frames are pushed in offset order with no gap and no duplicate, except across `seek`.
+ */
+export class Subscription {
+  readonly sub: string;
+  readonly topic: string;
+  readonly partition: number;
+  private nextOffset: number;
+  private recordCredits: number;
+  private byteCredits: number;
+  private readonly countBytes: boolean;
+  /** Encoded size of the record at `nextOffset` when it did not fit the byte credit. */
+  private bytesNeeded = 1;
+  private state: SubscriptionState = 'credit';
+  /** A pump loop is running (reading, waiting or about to). */
+  private running = false;
+  /** Kicked while running: the loop may be on its way out, so it checks once more when it ends. */
+  private kickedWhileRunning = false;
+  /** Bumped by seek and close: a read or wait begun under an older epoch is discarded. */
+  private epoch = 0;
+  private wait: AbortController | undefined;
+  private readonly engine: Engine;
+  private readonly codec: RecordCodec;
+  private readonly sink: SubscriptionSink;
+
+  constructor(options: SubscriptionOptions) {
+    this.sub = options.sub;
+    this.topic = options.topic;
+    this.partition = options.partition;
+    this.nextOffset = options.offset;
+    this.recordCredits = options.credits.records;
+    this.countBytes = options.credits.bytes !== undefined;
+    this.byteCredits = options.credits.bytes ?? Number.POSITIVE_INFINITY;
+    this.engine = options.engine;
+    this.codec = options.codec;
+    this.sink = options.sink;
+  }
+
+  /** Starts pushing. Call after the reply that announces the subscription has been sent. */
+  start(): void {
+    this.kick();
+  }
+
+  /** Adds credit; `bytes` is ignored when bytes are not counted. Totals saturate at 2^53 − 1. */
+  addCredit(records: number, bytes: number): void {
+    if (this.state === 'closed') return;
+    this.recordCredits = Math.min(this.recordCredits + records, Number.MAX_SAFE_INTEGER);
+    if (this.countBytes) this.byteCredits = Math.min(this.byteCredits + bytes, Number.MAX_SAFE_INTEGER);
+    if (this.state === 'credit') this.kick();
+  }
+
+  /** Moves to `offset`: nothing read from the old position is sent after this returns. */
+  seek(offset: number): void {
+    if (this.state === 'closed') return;
+    this.epoch++;
+    this.nextOffset = offset;
+    this.bytesNeeded = 1;
+    this.wait?.abort();
+    if (this.state === 'failed') this.state = 'credit';
+    this.kick();
+  }
+
+  /** Called by the sink when the send buffer has drained. */
+  resume(): void {
+    if (this.state === 'backpressure') this.kick();
+  }
+
+  /** Stops for good: nothing is sent after this returns. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.epoch++;
+    this.wait?.abort();
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  stats(): SubscriptionStats {
+    return {
+      sub: this.sub,
+      topic: this.topic,
+      partition: this.partition,
+      state: this.state,
+      nextOffset: this.nextOffset,
+      recordCredits: this.recordCredits,
+      byteCredits: this.countBytes ? this.byteCredits : null,
+    };
+  }
+
+  private kick(): void {
+    if (this.state === 'closed' || this.state === 'failed') return;
+    if (this.running) {
+      this.kickedWhileRunning = true;
+      return;
+    }
+    this.running = true;
+    void this.pump();
+  }
+
+  /** Never rejects: failures become the `failed` state and are reported through the sink. */
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.state === 'closed') return;
+        if (this.recordCredits <= 0 || this.byteCredits < this.bytesNeeded) {
+          this.state = 'credit';
+          return;
+        }
+        if (!this.sink.writable) {
+          this.park();
+          return;
+        }
+        const epoch = this.epoch;
+        try {
+          if (!(await this.step(epoch))) return;
+        } catch (err) {
+          // A read begun before a seek or close failed: its position no longer matters.
+          if (epoch !== this.epoch) continue;
+          this.state = 'failed';
+          this.sink.subscriptionFailed(this, err);
+          return;
+        }
+      }
+    } finally {
+      this.running = false;
+      if (this.kickedWhileRunning) {
+        this.kickedWhileRunning = false;
+        this.kick();
+      }
+    }
+  }
+
+  private park(): void {
+    this.state = 'backpressure';
+    this.sink.parkUntilWritable(this);
+  }
+
+  /** One read, then one pushed frame or one wait for data. False when parked on backpressure. */
+  private async step(epoch: number): Promise<boolean> {
+    this.state = 'reading';
+    const result = await this.engine.read(this.topic, this.partition, this.nextOffset, {
+      maxRecords: Math.min(this.recordCredits, PUSH_MAX_RECORDS),
+      maxBytes: Math.min(this.byteCredits, PUSH_MAX_BYTES),
+    });
+    if (epoch !== this.epoch) return true;
+    if (result.records.length > 0) {
+      // Checked again after the read: other subscriptions of the connection may have filled
+      // the send buffer meanwhile. What was read is dropped, so at most one frame ever goes
+      // past the bound, however many subscriptions share the connection.
+      if (!this.sink.writable) {
+        this.park();
+        return false;
+      }
+      this.push(result.records, result.nextOffset);
+      return true;
+    }
+    this.nextOffset = result.nextOffset;
+    // Past a compacted gap there may be more to read at once.
+    if (result.nextOffset < result.highWatermark) return true;
+    this.state = 'waiting';
+    const wait = new AbortController();
+    this.wait = wait;
+    try {
+      await this.engine.waitForData(this.topic, this.partition, this.nextOffset, { timeoutMs: WAIT_SLICE_MS, signal: wait.signal });
+    } catch (err) {
+      if (!(err instanceof TooManyWaitersError)) throw err;
+      // The partition's waiter bound is reached; poll instead of failing the subscription.
+      await sleep(WAITER_RETRY_MS, wait.signal);
+    } finally {
+      if (this.wait === wait) this.wait = undefined;
+    }
+    return true;
+  }
+
+  /** Sends what the credit allows of `records` as one frame; the rest is dropped, to be read again. */
+  private push(records: readonly StoredRecord[], readNextOffset: number): void {
+    const limit = Math.min(records.length, this.recordCredits);
+    let json = '[';
+    let sent = 0;
+    let bytes = 0;
+    for (; sent < limit; sent++) {
+      const record = records[sent]!;
+      const text = this.codec.recordJson(record);
+      if (this.countBytes) {
+        const size = Buffer.byteLength(text);
+        if (bytes + size > this.byteCredits) {
+          if (sent === 0) this.bytesNeeded = size;
+          break;
+        }
+        bytes += size;
+      }
+      json += sent === 0 ? text : `,${text}`;
+    }
+    if (sent === 0) return; // the first record needs more byte credit than there is
+    this.nextOffset = sent === records.length ? readNextOffset : records[sent]!.offset;
+    this.bytesNeeded = 1;
+    this.recordCredits -= sent;
+    if (this.countBytes) this.byteCredits -= bytes;
+    this.sink.send(
+      encodeFrame({ type: 'records', sub: this.sub, partition: this.partition, records: `${json}]`, next_offset: this.nextOffset }),
+    );
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

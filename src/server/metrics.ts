@@ -1,0 +1,249 @@
+/**
+ * Brook's Prometheus metrics, on a Registry owned by the server (never prom-client's global
+ * one, so two servers in one process do not mix). Served as text by `GET /metrics`.
+ *
+ * | metric | type | labels |
+ * |---|---|---|
+ * | `brook_records_in_total`, `brook_bytes_in_total` | counter | topic |
+ * | `brook_records_out_total`, `brook_bytes_out_total` | counter | topic |
+ * | `brook_produce_latency_seconds` | histogram | (append to durable acknowledgement) |
+ * | `brook_http_requests_total` | counter | route (the pattern), code (the status) |
+ * | `brook_errors_total` | counter | code (the error code) |
+ * | `brook_throttled_total` | counter | reason (`records`, `bytes`, `in_flight`) |
+ * | `brook_connections` | gauge | transport (`http`, `ws`, ...) |
+ * | `brook_consumer_group_lag` | gauge, computed per scrape | group, topic, partition |
+ * | `brook_fsync_duration_seconds` | histogram | (fed by the engine through `observeFsync`) |
+ *
+ * Bytes are record bytes (key + value + headers, see quota/record-size.ts). Label cardinality is
+ * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `_other`;
+ * lag stops after `maxLagSeries` series.
+ */
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Engine } from '../engine/index.js';
+import { MAX_LAG_SERIES, MAX_TOPIC_LABELS } from './defaults.js';
+import type { ThrottleReason } from './quota/index.js';
+
+export interface MetricsOptions {
+  /** Where the metrics are registered. @defaultValue a new Registry */
+  readonly registry?: Registry;
+  /** Reports lag computations that fail. */
+  readonly logger?: Logger;
+  /** Node.js process metrics (CPU, memory, event loop, GC). @defaultValue true */
+  readonly processMetrics?: boolean;
+  /** @defaultValue 1000 */
+  readonly maxTopicLabels?: number;
+  /** @defaultValue 10_000 */
+  readonly maxLagSeries?: number;
+}
+
+/** What the consumer-lag collector reads from an engine, once per scrape. */
+export type LagSource = Pick<Engine, 'listTopics' | 'listGroups' | 'fetchOffsets'>;
+
+/** The topic label value for other topics once `maxTopicLabels` are in use. */
+export const OTHER_TOPICS = '_other';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+interface LagPoint {
+  readonly group: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly lag: number;
+}
+
+/**
+ * @example
+ * const metrics = new Metrics({ logger });
+ * metrics.trackConsumerLag(engine);
+ * // engine owner, later: new EmbeddedEngine({ ..., onFsync: metrics.observeFsync })
+ * const text = await metrics.scrape();
+ */
+export class Metrics {
+  readonly registry: Registry;
+  private readonly logger: Logger | undefined;
+  private readonly maxTopicLabels: number;
+  private readonly maxLagSeries: number;
+  private readonly topicLabels = new Set<string>();
+  private readonly recordsIn: Counter<'topic'>;
+  private readonly bytesIn: Counter<'topic'>;
+  private readonly recordsOut: Counter<'topic'>;
+  private readonly bytesOut: Counter<'topic'>;
+  private readonly produceLatency: Histogram;
+  private readonly httpRequests: Counter<'route' | 'code'>;
+  private readonly errors: Counter<'code'>;
+  private readonly throttles: Counter<'reason'>;
+  private readonly connections: Gauge<'transport'>;
+  private readonly fsync: Histogram;
+  private lagSource: LagSource | null = null;
+  /** One lag computation at a time; concurrent scrapes share it. */
+  private lagRun: Promise<LagPoint[]> | null = null;
+  private lagTruncatedLogged = false;
+
+  constructor(options: MetricsOptions = {}) {
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    this.logger = options.logger;
+    this.maxTopicLabels = options.maxTopicLabels ?? MAX_TOPIC_LABELS;
+    this.maxLagSeries = options.maxLagSeries ?? MAX_LAG_SERIES;
+    const registers = [registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+      new Counter({ name, help, labelNames, registers });
+
+    this.recordsIn = counter('brook_records_in_total', 'Records appended, by topic.', ['topic']);
+    this.bytesIn = counter('brook_bytes_in_total', 'Record bytes (key + value + headers) appended, by topic.', ['topic']);
+    this.recordsOut = counter('brook_records_out_total', 'Records served to readers, by topic.', ['topic']);
+    this.bytesOut = counter('brook_bytes_out_total', 'Record bytes served to readers, by topic.', ['topic']);
+    this.produceLatency = new Histogram({
+      name: 'brook_produce_latency_seconds',
+      help: 'Time from a valid produce batch to its acknowledgement by the engine (durable with durability fsync).',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.httpRequests = counter('brook_http_requests_total', 'HTTP requests answered, by route pattern and status.', [
+      'route',
+      'code',
+    ]);
+    this.errors = counter('brook_errors_total', 'Error answers, by error code.', ['code']);
+    this.throttles = counter('brook_throttled_total', 'Produce requests refused by flow control, by reason.', ['reason']);
+    this.connections = new Gauge({
+      name: 'brook_connections',
+      help: 'Open client connections, by transport.',
+      labelNames: ['transport'],
+      registers,
+    });
+    this.fsync = new Histogram({
+      name: 'brook_fsync_duration_seconds',
+      help: 'Duration of the engine fsyncs that make appends durable.',
+      buckets: FSYNC_BUCKETS,
+      registers,
+    });
+    const lag: Gauge<'group' | 'topic' | 'partition'> = new Gauge({
+      name: 'brook_consumer_group_lag',
+      help: 'Records between a group committed offset and the partition high watermark (computed per scrape).',
+      labelNames: ['group', 'topic', 'partition'],
+      registers,
+      collect: () => this.collectLag(lag),
+    });
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  }
+
+  /** The content type of `scrape()`'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Every metric in the Prometheus text format. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** A produce acknowledged by the engine after `seconds`. */
+  produced(topic: string, records: number, bytes: number, seconds: number): void {
+    const label = this.topicLabel(topic);
+    this.recordsIn.inc({ topic: label }, records);
+    this.bytesIn.inc({ topic: label }, bytes);
+    this.produceLatency.observe(seconds);
+  }
+
+  /** Records handed to a reader (fetch, push). */
+  consumed(topic: string, records: number, bytes: number): void {
+    if (records === 0) return;
+    const label = this.topicLabel(topic);
+    this.recordsOut.inc({ topic: label }, records);
+    this.bytesOut.inc({ topic: label }, bytes);
+  }
+
+  /** An HTTP answer; `route` is the route pattern (bounded), never the raw path. */
+  httpRequest(route: string, status: number): void {
+    this.httpRequests.inc({ route, code: String(status) });
+  }
+
+  /** An error answer with a stable error code. */
+  error(code: string): void {
+    this.errors.inc({ code });
+  }
+
+  /** A produce refused by flow control. Bound, so it can be handed over as a callback. */
+  readonly throttled = (reason: ThrottleReason): void => {
+    this.throttles.inc({ reason });
+  };
+
+  connectionOpened(transport: string): void {
+    this.connections.inc({ transport });
+  }
+
+  connectionClosed(transport: string): void {
+    this.connections.dec({ transport });
+  }
+
+  /**
+   * One engine fsync took `seconds`. Bound, so the engine can be given it as a plain callback;
+   * the engine does not call it yet (wiring it is the engine owner's to do).
+   */
+  readonly observeFsync = (seconds: number): void => {
+    this.fsync.observe(seconds);
+  };
+
+  /** Computes `brook_consumer_group_lag` from `source` on every scrape (replaces an earlier one). */
+  trackConsumerLag(source: LagSource): void {
+    this.lagSource = source;
+  }
+
+  /** Drops a deleted topic's series and frees its label slot. */
+  forgetTopic(topic: string): void {
+    if (!this.topicLabels.delete(topic)) return;
+    for (const c of [this.recordsIn, this.bytesIn, this.recordsOut, this.bytesOut]) c.remove({ topic });
+  }
+
+  private topicLabel(topic: string): string {
+    if (this.topicLabels.has(topic)) return topic;
+    if (this.topicLabels.size >= this.maxTopicLabels) return OTHER_TOPICS;
+    this.topicLabels.add(topic);
+    return topic;
+  }
+
+  private async collectLag(gauge: Gauge<'group' | 'topic' | 'partition'>): Promise<void> {
+    const source = this.lagSource;
+    if (source === null) return;
+    this.lagRun ??= this.computeLag(source).finally(() => {
+      this.lagRun = null;
+    });
+    let points: LagPoint[];
+    try {
+      points = await this.lagRun;
+    } catch (err) {
+      // A scrape during shutdown (engine closed) or a failing engine: the rest of the metrics
+      // are still worth serving, so lag is left out of this scrape and the failure logged.
+      this.logger?.warn({ err }, 'could not compute consumer group lag');
+      gauge.reset();
+      return;
+    }
+    gauge.reset();
+    for (const p of points) gauge.set({ group: p.group, topic: p.topic, partition: String(p.partition) }, p.lag);
+  }
+
+  private async computeLag(source: LagSource): Promise<LagPoint[]> {
+    const highWatermarks = new Map<string, number>();
+    for (const topic of await source.listTopics()) {
+      for (const p of topic.partitions) highWatermarks.set(`${p.partition}/${topic.name}`, p.highWatermark);
+    }
+    const points: LagPoint[] = [];
+    for (const group of await source.listGroups()) {
+      for (const o of await source.fetchOffsets(group)) {
+        const high = highWatermarks.get(`${o.partition}/${o.topic}`);
+        if (high === undefined) continue; // topic deleted since the commit
+        if (points.length >= this.maxLagSeries) {
+          if (!this.lagTruncatedLogged) {
+            this.lagTruncatedLogged = true;
+            this.logger?.warn({ limit: this.maxLagSeries }, 'consumer group lag truncated to its series limit');
+          }
+          return points;
+        }
+        points.push({ group, topic: o.topic, partition: o.partition, lag: Math.max(0, high - o.offset) });
+      }
+    }
+    return points;
+  }
+}

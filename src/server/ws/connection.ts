@@ -1,0 +1,93 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { WebSocket, type RawData } from 'ws';
+import type { FrameTransport, SessionCloseReason, StreamSession } from '../../broker/index.js';
+import { closeCodeFor, type CloseReason } from '../errors.js';
+
+/**
+ * One WebSocket carrying one StreamSession: text frames in, encoded frames out, the socket's
+ * `drain` resuming paused pushes, and liveness for the gateway's heartbeat.
+ */
+export class Connection implements FrameTransport {
+  /** When the peer was last heard from (any frame, ping or pong), in ms since the epoch. */
+  lastSeen = Date.now();
+  private session: StreamSession | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly socket: Socket,
+    private readonly logger: Logger,
+  ) {
+    // ws has already closed the connection (1009 for an oversized frame, 1002 for a protocol
+    // violation); the close event ends the session. Listened to from the start, also on
+    // connections refused right after the handshake: an unheard 'error' event would throw.
+    ws.on('error', (err) => this.logger.debug({ err, session: this.session?.id }, 'websocket error'));
+  }
+
+  /** Starts the session and wires the socket to it. */
+  attach(session: StreamSession, onClose: () => void): void {
+    this.session = session;
+    const ws = this.ws;
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      this.lastSeen = Date.now();
+      if (isBinary) session.handleInvalid('binary frames are not supported: send JSON text frames (subprotocol brook.v1.json)');
+      else session.handle(text(data));
+    });
+    ws.on('pong', () => (this.lastSeen = Date.now()));
+    ws.on('ping', () => (this.lastSeen = Date.now()));
+    ws.once('close', (code: number) => {
+      clearTimeout(this.killTimer);
+      this.socket.off('drain', onDrain);
+      this.logger.debug({ session: session.id, code }, 'websocket closed');
+      void session.close();
+      onClose();
+    });
+    const onDrain = (): void => session.drained();
+    this.socket.on('drain', onDrain);
+    session.start();
+  }
+
+  send(frame: string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  close(reason: SessionCloseReason, message: string): void {
+    this.end(reason, message);
+  }
+
+  /**
+   * Closes with the code for `reason`. A peer that does not complete the closing handshake
+   * within `killAfterMs` is cut off.
+   */
+  end(reason: CloseReason, message: string, killAfterMs = 5_000): void {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    if (this.ws.readyState !== WebSocket.CLOSING) this.ws.close(closeCodeFor(reason), closeReason(message));
+    if (this.killTimer === undefined) {
+      this.killTimer = setTimeout(() => this.ws.terminate(), killAfterMs);
+      this.killTimer.unref();
+    }
+    if (this.session) void this.session.close();
+  }
+
+  stats(): ReturnType<StreamSession['stats']> | undefined {
+    return this.session?.stats();
+  }
+}
+
+function text(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Close reasons are limited to 123 bytes of UTF-8. */
+function closeReason(message: string): string {
+  let out = message.slice(0, 123);
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}
