@@ -1,0 +1,574 @@
+/**
+ * One logical connection to Brook's `/v1/ws`, kept alive across socket drops.
+ *
+ * ```
+ *  idle ──connect()──▶ connecting ──welcome──▶ open ──socket closes──▶ backoff ──timer──▶ connecting
+ *                          │                                             │
+ *                          └──── fatal close code / close() ─────────────┴──────▶ closed
+ * ```
+ *
+ * Requests get an integer id and a timeout; the reply (or `error` frame) with that id settles
+ * them. When the socket drops, every outstanding request fails with ConnectionLostError (the
+ * server may or may not have acted on it) and the connection reconnects with exponential backoff
+ * and full jitter. Owners of server-side state (subscriptions, group memberships) re-create it
+ * from their `onOpen` hook; requests made while disconnected wait for the next `welcome`.
+ */
+import { fullJitter } from './backoff.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_REQUESTS,
+  DEFAULT_RECONNECT_BASE_MS,
+  DEFAULT_RECONNECT_CAP_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from './defaults.js';
+import { Emitter } from './emitter.js';
+import {
+  BrookServerError,
+  ClientClosedError,
+  ConnectionClosedError,
+  ConnectionLostError,
+  InvalidArgumentError,
+  ProtocolError,
+  RequestTimeoutError,
+  TooManyPendingRequestsError,
+  BrookClientError,
+} from './errors.js';
+import { Fifo } from './fifo.js';
+import { Gate } from './gate.js';
+import type { ClientOptions } from './options.js';
+import { OPEN, SUBPROTOCOL, globalWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
+import {
+  encodeRequest,
+  parseServerFrame,
+  type AssignmentFrame,
+  type ClientRequest,
+  type CreditFrame,
+  type RecordsFrame,
+  type Reply,
+  type ServerLimits,
+} from './wire.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';
+
+/** Events of {@link BrookClient.on}. */
+export interface ClientEvents {
+  /** A `welcome` arrived; `reconnect` is false the first time. */
+  connected: { readonly session: string; readonly limits: ServerLimits; readonly reconnect: boolean };
+  /** The socket closed (or never opened); the client reconnects unless the code is fatal. */
+  disconnected: { readonly code: number; readonly reason: string };
+  /** The next attempt starts after `delayMs`. */
+  reconnecting: { readonly attempt: number; readonly delayMs: number };
+  /**
+   * An error no caller is waiting for: an `error` frame without an id, a malformed frame, a
+   * failed background commit or heartbeat, a rebalance hook that threw, or the fatal error
+   * that closed the client.
+   */
+  error: Error;
+}
+
+/** Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes"). */
+const FRAME_TOO_LARGE = 1009;
+const MALFORMED_FRAMES = 4000;
+const POLICY = 1008;
+/** Our own code for a socket we gave up on before the server closed it. */
+const ABANDONED = 4999;
+
+interface Pending {
+  readonly type: string;
+  readonly resolve: (reply: Reply) => void;
+  readonly reject: (err: Error) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
+interface Waiter {
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+export interface PushHandlers {
+  /** Records for a subscription id this handler registered. */
+  records(frame: RecordsFrame): void;
+  /** The server stopped the subscription after a failed read (`error` with `sub`). */
+  failed(err: BrookServerError, sub: string): void;
+}
+
+export interface GroupHandlers extends PushHandlers {
+  /** An assignment pushed without a request. */
+  assignment(frame: AssignmentFrame): void;
+  /** The membership ended on the server (`error` with `group`, e.g. the session expired). */
+  ended(err: BrookServerError): void;
+}
+
+export class Connection {
+  readonly events = new Emitter<ClientEvents>();
+  private stateValue: ConnectionState = 'idle';
+  private socket: WebSocketLike | null = null;
+  private sessionId: string | null = null;
+  private limitsValue: ServerLimits | null = null;
+  private everOpened = false;
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
+  private failure: Error | null = null;
+
+  private nextId = 1;
+  private readonly pending = new Map<number | string, Pending>();
+  /** Callers waiting for `open`; bounded by the callers themselves (each holds its promise). */
+  private readonly readyWaiters = new Fifo<Waiter>();
+
+  /**
+   * Produce frames pass one FIFO gate (so batches reach the server in the order they were made)
+   * bounded by `max_inflight_produce` and closed during a `slow_down` pause; other requests pass
+   * another, bounded by `max_inflight_requests`. Beyond those the server would answer RATE_LIMITED.
+   */
+  private readonly produceGate: Gate;
+  private readonly requestGate: Gate;
+  private pausedUntil = 0;
+  private pauseTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private readonly routes = new Map<string, PushHandlers>();
+  private readonly groups = new Map<string, GroupHandlers>();
+  private readonly openHooks = new Set<(reconnect: boolean) => void>();
+  private readonly closeHooks = new Set<(err: Error) => void>();
+
+  private readonly WebSocketClass: WebSocketConstructor;
+  private readonly requestTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly maxPending: number;
+  private readonly reconnect: { readonly baseMs: number; readonly capMs: number; readonly maxAttempts: number } | null;
+
+  constructor(private readonly options: ClientOptions) {
+    const WebSocketClass = options.WebSocket ?? globalWebSocket();
+    if (WebSocketClass === undefined) {
+      throw new InvalidArgumentError(
+        "this runtime has no global WebSocket (Node < 22): pass one, e.g. new BrookClient({ url, WebSocket: (await import('ws')).default })",
+      );
+    }
+    this.WebSocketClass = WebSocketClass;
+    this.requestTimeoutMs = positive(options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs');
+    this.connectTimeoutMs = positive(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
+    this.maxPending = positive(options.maxPendingRequests, DEFAULT_MAX_PENDING_REQUESTS, 'maxPendingRequests');
+    const r = options.reconnect;
+    this.reconnect =
+      r === false
+        ? null
+        : {
+            baseMs: positive(r?.baseMs, DEFAULT_RECONNECT_BASE_MS, 'reconnect.baseMs'),
+            capMs: positive(r?.capMs, DEFAULT_RECONNECT_CAP_MS, 'reconnect.capMs'),
+            maxAttempts: r?.maxAttempts ?? Number.POSITIVE_INFINITY,
+          };
+    wsUrl(options.url, undefined); // reject a bad URL now rather than on the first attempt
+    this.produceGate = new Gate(
+      () => this.limitsValue?.maxInflightProduce ?? 1,
+      () => this.stateValue === 'open' && !this.paused(),
+    );
+    this.requestGate = new Gate(
+      () => Math.min(this.limitsValue?.maxInflightRequests ?? 1, this.maxPending),
+      () => this.stateValue === 'open',
+    );
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** The server's bounds, known after the first `welcome`. */
+  get limits(): ServerLimits | null {
+    return this.limitsValue;
+  }
+
+  get session(): string | null {
+    return this.sessionId;
+  }
+
+  get isOpen(): boolean {
+    return this.stateValue === 'open';
+  }
+
+  /** Starts connecting if idle; resolves at the next `welcome`. */
+  ready(): Promise<void> {
+    if (this.stateValue === 'open') return Promise.resolve();
+    if (this.stateValue === 'closed') return Promise.reject(this.failure ?? new ClientClosedError());
+    if (this.stateValue === 'idle') this.startAttempt();
+    return new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Sends a request and resolves with its reply, once the connection is open and fewer than the
+   * server's `max_inflight_requests` requests are unanswered (waiting meanwhile, in order).
+   */
+  request<T extends Reply['type']>(request: ClientRequest, expect: T): Promise<Extract<Reply, { type: T }>> {
+    return this.through(this.requestGate, (id) => encodeRequest(id, request), request.type, expect);
+  }
+
+  /**
+   * Sends a produce frame built by `build(id)`, in FIFO order with other produce frames, once the
+   * connection is open, no `slow_down` pause is running and fewer than the server's
+   * `max_inflight_produce` produce frames are unanswered.
+   */
+  produce(build: (id: number) => string): Promise<Extract<Reply, { type: 'produced' }>> {
+    return this.through(this.produceGate, build, 'produce', 'produced');
+  }
+
+  private async through<T extends Reply['type']>(
+    gate: Gate,
+    build: (id: number) => string,
+    type: string,
+    expect: T,
+  ): Promise<Extract<Reply, { type: T }>> {
+    if (this.stateValue === 'closed') throw this.failure ?? new ClientClosedError();
+    if (this.stateValue === 'idle') this.startAttempt();
+    await gate.enter();
+    try {
+      return await this.send(build, type, expect);
+    } finally {
+      gate.leave();
+    }
+  }
+
+  /** A frame without a reply (credit). Dropped when the socket is down: state is rebuilt on reconnect. */
+  sendFrame(frame: CreditFrame): boolean {
+    if (this.stateValue !== 'open' || this.socket === null) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Routes `records` pushes of one subscription id; returns the unregister function. */
+  route(sub: string, handlers: PushHandlers): () => void {
+    this.routes.set(sub, handlers);
+    return () => {
+      if (this.routes.get(sub) === handlers) this.routes.delete(sub);
+    };
+  }
+
+  /** Routes a group's pushes: records of `group:<group>:<topic>:<partition>`, assignments, its end. */
+  routeGroup(group: string, handlers: GroupHandlers): () => void {
+    const prefix = groupSubPrefix(group);
+    this.routes.set(prefix, handlers);
+    this.groups.set(group, handlers);
+    return () => {
+      if (this.routes.get(prefix) === handlers) this.routes.delete(prefix);
+      if (this.groups.get(group) === handlers) this.groups.delete(group);
+    };
+  }
+
+  hasGroup(group: string): boolean {
+    return this.groups.has(group);
+  }
+
+  /**
+   * Reports an error no caller is waiting for: to the `error` listeners, or, when there are none,
+   * to the console, so that it is never lost.
+   */
+  report(err: Error): void {
+    if (!this.events.emit('error', err)) console.warn('brook client:', err);
+  }
+
+  /** Called after every `welcome`, before requests waiting for the connection are released. */
+  onOpen(hook: (reconnect: boolean) => void): () => void {
+    this.openHooks.add(hook);
+    return () => this.openHooks.delete(hook);
+  }
+
+  /** Called once when the connection closes for good (close() or a fatal error). */
+  onClose(hook: (err: Error) => void): () => void {
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
+  }
+
+  /** Closes for good: outstanding requests and waiters fail with ClientClosedError. */
+  close(): void {
+    this.shutdown(new ClientClosedError(), 1000, 'client closed');
+  }
+
+  // ── socket lifecycle ──────────────────────────────────────────────────────────────────────
+
+  private startAttempt(): void {
+    this.stateValue = 'connecting';
+    this.openSocket().catch((err: unknown) => {
+      // Getting the token failed or the constructor threw: count it as a failed attempt.
+      this.report(asClientError(err));
+      this.afterSocketClosed(ABANDONED, err instanceof Error ? err.message : String(err));
+    });
+  }
+
+  private async openSocket(): Promise<void> {
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    if (this.stateValue !== 'connecting') return; // closed while the token was being fetched
+    const socket = new this.WebSocketClass(wsUrl(this.options.url, token), SUBPROTOCOL);
+    this.socket = socket;
+    this.welcomeTimer = setTimeout(() => {
+      this.abandon(socket, `no welcome within ${this.connectTimeoutMs} ms`);
+    }, this.connectTimeoutMs);
+    socket.addEventListener('message', (event) => {
+      if (this.socket !== socket) return;
+      this.onMessage(event.data);
+    });
+    socket.addEventListener('close', (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.afterSocketClosed(event.code, event.reason);
+    });
+    // 'error' is always followed by 'close', which does the work; the listener keeps ws from
+    // treating the error as unhandled.
+    socket.addEventListener('error', () => undefined);
+  }
+
+  /** Drops a socket we no longer trust; its late events are ignored. */
+  private abandon(socket: WebSocketLike, reason: string): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    closeQuietly(socket, 1000, reason);
+    this.afterSocketClosed(ABANDONED, reason);
+  }
+
+  private onMessage(data: unknown): void {
+    if (typeof data !== 'string') {
+      this.report(new ProtocolError('the server sent a binary frame on the JSON subprotocol'));
+      return;
+    }
+    let frame;
+    try {
+      frame = parseServerFrame(data);
+    } catch (err) {
+      this.report(asClientError(err));
+      return;
+    }
+    switch (frame.type) {
+      case 'welcome':
+        this.onWelcome(frame.session, frame.limits);
+        return;
+      case 'reply': {
+        const p = this.pending.get(frame.id);
+        // Unknown id: the request timed out already; its caller has moved on.
+        if (p === undefined) return;
+        this.settle(frame.id, p);
+        p.resolve(frame.reply);
+        return;
+      }
+      case 'error': {
+        const err = new BrookServerError(frame.code, frame.message);
+        const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
+        if (p !== undefined && frame.id !== undefined) {
+          this.settle(frame.id, p);
+          p.reject(err);
+          return;
+        }
+        if (frame.sub !== undefined) {
+          const handlers = this.routeOf(frame.sub);
+          // SUBSCRIPTION_NOT_FOUND for credit sent just before an unsubscribe: nothing to do.
+          if (handlers !== undefined) handlers.failed(err, frame.sub);
+          else if (frame.code !== 'SUBSCRIPTION_NOT_FOUND') this.report(err);
+          return;
+        }
+        const group = frame.group === undefined ? undefined : this.groups.get(frame.group);
+        if (group !== undefined) group.ended(err);
+        else this.report(err);
+        return;
+      }
+      case 'records':
+        // No handler: records of a subscription just closed or revoked, already in flight.
+        this.routeOf(frame.sub)?.records(frame);
+        return;
+      case 'assignment': {
+        // docs/protocol.md's assignment push names no group; it can be attributed when there is one.
+        const group = frame.group !== undefined ? this.groups.get(frame.group) : this.groups.size === 1 ? [...this.groups.values()][0] : undefined;
+        if (group !== undefined) group.assignment(frame);
+        else this.report(new ProtocolError('an assignment push for no group this client is in'));
+        return;
+      }
+      case 'slow_down':
+        this.pause(frame.retryAfterMs);
+        return;
+      case 'unknown':
+        // A frame type from a newer server: ignoring it is the forward-compatible choice.
+        return;
+      default: {
+        const never: never = frame;
+        throw new ProtocolError(`unhandled frame ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onWelcome(session: string, limits: ServerLimits): void {
+    clearTimeout(this.welcomeTimer);
+    if (this.stateValue !== 'connecting') return;
+    const reconnect = this.everOpened;
+    this.everOpened = true;
+    this.attempt = 0;
+    this.sessionId = session;
+    this.limitsValue = limits;
+    this.stateValue = 'open';
+    this.events.emit('connected', { session, limits, reconnect });
+    for (const hook of [...this.openHooks]) hook(reconnect);
+    for (let w = this.readyWaiters.shift(); w !== undefined; w = this.readyWaiters.shift()) w.resolve();
+    this.requestGate.pump();
+    this.produceGate.pump();
+  }
+
+  private afterSocketClosed(code: number, reason: string): void {
+    clearTimeout(this.welcomeTimer);
+    const wasActive = this.stateValue === 'open' || this.stateValue === 'connecting';
+    if (this.stateValue === 'open') this.stateValue = 'backoff';
+    this.failPending(new ConnectionLostError(`connection lost (${code}${reason === '' ? '' : `: ${reason}`})`));
+    if (!wasActive) return;
+    this.events.emit('disconnected', { code, reason });
+    const fatal =
+      code === FRAME_TOO_LARGE || code === MALFORMED_FRAMES || (code === POLICY && typeof this.options.token !== 'function');
+    if (fatal) {
+      this.shutdown(new ConnectionClosedError(code, reason), null, '');
+      return;
+    }
+    if (this.reconnect === null || this.attempt >= this.reconnect.maxAttempts) {
+      this.shutdown(
+        new ConnectionLostError(
+          this.reconnect === null ? `connection lost (${code}) and reconnect is off` : `gave up after ${this.attempt} reconnect attempts`,
+        ),
+        null,
+        '',
+      );
+      return;
+    }
+    const delayMs = fullJitter(this.attempt, this.reconnect);
+    this.attempt++;
+    this.stateValue = 'backoff';
+    this.events.emit('reconnecting', { attempt: this.attempt, delayMs });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.stateValue === 'backoff') this.startAttempt();
+    }, delayMs);
+  }
+
+  private shutdown(err: Error, code: number | null, reason: string): void {
+    if (this.stateValue === 'closed') return;
+    const fatal = !(err instanceof ClientClosedError);
+    this.stateValue = 'closed';
+    this.failure = err;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.welcomeTimer);
+    clearTimeout(this.pauseTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket !== null && code !== null) closeQuietly(socket, code, reason);
+    this.failPending(err);
+    for (let w = this.readyWaiters.shift(); w !== undefined; w = this.readyWaiters.shift()) w.reject(err);
+    this.produceGate.rejectAll(err);
+    this.requestGate.rejectAll(err);
+    if (fatal) this.report(asClientError(err));
+    for (const hook of [...this.closeHooks]) hook(err);
+  }
+
+  // ── requests ──────────────────────────────────────────────────────────────────────────────
+
+  private send<T extends Reply['type']>(build: (id: number) => string, type: string, expect: T): Promise<Extract<Reply, { type: T }>> {
+    if (this.stateValue !== 'open' || this.socket === null) {
+      return Promise.reject(this.failure ?? new ConnectionLostError(`not connected (sending ${type})`));
+    }
+    if (this.pending.size >= this.maxPending) return Promise.reject(new TooManyPendingRequestsError(this.maxPending));
+    const id = this.nextId++;
+    const socket = this.socket;
+    return new Promise<Extract<Reply, { type: T }>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RequestTimeoutError(type, this.requestTimeoutMs));
+      }, this.requestTimeoutMs);
+      this.pending.set(id, {
+        type,
+        resolve: (reply) => {
+          if (reply.type === expect) resolve(reply as Extract<Reply, { type: T }>);
+          else reject(new ProtocolError(`expected ${expect} in reply to ${type}, got ${reply.type}`));
+        },
+        reject,
+        timer,
+      });
+      socket.send(build(id));
+    });
+  }
+
+  private settle(id: number | string, p: Pending): void {
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+  }
+
+  private failPending(err: Error): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  // ── produce flow control ──────────────────────────────────────────────────────────────────
+
+  private paused(): boolean {
+    return Date.now() < this.pausedUntil;
+  }
+
+  /** `slow_down`: no produce frame leaves until the pause is over. */
+  private pause(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => {
+      this.pauseTimer = undefined;
+      this.produceGate.pump();
+    }, this.pausedUntil - Date.now());
+  }
+
+  private routeOf(sub: string): PushHandlers | undefined {
+    return this.routes.get(sub) ?? this.routes.get(groupPrefixOf(sub));
+  }
+}
+
+export function groupSubPrefix(group: string): string {
+  return `group:${group}:`;
+}
+
+/** `group:<group>:<topic>:<partition>` → `group:<group>:` (topic names cannot contain ':'). */
+function groupPrefixOf(sub: string): string {
+  if (!sub.startsWith('group:')) return '';
+  const last = sub.lastIndexOf(':');
+  const topicStart = last <= 0 ? -1 : sub.lastIndexOf(':', last - 1);
+  return topicStart <= 0 ? '' : sub.slice(0, topicStart + 1);
+}
+
+/** `http(s)://host[/]` or `ws(s)://host[/]` become `ws(s)://host/v1/ws`; a path given is kept. */
+export function wsUrl(base: string, token: string | undefined): string {
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid url ${JSON.stringify(base)}`, { cause: err });
+  }
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new InvalidArgumentError(`url must be http(s) or ws(s), got ${JSON.stringify(url.protocol)}`);
+  }
+  if (url.pathname === '' || url.pathname === '/') url.pathname = '/v1/ws';
+  // Browsers cannot set an Authorization header on a WebSocket, so the token goes in the query.
+  if (token !== undefined) url.searchParams.set('token', token);
+  return url.toString();
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(value > 0)) throw new InvalidArgumentError(`${name} must be positive, got ${value}`);
+  return value;
+}
+
+function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
+  try {
+    if (socket.readyState === OPEN) socket.close(code, reason);
+    else socket.close();
+  } catch (err) {
+    // Closing a socket that is already closing can throw in some implementations; it is going
+    // away either way, and its events are ignored from here on.
+    void err;
+  }
+}
+
+function asClientError(err: unknown): BrookClientError {
+  if (err instanceof BrookClientError) return err;
+  return new ProtocolError(err instanceof Error ? err.message : String(err), { cause: err });
+}

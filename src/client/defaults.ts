@@ -1,0 +1,33 @@
+/** Every SDK default in one place; the option types in ./options.ts point here. */
+
+export const DEFAULT_RECONNECT_BASE_MS = 100;
+export const DEFAULT_RECONNECT_CAP_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_PENDING_REQUESTS = 1024;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+export const DEFAULT_LINGER_MS = 5;
+export const DEFAULT_BATCH_SIZE = 500;
+/**
+ * Unacknowledged batches per producer. The server remembers the last 5 batches of an idempotent
+ * producer (PRODUCER_BATCH_MEMORY in the engine), so more than 5 in flight could not all be
+ * recognised as retries.
+ */
+export const DEFAULT_MAX_INFLIGHT = 5;
+export const MAX_IDEMPOTENT_INFLIGHT = 5;
+export const DEFAULT_PRODUCE_RETRIES = 10;
+export const DEFAULT_RETRY_BASE_MS = 100;
+export const DEFAULT_RETRY_CAP_MS = 5_000;
+
+export const DEFAULT_CREDIT_RECORDS = 1000;
+export const DEFAULT_CREDIT_BYTES = 1024 * 1024;
+export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5_000;
+
+/**
+ * Used until the server's `welcome` says otherwise (and when it says nothing sensible): the
+ * server's own defaults at the time of writing.
+ */
+export const FALLBACK_MAX_FRAME_BYTES = 8 * 1024 * 1024;
+/** Room in a produce frame for everything but the records (type, id, topic, producer). */
+export const PRODUCE_FRAME_OVERHEAD_BYTES = 1024;

@@ -1,0 +1,140 @@
+/** Options of the client, producers and consumers. Defaults live in ./defaults.ts. */
+import type { WebSocketConstructor } from './websocket.js';
+import type { Credits, StartPosition, TopicPartition } from './wire.js';
+
+export interface ReconnectOptions {
+  /** Delay bound of the first reconnect attempt (full jitter picks in `[0, bound)`). @defaultValue 100 */
+  readonly baseMs?: number;
+  /** Largest delay bound; the bound doubles per failed attempt up to this. @defaultValue 10_000 */
+  readonly capMs?: number;
+  /** Consecutive failed attempts before the client gives up and closes. @defaultValue Infinity */
+  readonly maxAttempts?: number;
+}
+
+export interface ClientOptions {
+  /**
+   * The server: `http://host:7420` (or `ws://`, `https://`, `wss://`); `/v1/ws` is added when
+   * the URL has no path.
+   */
+  readonly url: string;
+  /**
+   * The WebSocket class. Defaults to `globalThis.WebSocket` (browsers, Node 22+). On Node 20
+   * pass the `ws` package: `WebSocket: (await import('ws')).default`.
+   */
+  readonly WebSocket?: WebSocketConstructor;
+  /**
+   * Bearer token, sent as `?token=` (browsers cannot set headers on a WebSocket). A function is
+   * called before every connection attempt, so an expired token is replaced on reconnect; with
+   * a function, close code 1008 (token refused) leads to a reconnect instead of a fatal error.
+   */
+  readonly token?: string | (() => string | Promise<string>);
+  /** Reconnect after the socket drops; `false` closes the client instead. */
+  readonly reconnect?: ReconnectOptions | false;
+  /** How long a request waits for its reply once sent. @defaultValue 30_000 */
+  readonly requestTimeoutMs?: number;
+  /** How long one attempt waits for the server's `welcome`. @defaultValue 10_000 */
+  readonly connectTimeoutMs?: number;
+  /** Requests awaiting a reply at once; more fail with TOO_MANY_PENDING_REQUESTS. @defaultValue 1024 */
+  readonly maxPendingRequests?: number;
+  /** How long `close()` waits for producers to flush and consumers to commit. @defaultValue 5_000 */
+  readonly closeTimeoutMs?: number;
+}
+
+export interface ProducerOptions<T> {
+  readonly topic: string;
+  /**
+   * Append every record to this partition. Without it the server routes each record by the
+   * hash of its key (records without a key go to one partition, round-robin per batch).
+   */
+  readonly partition?: number;
+  /**
+   * Producer id + sequence per batch so a retried batch is never appended twice. Needs
+   * `partition`. @defaultValue true when `partition` is set, false otherwise
+   */
+  readonly idempotent?: boolean;
+  /** How long a batch waits for more records after its first. @defaultValue 5 */
+  readonly lingerMs?: number;
+  /** Records per batch (capped by the server's `max_batch_records`). @defaultValue 500 */
+  readonly batchSize?: number;
+  /**
+   * Batches sent and not yet acknowledged. When they are all in flight and the next batch is
+   * full, `send()` waits. At most 5 for idempotent producers. @defaultValue 5
+   */
+  readonly maxInflight?: number;
+  /** Retries of a batch after a retriable failure (connection lost, RATE_LIMITED, timeout). @defaultValue 10 */
+  readonly retries?: number;
+  /** Backoff between retries, with full jitter. @defaultValue `{ baseMs: 100, capMs: 5_000 }` */
+  readonly retryBackoff?: { readonly baseMs?: number; readonly capMs?: number };
+  /** Turns a value into JSON-compatible data before sending. @defaultValue identity */
+  readonly encode?: (value: T) => unknown;
+}
+
+/** A record to send. `value` is any JSON (after `encode`); `null` is a tombstone on compacted topics. */
+export interface OutgoingRecord<T> {
+  readonly key?: string | null;
+  readonly value: T;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface ConsumerOptions<T> {
+  readonly topic: string;
+  /**
+   * Without `group`: the partition to read. With `group`: read this one partition outside the
+   * group's membership, starting at and committing to the group's offsets (like Kafka's
+   * `assign()` + commit). @defaultValue 0 without group
+   */
+  readonly partition?: number;
+  /**
+   * Where to start. Not allowed for group members, who start at the group's committed offsets
+   * (the earliest offset when there are none). @defaultValue 'earliest' ({ group } with `group` and `partition`)
+   */
+  readonly from?: StartPosition;
+  /** Join this consumer group: partitions are assigned by the server and rebalanced. */
+  readonly group?: string;
+  /**
+   * Commit processed records automatically: before every heartbeat (so before a revoked
+   * partition is handed over), on revocation and on close. A record counts as processed once
+   * the loop asks for the next one. @defaultValue true
+   */
+  readonly autoCommit?: boolean;
+  /**
+   * The window granted per subscribed partition: at most this many records (and bytes) are ever
+   * buffered in memory per partition. A number sets records only.
+   * @defaultValue `{ records: 1000, bytes: max(1 MiB, 2 × the server's max_record_bytes) }`
+   */
+  readonly credits?: number | Partial<Credits>;
+  /** Assignment strategy, when this member is the first of its group. @defaultValue server's ('sticky') */
+  readonly strategy?: 'range' | 'round-robin' | 'sticky';
+  /** A member silent for this long loses its partitions. @defaultValue server's (10_000) */
+  readonly sessionTimeoutMs?: number;
+  /** Commit interval for a standalone consumer (`group` + `partition`). @defaultValue 5_000 */
+  readonly autoCommitIntervalMs?: number;
+  /** Called when partitions are assigned to this member (after join and on rebalance). */
+  readonly onAssigned?: (partitions: readonly TopicPartition[]) => void | Promise<void>;
+  /**
+   * Called when partitions are taken away, before their final auto-commit and before the next
+   * heartbeat hands them over; commit here when `autoCommit` is off. Records of those partitions
+   * still buffered are dropped (their next owner reads them from the committed offset).
+   */
+  readonly onRevoked?: (partitions: readonly TopicPartition[]) => void | Promise<void>;
+  /** Turns a received JSON value into `T`. @defaultValue identity */
+  readonly decode?: (value: unknown) => T;
+}
+
+/** A record as consumed. */
+export interface ConsumedRecord<T> {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: T;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Append time, ms since the epoch. */
+  readonly timestamp: number;
+}
+
+/** Where a sent record landed. */
+export interface RecordMetadata {
+  readonly partition: number;
+  readonly offset: number;
+}

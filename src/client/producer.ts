@@ -1,0 +1,444 @@
+/**
+ * A batching, retrying, optionally idempotent producer.
+ *
+ * ```
+ *  send() ─▶ waiting (callers' own promises) ─▶ open batch ─(full | linger | flush)─▶ in flight ─▶ ack
+ *                                               ≤ batchSize                          ≤ maxInflight
+ * ```
+ *
+ * The SDK holds at most one open batch and `maxInflight` unacknowledged ones. When both are full,
+ * `send()` returns a promise that stays pending until its record has a place and is durably
+ * acknowledged: a caller that awaits its sends (or bounds how many it has outstanding) is slowed
+ * to the server's pace and memory stays flat.
+ *
+ * Ordering: batches are sent in order through the connection's produce gate. A batch that fails
+ * with a retriable error (connection lost, RATE_LIMITED, timeout) is resent after a backoff with
+ * full jitter, and no newer batch is sent while one waits for its retry, so per-partition order
+ * survives retries. Idempotent batches are resent with the same producer id and sequence, so the
+ * server recognises an already-appended batch and answers with its original offsets.
+ */
+import type { Connection } from './connection.js';
+import { fullJitter } from './backoff.js';
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_LINGER_MS,
+  DEFAULT_MAX_INFLIGHT,
+  DEFAULT_PRODUCE_RETRIES,
+  DEFAULT_RETRY_BASE_MS,
+  DEFAULT_RETRY_CAP_MS,
+  MAX_IDEMPOTENT_INFLIGHT,
+  PRODUCE_FRAME_OVERHEAD_BYTES,
+} from './defaults.js';
+import {
+  BrookServerError,
+  ClientClosedError,
+  InvalidArgumentError,
+  MessageTooLargeError,
+  ProtocolError,
+  isRetriable,
+} from './errors.js';
+import { Fifo } from './fifo.js';
+import type { OutgoingRecord, ProducerOptions, RecordMetadata } from './options.js';
+import { utf8Length } from './utf8.js';
+import type { ServerLimits } from './wire.js';
+
+/** The engine's per-record overhead in `max_record_bytes` accounting (src/engine/embedded/batch-codec.ts). */
+const RECORD_FIXED_BYTES = 22;
+const HEADER_FIXED_BYTES = 6;
+
+interface Entry {
+  /** The record in its wire form, `{"key":…,"value":…,"headers":…}`. */
+  readonly json: string;
+  readonly frameBytes: number;
+  /** Size as the server counts it against `max_record_bytes`. */
+  readonly recordBytes: number;
+  readonly promise: Promise<RecordMetadata>;
+  readonly resolve: (metadata: RecordMetadata) => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface Batch {
+  readonly entries: Entry[];
+  frameBytes: number;
+  recordsJson: string;
+  producerId: string | null;
+  sequence: number;
+  /** Failures that count against `retries`. */
+  failures: number;
+  state: 'sending' | 'failed';
+  done: boolean;
+}
+
+interface Settings {
+  readonly topic: string;
+  readonly topicJson: string;
+  readonly partition: number | undefined;
+  readonly idempotent: boolean;
+  readonly lingerMs: number;
+  readonly batchSize: number;
+  readonly maxInflight: number;
+  readonly retries: number;
+  readonly backoff: { readonly baseMs: number; readonly capMs: number };
+}
+
+/**
+ * Sends records to one topic. Create with {@link BrookClient.producer}.
+ *
+ * @example
+ * const producer = client.producer<{ item: string }>({ topic: 'orders', partition: 0 });
+ * const { offset } = await producer.send({ key: 'u1', value: { item: 'book' } });
+ * await producer.close();
+ */
+export class Producer<T = unknown> {
+  private readonly settings: Settings;
+  private readonly encode: ((value: T) => unknown) | undefined;
+  private readonly waiting = new Fifo<Entry>();
+  private open: Batch | null = null;
+  private lingerExpired = false;
+  private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Sent and unacknowledged (or waiting for a retry), in the order they were first sent. */
+  private readonly inflight: Batch[] = [];
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private producerId: string | null;
+  private nextSequence = 0;
+  private flushing = 0;
+  private awaitingLimits = false;
+  private closing = false;
+  private closedError: Error | null = null;
+  private readonly detach: () => void;
+
+  /** @internal Use {@link BrookClient.producer}. */
+  constructor(
+    private readonly conn: Connection,
+    options: ProducerOptions<T>,
+    private readonly onClosed: (producer: Producer<T>) => void,
+  ) {
+    this.settings = producerSettings(options);
+    this.encode = options.encode;
+    this.producerId = this.settings.idempotent ? newProducerId() : null;
+    this.detach = conn.onClose((err) => this.abort(err));
+  }
+
+  get topic(): string {
+    return this.settings.topic;
+  }
+
+  /**
+   * Queues a record and resolves with its partition and offset once the server has durably
+   * appended it. Stays pending while the producer's window is full (backpressure). Rejects with
+   * INVALID_ARGUMENT or MESSAGE_TOO_LARGE for a record that can never be sent, with the server's
+   * error for a non-retriable failure, or with the last error once retries are exhausted.
+   */
+  send(record: OutgoingRecord<T>): Promise<RecordMetadata> {
+    if (this.closedError !== null) return Promise.reject(this.closedError);
+    if (this.closing) return Promise.reject(new ClientClosedError('producer'));
+    let encoded: { json: string; frameBytes: number; recordBytes: number };
+    try {
+      encoded = this.encodeRecord(record);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let resolve!: (metadata: RecordMetadata) => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<RecordMetadata>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.waiting.push({ ...encoded, promise, resolve, reject });
+    this.pump();
+    return promise;
+  }
+
+  /** Sends everything queued now, without lingering, and resolves once all of it has settled. */
+  async flush(): Promise<void> {
+    const all: Promise<RecordMetadata>[] = [];
+    for (const b of this.inflight) for (const e of b.entries) all.push(e.promise);
+    if (this.open !== null) for (const e of this.open.entries) all.push(e.promise);
+    for (const e of this.waiting) all.push(e.promise);
+    if (all.length === 0) return;
+    this.flushing++;
+    try {
+      this.pump();
+      await Promise.allSettled(all);
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  /** Refuses new records, flushes the queued ones and releases the producer. Idempotent. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.flush();
+    this.abort(new ClientClosedError('producer'));
+  }
+
+  /** @internal Fails everything not yet acknowledged (client closed or connection failed for good). */
+  abort(err: Error): void {
+    if (this.closedError !== null) return;
+    this.closedError = err;
+    clearTimeout(this.lingerTimer);
+    clearTimeout(this.retryTimer);
+    for (let e = this.waiting.shift(); e !== undefined; e = this.waiting.shift()) e.reject(err);
+    if (this.open !== null) for (const e of this.open.entries) e.reject(err);
+    this.open = null;
+    for (const b of this.inflight.splice(0)) this.fail(b, err);
+    this.detach();
+    this.onClosed(this);
+  }
+
+  // ── batching ──────────────────────────────────────────────────────────────────────────────
+
+  private pump(): void {
+    if (this.closedError !== null) return;
+    const limits = this.conn.limits;
+    if (limits === null) {
+      this.waitForLimits();
+      return;
+    }
+    const maxRecords = Math.max(1, Math.min(this.settings.batchSize, limits.maxBatchRecords));
+    const maxBytes = maxBatchBytes(limits, this.settings.topicJson);
+    for (;;) {
+      let full = false;
+      for (let e = this.waiting.peek(); e !== undefined; e = this.waiting.peek()) {
+        if (e.recordBytes > limits.maxRecordBytes || e.frameBytes > maxBytes) {
+          this.waiting.shift();
+          e.reject(new MessageTooLargeError(Math.max(e.recordBytes, e.frameBytes), Math.min(limits.maxRecordBytes, maxBytes)));
+          continue;
+        }
+        const open = (this.open ??= newBatch());
+        if (open.entries.length >= maxRecords || (open.entries.length > 0 && open.frameBytes + e.frameBytes > maxBytes)) {
+          full = true;
+          break;
+        }
+        this.waiting.shift();
+        open.entries.push(e);
+        open.frameBytes += e.frameBytes;
+        if (open.entries.length === 1 && this.settings.lingerMs > 0) {
+          this.lingerTimer = setTimeout(() => {
+            this.lingerTimer = undefined;
+            this.lingerExpired = true;
+            this.pump();
+          }, this.settings.lingerMs);
+        }
+      }
+      const open = this.open;
+      if (open === null || open.entries.length === 0) return;
+      full ||= open.entries.length >= maxRecords;
+      const due = full || this.lingerExpired || this.flushing > 0 || this.settings.lingerMs === 0;
+      if (!due || !this.canDispatch()) return;
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+      this.lingerExpired = false;
+      this.open = null;
+      this.dispatch(open);
+    }
+  }
+
+  /** Room in the window, and nothing older waiting for a retry (order must survive retries). */
+  private canDispatch(): boolean {
+    if (this.inflight.length >= this.settings.maxInflight) return false;
+    for (const b of this.inflight) {
+      if (b.state === 'failed') return false;
+      if (this.settings.idempotent && b.producerId !== this.producerId) return false;
+    }
+    return true;
+  }
+
+  private waitForLimits(): void {
+    if (this.awaitingLimits) return;
+    this.awaitingLimits = true;
+    this.conn.ready().then(
+      () => {
+        this.awaitingLimits = false;
+        this.pump();
+      },
+      (err: unknown) => this.abort(err instanceof Error ? err : new ClientClosedError()),
+    );
+  }
+
+  private dispatch(batch: Batch): void {
+    batch.recordsJson = batch.entries.map((e) => e.json).join(',');
+    if (this.settings.idempotent) this.assignSequence(batch);
+    this.inflight.push(batch);
+    this.transmit(batch);
+  }
+
+  private assignSequence(batch: Batch): void {
+    batch.producerId = this.producerId;
+    batch.sequence = this.nextSequence;
+    this.nextSequence += batch.entries.length;
+  }
+
+  private transmit(batch: Batch): void {
+    batch.state = 'sending';
+    const s = this.settings;
+    const partition = s.partition === undefined ? '' : `,"partition":${s.partition}`;
+    const producer =
+      batch.producerId === null ? '' : `,"producer":{"id":${JSON.stringify(batch.producerId)},"sequence":${batch.sequence}}`;
+    const head = `,"topic":${s.topicJson}${partition}${producer},"records":[`;
+    this.conn.produce((id) => `{"type":"produce","id":${id}${head}${batch.recordsJson}]}`).then(
+      (reply) => this.onAcked(batch, reply.offsets),
+      (err: unknown) => this.onFailed(batch, err instanceof Error ? err : new ProtocolError(String(err))),
+    );
+  }
+
+  private onAcked(batch: Batch, offsets: readonly RecordMetadata[]): void {
+    if (batch.done) return;
+    this.remove(batch);
+    if (offsets.length !== batch.entries.length) {
+      this.fail(batch, new ProtocolError(`${offsets.length} offsets for a batch of ${batch.entries.length} records`));
+    } else {
+      batch.done = true;
+      for (let i = 0; i < offsets.length; i++) batch.entries[i]!.resolve(offsets[i]!);
+    }
+    this.pump();
+  }
+
+  private onFailed(batch: Batch, err: Error): void {
+    if (batch.done) return;
+    const s = this.settings;
+    // OUT_OF_ORDER_SEQUENCE is expected for a batch sent behind one that failed (or under a
+    // producer id that was replaced): it was not appended, and resending it after the earlier
+    // batch settles succeeds. Such knock-on failures do not count against `retries`.
+    const knockOn =
+      s.idempotent &&
+      err instanceof BrookServerError &&
+      err.code === 'OUT_OF_ORDER_SEQUENCE' &&
+      (this.inflight.indexOf(batch) > 0 || batch.producerId !== this.producerId);
+    if (!knockOn) batch.failures++;
+    if ((knockOn || isRetriable(err)) && batch.failures <= s.retries && this.closedError === null) {
+      batch.state = 'failed';
+      this.scheduleRetry(batch.failures);
+      return;
+    }
+    this.remove(batch);
+    this.fail(batch, err);
+    // The server's next expected sequence is unknown now: continue under a fresh producer id.
+    // Batches already sent under the old one are renumbered when resent (see canDispatch).
+    if (s.idempotent) {
+      this.producerId = newProducerId();
+      this.nextSequence = 0;
+    }
+    this.pump();
+  }
+
+  private scheduleRetry(failures: number): void {
+    if (this.retryTimer !== undefined) return;
+    const delay = fullJitter(Math.max(0, failures - 1), this.settings.backoff);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      for (const b of this.inflight) {
+        if (b.state !== 'failed') continue;
+        if (this.settings.idempotent && b.producerId !== this.producerId) this.assignSequence(b);
+        this.transmit(b);
+      }
+      this.pump();
+    }, delay);
+  }
+
+  private remove(batch: Batch): void {
+    const i = this.inflight.indexOf(batch);
+    if (i >= 0) this.inflight.splice(i, 1);
+  }
+
+  private fail(batch: Batch, err: Error): void {
+    if (batch.done) return;
+    batch.done = true;
+    for (const e of batch.entries) e.reject(err);
+  }
+
+  private encodeRecord(record: OutgoingRecord<T>): { json: string; frameBytes: number; recordBytes: number } {
+    if (typeof record !== 'object' || record === null) {
+      throw new InvalidArgumentError('a record is an object { key?, value, headers? }');
+    }
+    const { key, value, headers } = record;
+    if (value === undefined) throw new InvalidArgumentError('record.value is required (null is a tombstone)');
+    if (key !== undefined && key !== null && typeof key !== 'string') {
+      throw new InvalidArgumentError(`record.key must be a string or null, got ${typeof key}`);
+    }
+    let recordBytes = RECORD_FIXED_BYTES + (typeof key === 'string' ? utf8Length(key) : 0);
+    let headersJson = '';
+    if (headers !== undefined) {
+      if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+        throw new InvalidArgumentError('record.headers must be an object of string values');
+      }
+      for (const [name, v] of Object.entries(headers)) {
+        if (typeof v !== 'string') throw new InvalidArgumentError(`header ${JSON.stringify(name)} must be a string, got ${typeof v}`);
+        recordBytes += HEADER_FIXED_BYTES + utf8Length(name) + utf8Length(v);
+      }
+      headersJson = `,"headers":${JSON.stringify(headers)}`;
+    }
+    let data: unknown;
+    let valueJson: string | undefined;
+    try {
+      data = this.encode === undefined ? value : this.encode(value);
+      valueJson = JSON.stringify(data);
+    } catch (err) {
+      throw new InvalidArgumentError('record.value cannot be encoded as JSON', { cause: err });
+    }
+    if (valueJson === undefined) {
+      throw new InvalidArgumentError('record.value cannot be encoded as JSON (undefined, a function or a symbol)');
+    }
+    if (data !== null) recordBytes += utf8Length(valueJson);
+    const keyJson = typeof key === 'string' ? `"key":${JSON.stringify(key)},` : '';
+    const json = `{${keyJson}"value":${valueJson}${headersJson}}`;
+    // +1 for the comma between records.
+    return { json, frameBytes: utf8Length(json) + 1, recordBytes };
+  }
+}
+
+function newBatch(): Batch {
+  return { entries: [], frameBytes: 0, recordsJson: '', producerId: null, sequence: 0, failures: 0, state: 'sending', done: false };
+}
+
+function maxBatchBytes(limits: ServerLimits, topicJson: string): number {
+  return Math.max(1, limits.maxFrameBytes - PRODUCE_FRAME_OVERHEAD_BYTES - utf8Length(topicJson));
+}
+
+function producerSettings<T>(o: ProducerOptions<T>): Settings {
+  if (typeof o.topic !== 'string' || o.topic === '') throw new InvalidArgumentError('producer needs a topic');
+  if (o.partition !== undefined && !isCount(o.partition, 0)) {
+    throw new InvalidArgumentError(`partition must be a non-negative integer, got ${String(o.partition)}`);
+  }
+  const idempotent = o.idempotent ?? o.partition !== undefined;
+  if (idempotent && o.partition === undefined) {
+    throw new InvalidArgumentError('an idempotent producer needs a partition (the server numbers batches per partition)');
+  }
+  const lingerMs = o.lingerMs ?? DEFAULT_LINGER_MS;
+  if (!(lingerMs >= 0)) throw new InvalidArgumentError(`lingerMs must be >= 0, got ${lingerMs}`);
+  const batchSize = o.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!isCount(batchSize, 1)) throw new InvalidArgumentError(`batchSize must be a positive integer, got ${batchSize}`);
+  const maxInflight = o.maxInflight ?? DEFAULT_MAX_INFLIGHT;
+  if (!isCount(maxInflight, 1)) throw new InvalidArgumentError(`maxInflight must be a positive integer, got ${maxInflight}`);
+  if (idempotent && maxInflight > MAX_IDEMPOTENT_INFLIGHT) {
+    throw new InvalidArgumentError(
+      `an idempotent producer allows at most ${MAX_IDEMPOTENT_INFLIGHT} batches in flight (the server remembers 5)`,
+    );
+  }
+  const retries = o.retries ?? DEFAULT_PRODUCE_RETRIES;
+  if (!(retries >= 0)) throw new InvalidArgumentError(`retries must be >= 0, got ${retries}`);
+  return {
+    topic: o.topic,
+    topicJson: JSON.stringify(o.topic),
+    partition: o.partition,
+    idempotent,
+    lingerMs,
+    batchSize,
+    maxInflight,
+    retries,
+    backoff: { baseMs: o.retryBackoff?.baseMs ?? DEFAULT_RETRY_BASE_MS, capMs: o.retryBackoff?.capMs ?? DEFAULT_RETRY_CAP_MS },
+  };
+}
+
+function isCount(n: unknown, min: number): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
+}
+
+/** 128 random bits: unique per producer instance, so sequences never collide across restarts. */
+function newProducerId(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  let hex = 'p-';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex;
+}

@@ -1,0 +1,29 @@
+/**
+ * The part of the WebSocket API the SDK uses: the WHATWG interface of browsers and Node 22+, which
+ * the `ws` package implements too. Declared here rather than taken from lib.dom so the SDK
+ * typechecks in Node projects and never depends on DOM types.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'open', listener: () => void): void;
+  addEventListener(type: 'message', listener: (event: { readonly data: unknown }) => void): void;
+  addEventListener(type: 'close', listener: (event: { readonly code: number; readonly reason: string }) => void): void;
+  addEventListener(type: 'error', listener: (event: unknown) => void): void;
+}
+
+/** A WebSocket class: `globalThis.WebSocket` in browsers, or `ws`'s default export in Node. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** The one subprotocol the SDK speaks (docs/protocol.md). */
+export const SUBPROTOCOL = 'brook.v1.json';
+
+/** `readyState` of an open socket (the same constant in every implementation). */
+export const OPEN = 1;
+
+/** The global WebSocket class when the runtime has one (browsers, Node 22+, Deno, Bun). */
+export function globalWebSocket(): WebSocketConstructor | undefined {
+  const candidate = (globalThis as { WebSocket?: unknown }).WebSocket;
+  return typeof candidate === 'function' ? (candidate as WebSocketConstructor) : undefined;
+}

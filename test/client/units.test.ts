@@ -1,0 +1,105 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { fullJitter } from '../../src/client/backoff.js';
+import { wsUrl } from '../../src/client/connection.js';
+import { Fifo } from '../../src/client/fifo.js';
+import { utf8Length } from '../../src/client/utf8.js';
+import { parseServerFrame } from '../../src/client/wire.js';
+
+describe('fullJitter', () => {
+  it('stays in [0, min(cap, base·2^attempt))', () => {
+    fc.assert(
+      fc.property(fc.nat(100), fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 100_000 }), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (attempt, baseMs, capMs, r) => {
+        const d = fullJitter(attempt, { baseMs, capMs }, () => r);
+        return d >= 0 && d < Math.max(1, Math.min(capMs, baseMs * 2 ** attempt));
+      }),
+    );
+    expect(fullJitter(3, { baseMs: 100, capMs: 10_000 }, () => 0.5)).toBe(400);
+    expect(fullJitter(30, { baseMs: 100, capMs: 10_000 }, () => 0.5)).toBe(5000);
+  });
+});
+
+describe('utf8Length', () => {
+  it('equals the length of the UTF-8 encoding, lone surrogates included', () => {
+    const encoder = new TextEncoder();
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => utf8Length(s) === encoder.encode(s).length),
+      { numRuns: 2000 },
+    );
+    expect(utf8Length('\ud800x')).toBe(encoder.encode('\ud800x').length);
+  });
+});
+
+describe('Fifo', () => {
+  it('behaves like an array queue', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.integer(), fc.constant<'shift'>('shift')), { maxLength: 3000 }), (ops) => {
+        const q = new Fifo<number>();
+        const model: number[] = [];
+        for (const op of ops) {
+          if (op === 'shift') expect(q.shift()).toBe(model.shift());
+          else {
+            q.push(op);
+            model.push(op);
+          }
+          expect(q.length).toBe(model.length);
+        }
+        expect([...q]).toEqual(model);
+        expect(q.removeWhere((n) => n % 2 === 0)).toEqual(model.filter((n) => n % 2 === 0));
+        expect([...q]).toEqual(model.filter((n) => n % 2 !== 0));
+      }),
+    );
+  });
+});
+
+describe('wsUrl', () => {
+  it('maps http(s) to ws(s), adds /v1/ws to a bare origin and the token to the query', () => {
+    expect(wsUrl('http://127.0.0.1:7420', undefined)).toBe('ws://127.0.0.1:7420/v1/ws');
+    expect(wsUrl('https://brook.example/', 'a b')).toBe('wss://brook.example/v1/ws?token=a+b');
+    expect(wsUrl('ws://h/custom/path', undefined)).toBe('ws://h/custom/path');
+    expect(() => wsUrl('mailto:x@y', undefined)).toThrow(/http\(s\) or ws\(s\)/);
+  });
+});
+
+describe('parseServerFrame', () => {
+  it('decodes replies, pushes and errors', () => {
+    expect(parseServerFrame('{"type":"produced","id":3,"offsets":[{"partition":0,"offset":5}],"duplicate":true}')).toEqual({
+      type: 'reply',
+      id: 3,
+      reply: { type: 'produced', offsets: [{ partition: 0, offset: 5 }], duplicate: true },
+    });
+    expect(parseServerFrame('{"type":"records","sub":"s1","partition":2,"records":[{"offset":7,"key":null,"value":{"a":1},"headers":{},"timestamp":1}],"next_offset":8}')).toMatchObject({
+      type: 'records',
+      sub: 's1',
+      nextOffset: 8,
+      records: [{ offset: 7, key: null, value: { a: 1 } }],
+    });
+    expect(parseServerFrame('{"type":"error","group":"g","code":"UNKNOWN_MEMBER","message":"expired"}')).toMatchObject({
+      type: 'error',
+      id: undefined,
+      group: 'g',
+      code: 'UNKNOWN_MEMBER',
+    });
+    expect(parseServerFrame('{"type":"assignment","generation":4,"assignment":[],"revoked":[{"topic":"t","partition":1}]}')).toMatchObject({
+      type: 'assignment',
+      group: undefined,
+      revoked: [{ topic: 't', partition: 1 }],
+    });
+    expect(parseServerFrame('{"type":"hello-from-the-future"}')).toEqual({ type: 'unknown', name: 'hello-from-the-future' });
+  });
+
+  it('refuses malformed frames with PROTOCOL_ERROR and never anything else', () => {
+    for (const bad of ['nope', '[]', '{"type":1}', '{"type":"produced","offsets":[]}', '{"type":"records","sub":"s","partition":-1,"records":[],"next_offset":0}']) {
+      expect(() => parseServerFrame(bad)).toThrow(expect.objectContaining({ code: 'PROTOCOL_ERROR' }));
+    }
+    fc.assert(
+      fc.property(fc.json(), (text) => {
+        try {
+          parseServerFrame(text);
+        } catch (err) {
+          expect(err).toMatchObject({ code: 'PROTOCOL_ERROR' });
+        }
+      }),
+    );
+  });
+});
