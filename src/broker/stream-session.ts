@@ -483,7 +483,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     sub.seek(position.offset);
     return {
       frame: { type: 'subscribed', id: frame.id, sub: frame.sub, offset: position.offset, high_watermark: position.highWatermark },
-      started: [],
+      started: [sub],
     };
   }
 

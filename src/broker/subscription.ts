@@ -75,6 +75,8 @@ export class Subscription {
   private running = false;
   /** Kicked while running: the loop may be on its way out, so it checks once more when it ends. */
   private kickedWhileRunning = false;
+  /** Repositioned by seek and not yet restarted: pushes nothing. */
+  private held = false;
   /** Bumped by seek and close: a read or wait begun under an older epoch is discarded. */
   private epoch = 0;
   private wait: AbortController | undefined;
@@ -97,6 +99,7 @@ export class Subscription {
 
   /** Starts pushing. Call after the reply that announces the subscription has been sent. */
   start(): void {
+    this.held = false;
     this.kick();
   }
 
@@ -108,7 +111,7 @@ export class Subscription {
     if (this.state === 'credit') this.kick();
   }
 
-  /** Moves to `offset`: nothing read from the old position is sent after this returns. */
+  /** Moves to `offset`: nothing read from the old position is sent after this returns, and nothing from the new one before start(). */
   seek(offset: number): void {
     if (this.state === 'closed') return;
     this.epoch++;
@@ -116,7 +119,9 @@ export class Subscription {
     this.bytesNeeded = 1;
     this.wait?.abort();
     if (this.state === 'failed') this.state = 'credit';
-    this.kick();
+    // Held until start(): the session sends its `subscribed` reply first, so no record from the
+    // new position can overtake it.
+    this.held = true;
   }
 
   /** Called by the sink when the send buffer has drained. */
@@ -162,7 +167,7 @@ export class Subscription {
   private async pump(): Promise<void> {
     try {
       for (;;) {
-        if (this.state === 'closed') return;
+        if (this.state === 'closed' || this.held) return;
         if (this.recordCredits <= 0 || this.byteCredits < this.bytesNeeded) {
           this.state = 'credit';
           return;
