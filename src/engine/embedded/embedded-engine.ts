@@ -17,7 +17,7 @@ import {
   TopicNotFoundError,
 } from '../errors.js';
 import { GroupCoordinator } from '../groups/index.js';
-import { partitionForKey } from '../partitioner.js';
+import { routeByKey } from '../partitioner.js';
 import { assertValidTopicName, isInternalTopic } from '../topic-name.js';
 import type {
   AppendOptions,
@@ -298,21 +298,10 @@ export class EmbeddedEngine implements Engine {
   async produce(topic: string, records: readonly ProduceRecord[]): Promise<RecordPosition[]> {
     const state = this.topic(topic);
     if (records.length === 0) throw new InvalidArgumentError('a batch needs at least one record');
-    const n = state.partitions.length;
-    const unkeyed = state.roundRobin++ % n;
-    const targets = new Array<number>(records.length);
-    const groups = new Map<number, ProduceRecord[]>();
-    for (let i = 0; i < records.length; i++) {
-      const key = records[i]!.key;
-      const p = key ? partitionForKey(key, n) : unkeyed;
-      targets[i] = p;
-      let list = groups.get(p);
-      if (!list) groups.set(p, (list = []));
-      list.push(records[i]!);
-    }
+    const { targets, byPartition } = routeByKey(records, state.partitions.length, state.roundRobin++ % state.partitions.length);
     const bases = new Map<number, number>();
     await Promise.all(
-      [...groups].map(async ([p, list]) => {
+      [...byPartition].map(async ([p, list]) => {
         const result = await state.partitions[p]!.append(list);
         bases.set(p, result.baseOffset);
       }),

@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import {
   OffsetOutOfRangeError,
-  TopicExistsError,
-  TopicNotFoundError,
   type AppendOptions,
   type Engine,
   type ReadResult,
 } from '../../engine/index.js';
+import { TopicAutoCreator } from '../../broker/index.js';
 import { authorize } from '../auth/index.js';
 import { declaredLength } from '../body.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS } from '../defaults.js';
@@ -92,41 +91,10 @@ async function produceBatch(ctx: RequestContext, deps: RouteDeps, withAutoCreate
   return rawJson(200, consecutiveOffsetsBody(result.partition, result.baseOffset, result.count));
 }
 
-/**
- * Runs `op`; when the topic does not exist and auto-creation is on, creates it (1 partition) and
- * retries once. Concurrent first produces to one topic share one creation: the engine refuses a
- * second createTopic while the first is still in progress.
- */
+/** Runs `op`, creating its topic first when it does not exist and auto-creation is on. */
 function autoCreator(deps: RouteDeps) {
-  // Entries live only while a creation runs, so this is bounded by concurrent requests.
-  const creating = new Map<string, Promise<void>>();
-  const create = (topic: string): Promise<void> => {
-    let pending = creating.get(topic);
-    if (!pending) {
-      pending = (async () => {
-        try {
-          await deps.engine.createTopic(topic, { partitions: 1 });
-          deps.logger.info({ topic }, 'topic auto-created on produce');
-        } catch (err) {
-          // Created by someone else meanwhile (an admin request): what we wanted.
-          if (!(err instanceof TopicExistsError)) throw err;
-        } finally {
-          creating.delete(topic);
-        }
-      })();
-      creating.set(topic, pending);
-    }
-    return pending;
-  };
-  return async <T>(topic: string, op: () => Promise<T>): Promise<T> => {
-    try {
-      return await op();
-    } catch (err) {
-      if (!(err instanceof TopicNotFoundError) || !deps.autoCreateTopics) throw err;
-    }
-    await create(topic);
-    return op();
-  };
+  const creator = new TopicAutoCreator(deps.engine, deps.logger);
+  return <T>(topic: string, op: () => Promise<T>): Promise<T> => (deps.autoCreateTopics ? creator.run(topic, op) : op());
 }
 
 async function fetchRecords(ctx: RequestContext, { engine, metrics }: RouteDeps): Promise<Reply> {
