@@ -1,13 +1,14 @@
 /**
  * Brook's benchmark harness: `node --import tsx bench/run.ts [--quick] [--only=log,scale] …`.
- * Runs the disk floor, the log suite (Brook in-process and over HTTP, NATS JetStream, Redis
- * Streams on the same workload) and the scale suite; prints tables with ratios and targets and
+ * Runs the disk floor, the log suite (Brook in-process, over HTTP and on JetStream, NATS
+ * JetStream, Redis Streams on the same workload) and the scale suite; prints tables with ratios and targets and
  * writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists the flags.
  */
 import { execFile } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import { parseBenchArgs, type BenchOptions, type SuiteName } from './lib/args.js';
+import { NATS_SERVER } from './lib/nats-server.js';
 import { REPO_ROOT } from './lib/paths.js';
 import { removeStaleTempDirs } from './lib/temp.js';
 import { fixed, int, ms, ratio, table, target, verdict, writeResults, type Target } from './lib/report.js';
@@ -36,7 +37,7 @@ async function machine(options: BenchOptions): Promise<Record<string, unknown>> 
     memoryGb: Math.round(totalmem() / 1e9),
     kernel: release(),
     node: process.version,
-    natsServer: await outputLine('/usr/sbin/nats-server', ['--version']),
+    natsServer: await outputLine(NATS_SERVER, ['--version']),
     redisServer: await outputLine('redis-server', ['--version']),
     filesystem: await outputLine('df', ['--output=source,fstype', options.dir], 'last'),
   };
@@ -56,8 +57,18 @@ async function build(): Promise<string | null> {
 
 // ---------------------------------------------------------------------------------- printing
 
+/** A target's value or threshold with its unit: "1,000,000 rec/s", "412.3 MB/s", "0.77×". */
+const amount = (unit: string, n: number): string =>
+  unit === '×' ? `${fixed(n, 2)}×` : `${unit === 'MB/s' ? fixed(n) : int(n)} ${unit}`;
+
 const wanted = (t: Target): string =>
-  `${t.comparison === '>=' ? '≥' : '<'} ${t.unit === 'MB/s' ? fixed(t.threshold) : int(t.threshold)} ${t.unit}${t.note === undefined ? '' : ` (${t.note})`}`;
+  `${t.comparison === '>=' ? '≥' : '<'} ${amount(t.unit, t.threshold)}${t.note === undefined ? '' : ` (${t.note})`}`;
+
+/**
+ * The issue's bound on the JetStream engine: at most 30% overhead in throughput over the raw
+ * JetStream it runs on, i.e. Brook on JetStream ÷ raw NATS JetStream (rec/s) ≥ 0.77.
+ */
+const JETSTREAM_RATIO_TARGET = 0.77;
 
 function printFloor(floor: FloorResult): void {
   const s = floor.sequentialWrite;
@@ -72,7 +83,7 @@ function printFloor(floor: FloorResult): void {
 
 function logTargets(log: LogResult, floor: FloorResult | null): Map<PhaseResult, Target> {
   const targets = new Map<PhaseResult, Target>();
-  for (const { workload: w, results } of log.workloads) {
+  for (const { workload: w, results, brookJetStreamVsNats } of log.workloads) {
     const where = `log ${w.recordBytes} B × ${w.partitions} partition(s), Brook in-process`;
     for (const r of results) {
       if (r.system !== 'brook-embedded' || r.error !== undefined) continue;
@@ -84,12 +95,19 @@ function logTargets(log: LogResult, floor: FloorResult | null): Map<PhaseResult,
         targets.set(r, target('read-back', `${where} read`, r.recPerSec, 'rec/s', '>=', 2_000_000));
       }
     }
+    for (const phase of ['publish', 'read'] as const) {
+      const value = brookJetStreamVsNats[phase];
+      const r = results.find((x) => x.system === 'brook-jetstream' && x.phase === phase && x.error === undefined);
+      if (value === null || r === undefined) continue;
+      const from = `log ${w.recordBytes} B × ${w.partitions} partition(s), Brook on JetStream ÷ NATS JetStream ${phase}`;
+      targets.set(r, target('JetStream engine overhead ≤ 30%', from, value, '×', '>=', JETSTREAM_RATIO_TARGET, 'of raw JetStream'));
+    }
   }
   return targets;
 }
 
 function printLog(log: LogResult, targets: Map<PhaseResult, Target>): void {
-  for (const { workload: w, results } of log.workloads) {
+  for (const { workload: w, results, brookJetStreamVsNats } of log.workloads) {
     console.log(
       `\nLog: ${int(w.records)} records × ${w.recordBytes} B, ${w.partitions} partition(s), batch ${w.batch}, ${w.window} batches in flight`,
     );
@@ -103,11 +121,12 @@ function printLog(log: LogResult, targets: Map<PhaseResult, Target>): void {
       for (const r of ofPhase) {
         const label = log.systems.find((s) => s.system === r.system)?.label ?? r.system;
         if (r.error !== undefined) {
-          rows.push([phase, label, 'FAILED', '', '', '', '', '', '']);
+          rows.push([phase, label, 'FAILED', '', '', '', '', '', '', '']);
           errors.push(`  ${label} ${phase}: ${r.error}`);
           continue;
         }
-        const isBrook = r.system === 'brook-embedded' || r.system === 'brook-http';
+        const isBrook = r.system === 'brook-embedded' || r.system === 'brook-http' || r.system === 'brook-jetstream';
+        const onNats = r.system === 'brook-jetstream' ? brookJetStreamVsNats[phase] : null;
         const t = targets.get(r);
         rows.push([
           phase,
@@ -117,13 +136,14 @@ function printLog(log: LogResult, targets: Map<PhaseResult, Target>): void {
           r.batchLatency === undefined ? '' : `${ms(r.batchLatency.p50Ms)} / ${ms(r.batchLatency.p99Ms)}`,
           r.system === 'brook-embedded' ? '' : ratio(embedded, r.recPerSec),
           isBrook ? '' : ratio(http, r.recPerSec),
+          onNats === null ? '' : `${onNats.toFixed(2)}×`,
           t === undefined ? '' : wanted(t),
           t === undefined ? '' : verdict(t),
         ]);
       }
     }
     console.log(
-      table(['phase', 'system', 'rec/s', 'MB/s', 'batch p50/p99 ms', 'in-proc ÷ this', 'HTTP ÷ this', 'target', ''], rows)
+      table(['phase', 'system', 'rec/s', 'MB/s', 'batch p50/p99 ms', 'in-proc ÷ this', 'HTTP ÷ this', 'this ÷ NATS JS', 'target', ''], rows)
         .split('\n')
         .map((l) => `  ${l}`)
         .join('\n'),
@@ -133,6 +153,8 @@ function printLog(log: LogResult, targets: Map<PhaseResult, Target>): void {
   const skipped = log.systems.filter((s) => s.skipped !== undefined);
   for (const s of skipped) console.log(`\n  ${s.label} did not run: ${s.skipped?.split('\n')[0] ?? ''}`);
   console.log('\n  "in-proc ÷ this" and "HTTP ÷ this" are Brook\'s figure divided by the row\'s (rec/s): above 1× Brook is faster.');
+  console.log('  "this ÷ NATS JS" is Brook on JetStream\'s rec/s divided by raw NATS JetStream\'s: what the engine keeps of the');
+  console.log(`  JetStream it runs on (target ≥ ${JETSTREAM_RATIO_TARGET}×, i.e. at most 30% overhead).`);
   console.log('  MB/s counts value bytes only (10^6 B). Systems run one after another on the same disk, synced before each phase;');
   console.log('  reads use one sequential reader per partition, one batch per request, right after publishing (page cache warm).');
   console.log('  Not durable-equivalent — what an acknowledged publish means:');
@@ -180,7 +202,7 @@ function printTargets(targets: readonly Target[]): void {
   const rows = targets.map((t) => [
     t.name,
     t.source,
-    t.unit === 'MB/s' ? fixed(t.value) : int(t.value),
+    t.unit === '×' ? amount(t.unit, t.value) : t.unit === 'MB/s' ? fixed(t.value) : int(t.value),
     wanted(t),
     verdict(t),
   ]);

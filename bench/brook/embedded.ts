@@ -1,7 +1,8 @@
 import type { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import type { LogSystem } from '../lib/log-system.js';
 import { makeTempDir, removeTempDir } from '../lib/temp.js';
-import { READ_MAX_BYTES, type Batch, type PartitionReader } from '../lib/workload.js';
+import type { Batch, PartitionReader } from '../lib/workload.js';
+import { appendBatch, engineReader } from './engine-ops.js';
 
 /** Brook's embedded engine in the bench's own process, with its default durability (fsync). */
 export class BrookEmbedded implements LogSystem {
@@ -33,33 +34,11 @@ export class BrookEmbedded implements LogSystem {
   }
 
   async publish(topic: string, batch: Batch): Promise<void> {
-    const result = await this.open().append(
-      topic,
-      batch.partition,
-      batch.values.map((value) => ({ value })),
-    );
-    if (result.count !== batch.values.length) throw new Error(`appended ${result.count} of ${batch.values.length}`);
+    await appendBatch(this.open(), topic, batch);
   }
 
   async reader(topic: string, partition: number): Promise<PartitionReader> {
-    const engine = this.open();
-    let offset = 0;
-    return {
-      async next(max) {
-        const page = await engine.read(topic, partition, offset, { maxRecords: max, maxBytes: READ_MAX_BYTES });
-        const records = page.records;
-        let bytes = 0;
-        for (const r of records) bytes += r.value?.length ?? 0;
-        const first = records[0];
-        const last = records.at(-1);
-        if (first !== undefined && last !== undefined && (first.offset !== offset || last.offset !== offset + records.length - 1)) {
-          throw new Error(`${topic}/${partition}: offsets ${first.offset}..${last.offset} where ${offset}.. was expected`);
-        }
-        offset = page.nextOffset;
-        return { count: records.length, bytes };
-      },
-      async close() {},
-    };
+    return engineReader(this.open(), topic, partition);
   }
 
   async deleteTopic(topic: string): Promise<void> {

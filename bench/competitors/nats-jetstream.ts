@@ -1,10 +1,8 @@
 import { connect, createInbox, StorageType, type JetStreamClient, type JetStreamManager, type Msg, type NatsConnection, type NatsError } from 'nats';
 import type { LogSystem } from '../lib/log-system.js';
-import { ChildServer, freePort, isPortOpen } from '../lib/processes.js';
-import { makeTempDir, removeTempDir } from '../lib/temp.js';
+import { NatsServer } from '../lib/nats-server.js';
 import type { Batch, PartitionReader } from '../lib/workload.js';
 
-const NATS_SERVER = '/usr/sbin/nats-server';
 const ACK_TIMEOUT_MS = 60_000;
 
 interface PendingBatch {
@@ -16,9 +14,10 @@ interface PendingBatch {
 
 /**
  * NATS JetStream with file storage, on a nats-server the bench starts on loopback with its own
- * store directory. A topic is one stream, a partition one subject in it (the mapping Brook's
- * planned JetStream engine uses, docs/engines.md); reads are ordered consumers filtered on the
- * partition subject, fetching `batch` messages per request.
+ * store directory (lib/nats-server.ts). A topic is one stream, a partition one subject in it (the
+ * first plan of docs/engines.md; Brook's JetStream engine, `BrookJetStream`, ended up with one
+ * stream per partition); reads are ordered consumers filtered on the partition subject, fetching
+ * `batch` messages per request.
  *
  * Publishing is JetStream's async-publish pattern (what Go's `PublishAsync` does): core publishes
  * with a reply subject per batch, every PubAck checked. `js.publish` awaits each ack as its own
@@ -30,8 +29,7 @@ export class NatsJetStream implements LogSystem {
   readonly label = 'NATS JetStream';
   readonly durability = 'JetStream acks after its file-store write; it fsyncs every sync_interval (2 min by default), not per ack.';
 
-  private server: ChildServer | null = null;
-  private storeDir: string | null = null;
+  private server: NatsServer | null = null;
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
   private jsm: JetStreamManager | null = null;
@@ -43,16 +41,8 @@ export class NatsJetStream implements LogSystem {
   constructor(private readonly root: string) {}
 
   async start(): Promise<void> {
-    const port = await freePort();
-    this.storeDir = makeTempDir(this.root, 'nats');
-    const { server } = await ChildServer.start({
-      name: 'nats-server',
-      command: NATS_SERVER,
-      args: ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', this.storeDir],
-      ready: () => isPortOpen(port),
-    });
-    this.server = server;
-    this.nc = await connect({ servers: `127.0.0.1:${port}`, maxReconnectAttempts: 0 });
+    this.server = await NatsServer.start(this.root, 'nats');
+    this.nc = await connect({ servers: this.server.url, maxReconnectAttempts: 0 });
     this.jsm = await this.nc.jetstreamManager();
     this.js = this.nc.jetstream({ timeout: 60_000 });
     this.nc.subscribe(`${this.inbox}.>`, { callback: (err, msg) => this.onAck(err, msg) });
@@ -149,10 +139,9 @@ export class NatsJetStream implements LogSystem {
       if (this.nc !== null && !this.nc.isClosed()) await this.nc.close();
     } finally {
       this.nc = this.js = this.jsm = null;
-      await this.server?.stop();
+      const server = this.server;
       this.server = null;
-      if (this.storeDir !== null) await removeTempDir(this.storeDir);
-      this.storeDir = null;
+      await server?.stop();
     }
   }
 }

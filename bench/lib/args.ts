@@ -6,7 +6,7 @@ import { REPO_ROOT } from './paths.js';
 export const SUITES = ['floor', 'log', 'scale'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
-export const SYSTEMS = ['brook-embedded', 'brook-http', 'nats-jetstream', 'redis-streams'] as const;
+export const SYSTEMS = ['brook-embedded', 'brook-http', 'brook-jetstream', 'nats-jetstream', 'redis-streams'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** Everything a run is parameterised by; written into the results file as is. */

@@ -14,6 +14,7 @@ import {
 } from '../lib/workload.js';
 import { BrookEmbedded } from '../brook/embedded.js';
 import { BrookHttp } from '../brook/http.js';
+import { BrookJetStream } from '../brook/jetstream.js';
 import { NatsJetStream } from '../competitors/nats-jetstream.js';
 import { RedisStreams } from '../competitors/redis-streams.js';
 
@@ -34,9 +35,20 @@ export interface PhaseResult {
   readonly error?: string;
 }
 
+/**
+ * Brook on JetStream's rec/s divided by raw NATS JetStream's, per phase: what Brook's JetStream
+ * engine keeps of the JetStream it runs on (1 = no overhead; the target is ≥ 0.77, i.e. at most
+ * 30% overhead). Null when either system has no figure for the phase.
+ */
+export interface JetStreamRatio {
+  readonly publish: number | null;
+  readonly read: number | null;
+}
+
 export interface WorkloadResult {
   readonly workload: Workload;
   readonly results: PhaseResult[];
+  readonly brookJetStreamVsNats: JetStreamRatio;
 }
 
 export interface SystemInfo {
@@ -58,6 +70,7 @@ function makeSystems(options: BenchOptions): LogSystem[] {
   const all: Record<SystemName, () => LogSystem> = {
     'brook-embedded': () => new BrookEmbedded(options.dir),
     'brook-http': () => new BrookHttp(options.dir, options.serverBin, Math.max(options.window, Math.max(...options.partitions))),
+    'brook-jetstream': () => new BrookJetStream(options.dir),
     'nats-jetstream': () => new NatsJetStream(options.dir),
     'redis-streams': () => new RedisStreams(options.dir),
   };
@@ -69,6 +82,17 @@ const progress = (line: string): void => {
 };
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function jetStreamRatio(results: readonly PhaseResult[]): JetStreamRatio {
+  const of = (phase: Phase): number | null => {
+    const figure = (system: SystemName): number | undefined =>
+      results.find((r) => r.system === system && r.phase === phase && r.error === undefined)?.recPerSec;
+    const brook = figure('brook-jetstream');
+    const nats = figure('nats-jetstream');
+    return brook === undefined || nats === undefined || nats <= 0 ? null : brook / nats;
+  };
+  return { publish: of('publish'), read: of('read') };
+}
 
 async function publishPhase(system: LogSystem, w: Workload, timeoutMs: number): Promise<PhaseResult> {
   const plan = planBatches(w);
@@ -182,7 +206,12 @@ export async function runLog(options: BenchOptions): Promise<LogResult> {
             warnings.push(`${system.name}: deleting ${w.topic} failed: ${errorText(err)}`);
           }
         }
-        workloads.push({ workload: w, results });
+        const ratio = jetStreamRatio(results);
+        if (ratio.publish !== null || ratio.read !== null) {
+          const shown = (r: number | null): string => (r === null ? '-' : `${fixed(r, 2)}×`);
+          progress(`  brook-jetstream ÷ nats-jetstream: publish ${shown(ratio.publish)}, read ${shown(ratio.read)}`);
+        }
+        workloads.push({ workload: w, results, brookJetStreamVsNats: ratio });
       }
     }
   } finally {
