@@ -168,7 +168,7 @@ interface PubAckJson {
 
 function parseAck(msg: Msg): PublishOutcome {
   if (msg.headers?.code === 503 && msg.data.length === 0) {
-    return { ok: false, kind: 'no-stream', message: 'no stream captures this subject' };
+    return { ok: false, kind: 'no-stream', message: 'no responders: no stream captures this subject, or its leader is being elected' };
   }
   let ack: PubAckJson;
   try {

@@ -23,7 +23,7 @@ import {
   TopicNotFoundError,
 } from '../errors.js';
 import { GroupCoordinator } from '../groups/index.js';
-import { partitionForKey } from '../partitioner.js';
+import { routeByKey } from '../partitioner.js';
 import { assertValidTopicName, isInternalTopic } from '../topic-name.js';
 import type {
   AppendOptions,
@@ -403,17 +403,7 @@ export class JetStreamEngine implements Engine {
     const entry = await this.topicEntry(topic);
     if (records.length === 0) throw new InvalidArgumentError('a batch needs at least one record');
     const n = entry.meta.config.partitions;
-    const unkeyed = entry.roundRobin++ % n;
-    const targets = new Array<number>(records.length);
-    const byPartition = new Map<number, ProduceRecord[]>();
-    for (let i = 0; i < records.length; i++) {
-      const key = records[i]!.key;
-      const p = key ? partitionForKey(key, n) : unkeyed;
-      targets[i] = p;
-      let list = byPartition.get(p);
-      if (!list) byPartition.set(p, (list = []));
-      list.push(records[i]!);
-    }
+    const { targets, byPartition } = routeByKey(records, n, entry.roundRobin++ % n);
     const offsets = new Map<number, readonly number[]>();
     await Promise.all(
       [...byPartition].map(async ([p, list]) => {
@@ -603,12 +593,12 @@ export class JetStreamEngine implements Engine {
     return appended;
   }
 
-  private settleAppend(ref: PartitionRef, outcomes: readonly PublishOutcome[]): Appended {
+  private async settleAppend(ref: PartitionRef, outcomes: readonly PublishOutcome[]): Promise<Appended> {
     const offsets: number[] = [];
     let duplicates = 0;
     for (let i = 0; i < outcomes.length; i++) {
       const o = outcomes[i]!;
-      if (!o.ok) throw this.appendFailure(ref, outcomes, i);
+      if (!o.ok) throw await this.appendFailure(ref, outcomes, i);
       offsets.push(o.seq - 1);
       if (o.duplicate) duplicates++;
     }
@@ -631,14 +621,28 @@ export class JetStreamEngine implements Engine {
     };
   }
 
-  private appendFailure(ref: PartitionRef, outcomes: readonly PublishOutcome[], index: number): BrookError {
+  private async appendFailure(ref: PartitionRef, outcomes: readonly PublishOutcome[], index: number): Promise<BrookError> {
     const failed = outcomes[index]!;
     if (failed.ok) throw new Error('unreachable');
     const stored = outcomes.filter((o) => o.ok).length;
     const where = `${ref.topic.meta.name}/${ref.partition}`;
     if (failed.kind === 'no-stream' && stored === 0) {
-      this.connected().catalog.invalidate(ref.topic.meta.name);
-      return new TopicNotFoundError(ref.topic.meta.name);
+      // No responders: nobody listens on the subject. Either the stream is gone, or, on a
+      // cluster, it is between leaders: only a stream's leader subscribes to its subjects
+      // (nats-server stream.go setLeader). An election must stay a retryable StorageError, not
+      // become TOPIC_NOT_FOUND (issue #7), so the stream itself is asked.
+      try {
+        await this.connected().jsm.streams.info(ref.stream);
+      } catch (err) {
+        if (isStreamNotFound(err)) {
+          this.connected().catalog.invalidate(ref.topic.meta.name);
+          return new TopicNotFoundError(ref.topic.meta.name);
+        }
+        // Leaderless streams do not answer info requests either (a timeout): still retryable.
+        return new StorageError(`appending to ${where} failed: ${failed.message}; nothing was stored`, { cause: err });
+      }
+      const message = `appending to ${where} failed: its stream has no leader right now (a cluster election); nothing was stored`;
+      return new StorageError(message, { cause: failed.cause });
     }
     if (failed.kind === 'closed' && this.state === 'closed' && stored === 0) return new EngineClosedError();
     const partial = outcomes.length > 1 ? ` (record ${index} of ${outcomes.length}; ${stored} of the batch's records were stored)` : '';
