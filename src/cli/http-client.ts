@@ -15,17 +15,27 @@ export class ApiError extends Error {
   }
 }
 
+/** Where the server is and who the caller is: what every client command takes. */
+export interface Connection {
+  /** @defaultValue DEFAULT_URL (`--url`, env `BROOK_URL`) */
+  readonly url: string;
+  /** Sent as `Authorization: Bearer <token>` (`--token`, env `BROOK_TOKEN`). */
+  readonly token?: string | undefined;
+}
+
 export class HttpClient {
   private readonly base: string;
+  private readonly authorization: Readonly<Record<string, string>>;
 
-  constructor(url: string) {
+  constructor(connection: Connection) {
     let parsed: URL;
     try {
-      parsed = new URL(url);
+      parsed = new URL(connection.url);
     } catch (err) {
-      throw new ApiError('INVALID_URL', 0, `not a URL: ${url}`, { cause: err });
+      throw new ApiError('INVALID_URL', 0, `not a URL: ${connection.url}`, { cause: err });
     }
     this.base = parsed.href.replace(/\/+$/, '');
+    this.authorization = connection.token ? { authorization: `Bearer ${connection.token}` } : {};
   }
 
   get<T>(path: string, signal?: AbortSignal): Promise<T> {
@@ -46,25 +56,38 @@ export class HttpClient {
     try {
       res = await fetch(this.base + path, {
         method,
-        ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+        headers: { ...this.authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body }),
         ...(signal ? { signal } : {}),
       });
     } catch (err) {
       if (signal?.aborted) throw err;
-      const reason = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
-      throw new ApiError('UNREACHABLE', 0, `cannot reach Brook at ${this.base}: ${reason}`, { cause: err });
+      throw new ApiError('UNREACHABLE', 0, `cannot reach Brook at ${this.base}: ${unreachableReason(err)}`, { cause: err });
     }
     const text = await res.text();
-    if (!res.ok) throw errorFrom(res.status, text);
+    if (!res.ok) throw errorFrom(res.status, text, this.authorization['authorization'] !== undefined);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 }
 
-function errorFrom(status: number, text: string): ApiError {
+/** fetch wraps the socket error in `cause`; with several addresses tried, in an AggregateError. */
+function unreachableReason(err: unknown): string {
+  const cause = err instanceof Error ? err.cause : undefined;
+  const codes = [cause, ...(cause instanceof AggregateError ? cause.errors : [])].map(
+    (e) => (e as { code?: unknown } | undefined)?.code,
+  );
+  if (codes.includes('ECONNREFUSED')) return 'is `brook start` running?';
+  return cause instanceof Error ? cause.message : String(err);
+}
+
+function errorFrom(status: number, text: string, sentToken: boolean): ApiError {
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
     const { code, message } = body.error ?? {};
-    if (typeof code === 'string' && typeof message === 'string') return new ApiError(code, status, `${code}: ${message}`);
+    if (typeof code === 'string' && typeof message === 'string') {
+      const hint = code === 'UNAUTHORIZED' && !sentToken ? ' (pass --token or set BROOK_TOKEN)' : '';
+      return new ApiError(code, status, `${code}: ${message}${hint}`);
+    }
   } catch {
     // Not one of Brook's JSON errors (a proxy in between?): report the status and raw text below.
   }

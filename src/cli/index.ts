@@ -4,8 +4,10 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { consume } from './commands/consume.js';
+import { describeGroup, listGroups, parseResetTarget, resetGroup, type ResetTarget } from './commands/groups.js';
 import { produce } from './commands/produce.js';
 import { start } from './commands/start.js';
+import { tail } from './commands/tail.js';
 import { createTopic, deleteTopic, describeTopic, listTopics } from './commands/topics.js';
 import { DEFAULT_URL } from './http-client.js';
 
@@ -28,8 +30,42 @@ function positiveInt(what: string) {
   };
 }
 
-const urlOption = (): Option =>
-  new Option('--url <url>', 'Brook server URL').env('BROOK_URL').default(DEFAULT_URL);
+/** What every command that talks to a server is given. */
+interface ClientOpts {
+  url: string;
+  token?: string;
+}
+
+/** A subcommand of `parent` that talks to a server: `--url` and `--token`. */
+function client(parent: Command, nameAndArgs: string, description: string, options: { isDefault?: boolean } = {}): Command {
+  return parent
+    .command(nameAndArgs, options)
+    .description(description)
+    .addOption(new Option('--url <url>', 'Brook server URL').env('BROOK_URL').default(DEFAULT_URL))
+    .addOption(new Option('--token <token>', 'bearer token, for a server with auth on').env('BROOK_TOKEN'));
+}
+
+function resetTarget(raw: string): ResetTarget {
+  const target = parseResetTarget(raw);
+  if (target === undefined) {
+    throw new InvalidArgumentError('expected earliest, latest, offset:N or timestamp:T (ms since the epoch, or an ISO date)');
+  }
+  return target;
+}
+
+/** Runs `read` until it ends, Ctrl-C, or a closed stdout (`brook consume t | head`), all with status 0. */
+async function untilInterrupted(read: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.stdout.once('error', stop);
+  try {
+    await read(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.stdout.off('error', stop);
+  }
+}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -39,7 +75,21 @@ function collect(value: string, previous: string[]): string[] {
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('brook')
     .description('Brook: a durable, replayable event log with an HTTP API')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Commands that talk to a server take --url (env BROOK_URL, default
+${DEFAULT_URL}) and, when the server runs with auth, --token (env
+BROOK_TOKEN), sent as "Authorization: Bearer <token>".
+
+Examples:
+  $ brook start
+  $ brook topics create orders --partitions 3
+  $ echo '{"item":"book"}' | brook produce orders
+  $ brook tail orders
+  $ brook groups describe billing`,
+    );
 
   program
     .command('start')
@@ -91,64 +141,93 @@ export async function main(argv: string[]): Promise<void> {
       },
     );
 
-  program
-    .command('produce <topic>')
-    .description('send one record per stdin line (JSON when the line parses, else a string)')
-    .addOption(urlOption())
+  client(program, 'produce <topic>', 'send one record per stdin line (JSON when the line parses, else a string)')
     .option('--key-field <field>', 'use this field of each JSON object as the record key')
     .option('--partition <n>', 'append to this partition instead of routing by key', nonNegativeInt('partition'))
-    .action(async (topic: string, opts: { url: string; keyField?: string; partition?: number }) => {
+    .action(async (topic: string, opts: ClientOpts & { keyField?: string; partition?: number }) => {
       await produce(topic, opts, process.stdin);
     });
 
-  program
-    .command('consume <topic>')
-    .description('print one JSON line per record, following new records until --max or Ctrl-C')
-    .addOption(urlOption())
+  client(program, 'consume <topic>', 'print one JSON line per record, following new records until --max or Ctrl-C')
     .option('--partition <n>', 'only this partition', nonNegativeInt('partition'))
     .option('--from-beginning', 'start at the earliest offset instead of the latest')
     .option('--max <n>', 'stop after this many records', positiveInt('max'))
     .option('--group <group>', "start from the group's committed offsets and commit after printing")
-    .action(async (topic: string, opts: { url: string; partition?: number; fromBeginning?: boolean; max?: number; group?: string }) => {
-      const controller = new AbortController();
-      const onSigint = (): void => controller.abort();
-      process.once('SIGINT', onSigint);
-      // A closed pipe (`brook consume t | head`) ends consuming quietly.
-      const onOutputError = (): void => controller.abort();
-      process.stdout.once('error', onOutputError);
-      try {
-        await consume(topic, opts, process.stdout, controller.signal);
-      } finally {
-        process.off('SIGINT', onSigint);
-        process.stdout.off('error', onOutputError);
-      }
+    .option('--follow', 'wait for new records once caught up (the default)')
+    .option('--no-follow', 'stop once every partition is caught up')
+    .addHelpText(
+      'after',
+      `
+Each line: {"partition","offset","key","value","headers","timestamp"}.
+
+Examples:
+  $ brook consume orders --from-beginning --no-follow > orders.jsonl
+  $ brook consume orders --group billing --max 100`,
+    )
+    .action(
+      async (
+        topic: string,
+        opts: ClientOpts & { partition?: number; fromBeginning?: boolean; max?: number; group?: string; follow?: boolean },
+      ) => {
+        await untilInterrupted((signal) => consume(topic, opts, process.stdout, signal));
+      },
+    );
+
+  client(program, 'tail <topic>', 'follow a topic from its latest records, printed for people (Ctrl-C to stop)')
+    .option('--partition <n>', 'only this partition', nonNegativeInt('partition'))
+    .option('--from-beginning', 'start at the earliest offset instead of the latest')
+    .option('--max <n>', 'stop after this many records', positiveInt('max'))
+    .addHelpText(
+      'after',
+      `
+One block per record: time, partition, offset and key, then headers and the
+value as indented JSON. Use \`brook consume\` for one JSON line per record.`,
+    )
+    .action(async (topic: string, opts: ClientOpts & { partition?: number; fromBeginning?: boolean; max?: number }) => {
+      await untilInterrupted((signal) => tail(topic, opts, process.stdout, signal));
     });
 
   const topics = program.command('topics').description('list, create, describe and delete topics');
-  topics
-    .command('list', { isDefault: true })
-    .description('list topics')
-    .addOption(urlOption())
-    .action(async (opts: { url: string }) => listTopics(opts.url, process.stdout));
-  topics
-    .command('create <name>')
-    .description('create a topic')
-    .addOption(urlOption())
+  client(topics, 'list', 'list topics', { isDefault: true }).action(async (opts: ClientOpts) => listTopics(opts, process.stdout));
+  client(topics, 'create <name>', 'create a topic')
     .option('--partitions <n>', 'number of partitions', positiveInt('partitions'), 1)
     .option('--config <key=value>', 'topic setting, e.g. retention_ms=3600000 (repeatable)', collect, [])
-    .action(async (name: string, opts: { url: string; partitions: number; config: string[] }) =>
-      createTopic(opts.url, name, opts, process.stdout),
+    .action(async (name: string, opts: ClientOpts & { partitions: number; config: string[] }) =>
+      createTopic(opts, name, opts, process.stdout),
     );
-  topics
-    .command('describe <name>')
-    .description('show partitions, watermarks and settings')
-    .addOption(urlOption())
-    .action(async (name: string, opts: { url: string }) => describeTopic(opts.url, name, process.stdout));
-  topics
-    .command('delete <name>')
-    .description('delete a topic and its data')
-    .addOption(urlOption())
-    .action(async (name: string, opts: { url: string }) => deleteTopic(opts.url, name));
+  client(topics, 'describe <name>', 'show partitions, watermarks and settings').action(async (name: string, opts: ClientOpts) =>
+    describeTopic(opts, name, process.stdout),
+  );
+  client(topics, 'delete <name>', 'delete a topic and its data').action(async (name: string, opts: ClientOpts) =>
+    deleteTopic(opts, name),
+  );
+
+  const groups = program.command('groups').description('list, describe and reset consumer groups (admin)');
+  client(groups, 'list', 'list groups with members or committed offsets', { isDefault: true }).action(async (opts: ClientOpts) =>
+    listGroups(opts, process.stdout),
+  );
+  client(groups, 'describe <group>', 'show members, assignments, committed offsets and lag per partition')
+    .option('--json', "print the server's JSON answer instead of tables")
+    .addHelpText('after', '\nLAG is the high watermark minus the committed offset: records not yet read.')
+    .action(async (group: string, opts: ClientOpts & { json?: boolean }) => describeGroup(opts, group, opts, process.stdout));
+  client(groups, 'reset <group>', "move a group's committed offsets on a topic (refused while members read it)")
+    .requiredOption('--topic <topic>', 'the topic whose offsets move')
+    .requiredOption('--to <target>', 'earliest, latest, offset:N or timestamp:MS (ms since the epoch, or an ISO date)', resetTarget)
+    .option('--partition <n>', 'only this partition (default: every partition)', nonNegativeInt('partition'))
+    .addHelpText(
+      'after',
+      `
+An offset outside a partition's range is clamped to it. timestamp:T moves to
+the first record at or after T (the end when there is none).
+
+Examples:
+  $ brook groups reset billing --topic orders --to earliest
+  $ brook groups reset billing --topic orders --to timestamp:2024-11-23T00:00:00Z
+  $ brook groups reset billing --topic orders --partition 2 --to offset:1200`,
+    )
+    .action(async (group: string, opts: ClientOpts & { topic: string; to: ResetTarget; partition?: number }) =>
+      resetGroup(opts, group, opts, process.stdout),
+    );
 
   await program.parseAsync(argv);
 }

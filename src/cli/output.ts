@@ -22,3 +22,16 @@ export async function writeLine(out: Writable, line: string): Promise<void> {
     out.on('close', onClose);
   });
 }
+
+/** Rows under a header, columns padded to their widest cell and two spaces apart. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows]
+    .map((cells) =>
+      cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -23,6 +23,7 @@ export type ServerErrorCode =
   | 'REQUEST_TIMEOUT'
   | 'RATE_LIMITED'
   | 'AUTH_UNAVAILABLE'
+  | 'GROUP_NOT_EMPTY'
   | 'INTERNAL';
 
 /** Codes of HTTP answers and of WebSocket `error` frames (docs/protocol.md). */
@@ -48,6 +49,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   STALE_GENERATION: 409,
   NOT_PARTITION_OWNER: 409,
   SUBSCRIPTION_EXISTS: 409,
+  GROUP_NOT_EMPTY: 409,
   MESSAGE_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OFFSET_OUT_OF_RANGE: 416,

@@ -64,9 +64,9 @@ export function startCli(args: readonly string[], env: Record<string, string> = 
   };
 }
 
-/** Runs the CLI to completion with `stdin` as its input. */
-export async function runCli(args: readonly string[], stdin = '', timeoutMs = 30_000): Promise<CliResult> {
-  const cli = startCli(args);
+/** Runs the CLI to completion with `stdin` as its input; `env` is added to the test's environment. */
+export async function runCli(args: readonly string[], stdin = '', timeoutMs = 30_000, env: Record<string, string> = {}): Promise<CliResult> {
+  const cli = startCli(args, env);
   cli.child.stdin.end(stdin);
   return cli.exited(timeoutMs);
 }

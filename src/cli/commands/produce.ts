@@ -1,10 +1,9 @@
 import type { Readable } from 'node:stream';
 import { Batcher } from '../batcher.js';
-import { HttpClient, seg } from '../http-client.js';
+import { HttpClient, seg, type Connection } from '../http-client.js';
 import { readLines } from '../line-reader.js';
 
-export interface ProduceOptions {
-  readonly url: string;
+export interface ProduceOptions extends Connection {
   /** Use this field of each JSON-object line as the record key. */
   readonly keyField?: string | undefined;
   /** Append everything to this partition instead of routing by key. */
@@ -22,7 +21,7 @@ const MAX_LINE_BYTES = 8 * 1024 * 1024;
  * line as a string; empty lines are skipped. Prints nothing; the first failure rejects.
  */
 export async function produce(topic: string, options: ProduceOptions, input: Readable): Promise<void> {
-  const client = new HttpClient(options.url);
+  const client = new HttpClient(options);
   const path = `/v1/topics/${seg(topic)}/records`;
   const partition = options.partition === undefined ? '' : `,"partition":${options.partition}`;
   const batcher = new Batcher<string>({

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { HttpClient, seg } from '../http-client.js';
+import { HttpClient, seg, type Connection } from '../http-client.js';
 import { writeLine } from '../output.js';
 
 interface TopicBody {
@@ -7,15 +7,15 @@ interface TopicBody {
   readonly partitions: { readonly partition: number; readonly high_watermark: number }[];
 }
 
-export async function listTopics(url: string, out: Writable): Promise<void> {
-  const { topics } = await new HttpClient(url).get<{ topics: TopicBody[] }>('/v1/topics');
+export async function listTopics(connection: Connection, out: Writable): Promise<void> {
+  const { topics } = await new HttpClient(connection).get<{ topics: TopicBody[] }>('/v1/topics');
   for (const t of [...topics].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     await writeLine(out, `${t.name}\t${t.partitions.length} partition${t.partitions.length === 1 ? '' : 's'}`);
   }
 }
 
-export async function describeTopic(url: string, name: string, out: Writable): Promise<void> {
-  const topic = await new HttpClient(url).get<TopicBody>(`/v1/topics/${seg(name)}`);
+export async function describeTopic(connection: Connection, name: string, out: Writable): Promise<void> {
+  const topic = await new HttpClient(connection).get<TopicBody>(`/v1/topics/${seg(name)}`);
   await writeLine(out, JSON.stringify(topic, null, 2));
 }
 
@@ -24,7 +24,7 @@ export async function describeTopic(url: string, name: string, out: Writable): P
  * read as JSON (numbers, `null`) are sent as such, anything else as a string.
  */
 export async function createTopic(
-  url: string,
+  connection: Connection,
   name: string,
   options: { readonly partitions: number; readonly config: readonly string[] },
   out: Writable,
@@ -43,10 +43,10 @@ export async function createTopic(
     config[entry.slice(0, eq)] = value;
   }
   const body = { name, partitions: options.partitions, ...(options.config.length > 0 ? { config } : {}) };
-  const topic = await new HttpClient(url).post<TopicBody>('/v1/topics', body);
+  const topic = await new HttpClient(connection).post<TopicBody>('/v1/topics', body);
   await writeLine(out, JSON.stringify(topic, null, 2));
 }
 
-export async function deleteTopic(url: string, name: string): Promise<void> {
-  await new HttpClient(url).delete(`/v1/topics/${seg(name)}`);
+export async function deleteTopic(connection: Connection, name: string): Promise<void> {
+  await new HttpClient(connection).delete(`/v1/topics/${seg(name)}`);
 }
