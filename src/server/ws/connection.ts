@@ -7,17 +7,24 @@ import { closeCodeFor, type CloseReason } from '../errors.js';
 /**
  * One WebSocket carrying one StreamSession: text frames in, encoded frames out, the socket's
  * `drain` resuming paused pushes, and liveness for the gateway's heartbeat.
+ *
+ * Inbound frames are not read while the send buffer holds more than `maxBufferedBytes`: every
+ * request is answered, so a peer that keeps sending requests without reading the replies would
+ * otherwise pile its replies up here without bound. Paused, it can add at most the replies of
+ * the requests already in flight (the session's `maxInflightRequests`, `maxInflightProduce`).
  */
 export class Connection implements FrameTransport {
   /** When the peer was last heard from (any frame, ping or pong), in ms since the epoch. */
   lastSeen = Date.now();
   private session: StreamSession | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private inputPaused = false;
 
   constructor(
     readonly ws: WebSocket,
     private readonly socket: Socket,
     private readonly logger: Logger,
+    private readonly maxBufferedBytes: number,
   ) {
     // ws has already closed the connection (1009 for an oversized frame, 1002 for a protocol
     // violation); the close event ends the session. Listened to from the start, also on
@@ -43,13 +50,22 @@ export class Connection implements FrameTransport {
       void session.close();
       onClose();
     });
-    const onDrain = (): void => session.drained();
+    const onDrain = (): void => {
+      this.resumeInput();
+      session.drained();
+    };
     this.socket.on('drain', onDrain);
     session.start();
   }
 
   send(frame: string): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(frame);
+    // Past the bound the socket's write returned false, so its `drain` resumes reading.
+    if (!this.inputPaused && this.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.inputPaused = true;
+      this.ws.pause();
+    }
   }
 
   get bufferedAmount(): number {
@@ -67,11 +83,19 @@ export class Connection implements FrameTransport {
   end(reason: CloseReason, message: string, killAfterMs = 5_000): void {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     if (this.ws.readyState !== WebSocket.CLOSING) this.ws.close(closeCodeFor(reason), closeReason(message));
+    // Read again so the peer's close frame can complete the handshake; the session ignores the rest.
+    this.resumeInput();
     if (this.killTimer === undefined) {
       this.killTimer = setTimeout(() => this.ws.terminate(), killAfterMs);
       this.killTimer.unref();
     }
     if (this.session) void this.session.close();
+  }
+
+  private resumeInput(): void {
+    if (!this.inputPaused) return;
+    this.inputPaused = false;
+    this.ws.resume();
   }
 
   stats(): ReturnType<StreamSession['stats']> | undefined {

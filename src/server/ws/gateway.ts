@@ -129,7 +129,7 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
   };
 
   const accept = (ws: WebSocket, socket: Socket, admission: Admission): void => {
-    const connection = new Connection(ws, socket, logger);
+    const connection = new Connection(ws, socket, logger, options.maxBufferedBytes);
     if (closing) return connection.end('SHUTTING_DOWN', 'server shutting down');
     if (!admission.ok) return connection.end(admission.reason, admission.message);
     if (live.size >= options.maxConnections) {
