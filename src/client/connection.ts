@@ -508,11 +508,20 @@ export class Connection {
   /** `slow_down`: no produce frame leaves until the pause is over. */
   private pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+    this.armPauseTimer();
+  }
+
+  /**
+   * Timers may fire a millisecond before `Date.now()` reaches `pausedUntil`; pumping then would
+   * find the gate still paused and nothing would pump it again, so re-arm until it is over.
+   */
+  private armPauseTimer(): void {
     clearTimeout(this.pauseTimer);
     this.pauseTimer = setTimeout(() => {
       this.pauseTimer = undefined;
-      this.produceGate.pump();
-    }, this.pausedUntil - Date.now());
+      if (this.paused()) this.armPauseTimer();
+      else this.produceGate.pump();
+    }, Math.max(1, this.pausedUntil - Date.now()));
   }
 
   private routeOf(sub: string): PushHandlers | undefined {
