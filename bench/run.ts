@@ -1,8 +1,11 @@
 /**
  * Brook's benchmark harness: `node --import tsx bench/run.ts [--quick] [--only=log,scale] …`.
  * Runs the disk floor, the log suite (Brook in-process, over HTTP and on JetStream, NATS
- * JetStream, Redis Streams on the same workload) and the scale suite; prints tables with ratios and targets and
- * writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists the flags.
+ * JetStream, Redis Streams on the same workload), the scale suite, the sdk suite (Brook's
+ * TypeScript SDK against NATS and Redis clients), the latency suite (end-to-end at a steady rate)
+ * and the groups suite (consumer-group consumption and rebalancing); prints tables with ratios
+ * and targets and writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists
+ * the flags.
  */
 import { execFile } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
@@ -15,6 +18,9 @@ import { fixed, int, ms, ratio, table, target, verdict, writeResults, type Targe
 import { runFloor, type FloorResult } from './suites/floor.js';
 import { runLog, type LogResult, type PhaseResult } from './suites/log.js';
 import { runScale, type ScaleResult } from './suites/scale.js';
+import { runSdk, type SdkResult } from './suites/sdk.js';
+import { runLatency, type LatencyResult } from './suites/latency.js';
+import { runGroups, type GroupsResult } from './suites/groups.js';
 
 const run = promisify(execFile);
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -59,10 +65,20 @@ async function build(): Promise<string | null> {
 
 /** A target's value or threshold with its unit: "1,000,000 rec/s", "412.3 MB/s", "0.77×". */
 const amount = (unit: string, n: number): string =>
-  unit === '×' ? `${fixed(n, 2)}×` : `${unit === 'MB/s' ? fixed(n) : int(n)} ${unit}`;
+  unit === '×' ? `${fixed(n, 2)}×` : `${figure(unit, n)} ${unit}`;
 
-const wanted = (t: Target): string =>
-  `${t.comparison === '>=' ? '≥' : '<'} ${amount(t.unit, t.threshold)}${t.note === undefined ? '' : ` (${t.note})`}`;
+/** A number as its unit is shown: MB/s with a decimal, ms with significant decimals, counts whole. */
+const figure = (unit: string, n: number): string => (unit === 'MB/s' ? fixed(n) : unit === 'ms' && n < 1000 ? ms(n) : int(n));
+
+const SYMBOL = { '>=': '≥', '<=': '≤', '<': '<' } as const;
+
+const wanted = (t: Target): string => `${SYMBOL[t.comparison]} ${amount(t.unit, t.threshold)}${t.note === undefined ? '' : ` (${t.note})`}`;
+
+const indent = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 
 /**
  * The issue's bound on the JetStream engine: at most 30% overhead in throughput over the raw
@@ -196,16 +212,173 @@ function printScale(scale: ScaleResult, targets: readonly Target[]): void {
   );
 }
 
+// ------------------------------------------------------------------------------ sdk suite
+
+/** The issue's SDK targets: publish ≥ 2× the best competitor; consume ≥ the best and ≥ 2× JetStream. */
+const SDK_PUBLISH_VS_BEST = 2;
+const SDK_CONSUME_VS_BEST = 1;
+const SDK_CONSUME_VS_JETSTREAM = 2;
+
+function labelOf(systems: readonly { system: string; label: string }[], system: string): string {
+  return systems.find((s) => s.system === system)?.label ?? system;
+}
+
+/** Per workload, the three ratio targets (those with a figure). */
+function sdkTargets(sdk: SdkResult): Target[][] {
+  return sdk.workloads.map(({ workload: w, ratios: r }) => {
+    const from = `sdk ${w.recordBytes} B × ${w.partitions} partition(s)`;
+    const out: Target[] = [];
+    if (r.publishVsBest !== null && r.bestPublish !== null) {
+      out.push(target('SDK publish ≥ 2× best competitor', `${from}, Brook SDK ÷ ${labelOf(sdk.systems, r.bestPublish.system)} publish`, r.publishVsBest, '×', '>=', SDK_PUBLISH_VS_BEST));
+    }
+    if (r.consumeVsBest !== null && r.bestConsume !== null) {
+      out.push(target('SDK consume ≥ best competitor', `${from}, Brook SDK ÷ ${labelOf(sdk.systems, r.bestConsume.system)} consume`, r.consumeVsBest, '×', '>=', SDK_CONSUME_VS_BEST));
+    }
+    if (r.consumeVsJetStream !== null) {
+      out.push(target('SDK consume ≥ 2× JetStream', `${from}, Brook SDK ÷ NATS JetStream consume`, r.consumeVsJetStream, '×', '>=', SDK_CONSUME_VS_JETSTREAM));
+    }
+    return out;
+  });
+}
+
+function printSdk(sdk: SdkResult, targets: readonly Target[][]): void {
+  sdk.workloads.forEach(({ workload: w, results }, i) => {
+    console.log(
+      `\nSDK: ${int(w.records)} records × ${w.recordBytes} B, ${w.partitions} partition(s), batch ${w.batch}, ${w.window} batches in flight`,
+    );
+    const rows: string[][] = [];
+    const errors: string[] = [];
+    for (const phase of ['publish', 'read'] as const) {
+      const ofPhase = results.filter((r) => r.phase === phase);
+      const brook = ofPhase.find((r) => r.system === 'brook-sdk' && r.error === undefined)?.recPerSec;
+      const name = phase === 'read' ? 'consume' : phase;
+      for (const r of ofPhase) {
+        const label = labelOf(sdk.systems, r.system);
+        if (r.error !== undefined) {
+          rows.push([name, label, 'FAILED', '', '', '']);
+          errors.push(`  ${label} ${name}: ${r.error}`);
+          continue;
+        }
+        rows.push([
+          name,
+          label,
+          int(r.recPerSec),
+          fixed(r.mbPerSec),
+          r.batchLatency === undefined ? '' : `${ms(r.batchLatency.p50Ms)} / ${ms(r.batchLatency.p99Ms)}`,
+          r.system === 'brook-sdk' ? '' : ratio(brook, r.recPerSec),
+        ]);
+      }
+    }
+    console.log(indent(table(['phase', 'system', 'rec/s', 'MB/s', 'batch p50/p99 ms', 'Brook SDK ÷ this'], rows)));
+    if (errors.length > 0) console.log(errors.join('\n'));
+    for (const t of targets[i] ?? []) console.log(`  ${t.source.replace(/^sdk [^,]*, /, '')}: ${amount(t.unit, t.value)}, target ${wanted(t)}  ${verdict(t)}`);
+  });
+  for (const s of sdk.systems) if (s.skipped !== undefined) console.log(`\n  ${s.label} did not run: ${s.skipped.split('\n')[0] ?? ''}`);
+  console.log('\n  Brook SDK: `brook/client` in the bench process (ws as WebSocket) → Brook server child process over loopback.');
+  console.log('  Publish: one producer per partition, awaited send() per record; consume: one SDK consumer per partition, its');
+  console.log('  async iterator with the default credit window. NATS and Redis are driven as in the log suite ("consume" is their read).');
+  console.log('  Not durable-equivalent: Brook fsyncs before it acks; JetStream fsyncs every 2 min by default; Redis keeps nothing on disk.');
+  for (const s of sdk.systems) console.log(`    ${s.label}: ${s.durability}`);
+  if (sdk.clientErrors.count > 0) console.log(`  SDK background errors: ${sdk.clientErrors.count} (${sdk.clientErrors.first.join('; ')})`);
+  for (const w of sdk.warnings) console.log(`  warning: ${w}`);
+}
+
+// -------------------------------------------------------------------------- latency suite
+
+/** The issue's latency target: Brook's end-to-end p99 at the steady rate, fsync on. */
+const LATENCY_P99_TARGET_MS = 2;
+
+function latencyTargets(latency: LatencyResult): Target[] {
+  const brook = latency.runs.find((r) => r.system === 'brook-sdk' && r.error === undefined);
+  if (brook === undefined) return [];
+  const from = `latency ${int(latency.rate)} rec/s × ${latency.recordBytes} B, Brook SDK end-to-end p99`;
+  return [target('end-to-end p99 ≤ 2 ms (fsync on)', from, brook.latency.p99Ms, 'ms', '<=', LATENCY_P99_TARGET_MS)];
+}
+
+function printLatency(latency: LatencyResult, targets: readonly Target[]): void {
+  console.log(
+    `\nLatency: publish → consumer at a steady ${int(latency.rate)} rec/s × ${latency.recordBytes} B for ${latency.seconds} s (after ${latency.warmupSeconds} s of warm-up), one process`,
+  );
+  const rows = latency.runs.map((r) => {
+    const l = r.latency;
+    const t = r.system === 'brook-sdk' ? targets[0] : undefined;
+    return r.error !== undefined && r.received === 0
+      ? [r.label, 'FAILED', '', '', '', '', '', '', '', '']
+      : [
+          r.label,
+          ms(l.p50Ms),
+          ms(l.p99Ms),
+          ms(l.p999Ms),
+          ms(l.maxMs),
+          ms(r.ackLatency.p99Ms),
+          ms(r.sendLag.p99Ms),
+          `${fixed((100 * r.received) / Math.max(1, r.records), 1)}%`,
+          t === undefined ? '' : wanted(t),
+          t === undefined ? '' : verdict(t),
+        ];
+  });
+  console.log(indent(table(['system', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'ack p99 ms', 'send lag p99 ms', 'received', 'target', ''], rows)));
+  for (const r of latency.runs) if (r.error !== undefined) console.log(`  ${r.label}: ${r.error.split('\n')[0] ?? ''}`);
+  console.log('  Latency = receive time − intended send time: sends follow a fixed timeline (a worker thread ticks it), so a');
+  console.log('  sender held up counts its lateness (coordinated-omission safe; "send lag" is that part). "ack" is the publisher\'s');
+  console.log('  acknowledgement, also from the intended time. Percentiles from an HDR histogram (µs, 3 significant digits).');
+  for (const r of latency.runs) console.log(`    ${r.label} (${r.how}): ${r.durability}`);
+}
+
+// --------------------------------------------------------------------------- groups suite
+
+/** The issue's rebalance bound: the partitions of a member that died move within the session timeout + 1 s. */
+const REBALANCE_SLACK_MS = 1000;
+
+function groupsTargets(groups: GroupsResult): Target[] {
+  const where = `groups ${groups.members} members × ${groups.partitions} partitions`;
+  const bound = groups.sessionTimeoutMs + REBALANCE_SLACK_MS;
+  return [
+    ...groups.rebalances.map((r) =>
+      target(
+        `rebalance after a ${r.how === 'kill' ? 'killed' : 'silent'} member`,
+        `${where}, ${r.how === 'kill' ? 'socket destroyed' : 'socket frozen'} → survivors own all`,
+        r.ms,
+        'ms',
+        '<',
+        bound,
+        'session timeout + 1 s',
+      ),
+    ),
+    target('no offset skipped', `${where}, ${int(groups.verification.offsets)} offsets produced`, groups.verification.missing, 'missing', '<', 1),
+  ];
+}
+
+function printGroups(groups: GroupsResult, targets: readonly Target[]): void {
+  const v = groups.verification;
+  console.log(
+    `\nGroups: ${groups.members} SDK members (one client each, in the bench process) of one group, ${groups.partitions} partitions, ${int(groups.records)} × ${groups.recordBytes} B preloaded`,
+  );
+  console.log(`  preload (SDK producers)   ${int(groups.preload.recPerSec)} rec/s`);
+  console.log(
+    `  consume (group of ${groups.members})     ${int(groups.consume.recPerSec)} rec/s in ${fixed(groups.consume.seconds, 2)} s, per member ${groups.consume.perMember.map(int).join(' / ')}  (joined and settled in ${ms(groups.consume.settledMs)} ms first)`,
+  );
+  console.log(`  session timeout ${int(groups.sessionTimeoutMs)} ms, heartbeat interval ${int(groups.heartbeatIntervalMs)} ms; records produced at 2,000 rec/s meanwhile`);
+  for (const r of groups.rebalances) {
+    const t = targets.find((x) => x.name.includes(r.how === 'kill' ? 'killed' : 'silent'));
+    const what = r.how === 'kill' ? 'killed (socket destroyed, no leave)' : 'silent (socket open, nothing sent) ';
+    const vsSession = r.ms >= groups.sessionTimeoutMs ? `session timeout + ${int(r.ms - groups.sessionTimeoutMs)} ms` : `session timeout − ${int(groups.sessionTimeoutMs - r.ms)} ms`;
+    console.log(
+      `  member ${what} → the others own all ${groups.partitions} after ${int(r.ms)} ms (${vsSession}; it owned ${r.partitionsLost})${t === undefined ? '' : `  target ${wanted(t)} ${verdict(t)}`}`,
+    );
+  }
+  console.log(
+    `  verification: ${int(v.consumedAtLeastOnce)} of ${int(v.offsets)} offsets consumed at least once, ${int(v.missing)} missing${v.firstMissing.length > 0 ? ` (${v.firstMissing.join(', ')})` : ''}; ${int(v.duplicates)} redelivered (at-least-once after the breaks); ${int(v.wrongValues)} wrong values`,
+  );
+  if (groups.clientErrors.count > 0) console.log(`  SDK background errors: ${groups.clientErrors.first.join('; ')}`);
+  console.log('  A killed member\'s connection drops, so the server removes it at once; the survivors pick its partitions up at their');
+  console.log('  next heartbeat. A silent one is removed when its session expires (the last heartbeat + the timeout), then the same.');
+}
+
 function printTargets(targets: readonly Target[]): void {
   if (targets.length === 0) return;
   console.log('\nTargets');
-  const rows = targets.map((t) => [
-    t.name,
-    t.source,
-    t.unit === '×' ? amount(t.unit, t.value) : t.unit === 'MB/s' ? fixed(t.value) : int(t.value),
-    wanted(t),
-    verdict(t),
-  ]);
+  const rows = targets.map((t) => [t.name, t.source, t.unit === '×' ? amount(t.unit, t.value) : figure(t.unit, t.value), wanted(t), verdict(t)]);
   console.log(
     table(['target', 'from', 'value', 'wanted', ''], rows)
       .split('\n')
@@ -223,14 +396,15 @@ async function main(): Promise<number> {
   let suites: SuiteName[] = [...options.suites];
   let systems = [...options.systems];
 
-  const needsBuild = suites.includes('scale') || (suites.includes('log') && systems.includes('brook-http'));
+  const serverSuites: readonly SuiteName[] = ['scale', 'sdk', 'latency', 'groups'];
+  const needsBuild = suites.some((s) => serverSuites.includes(s)) || (suites.includes('log') && systems.includes('brook-http'));
   if (needsBuild && !options.noBuild) {
     const failure = await build();
     if (failure !== null) {
       // A stale dist/ would benchmark old code: skip what needs the server rather than mislead.
-      problems.push(`${failure}\n  → skipped: Brook HTTP and the scale suite`);
+      problems.push(`${failure}\n  → skipped: Brook HTTP and the ${serverSuites.join(', ')} suites`);
       systems = systems.filter((s) => s !== 'brook-http');
-      suites = suites.filter((s) => s !== 'scale');
+      suites = suites.filter((s) => !serverSuites.includes(s));
     }
   }
   const effective: BenchOptions = { ...options, suites, systems };
@@ -240,6 +414,9 @@ async function main(): Promise<number> {
   let floor: FloorResult | null = null;
   let log: LogResult | null = null;
   let scale: ScaleResult | null = null;
+  let sdk: SdkResult | null = null;
+  let latency: LatencyResult | null = null;
+  let groups: GroupsResult | null = null;
   const wall = performance.now();
   if (suites.includes('floor')) {
     process.stderr.write('floor: sequential write and fsync latency\n');
@@ -267,15 +444,52 @@ async function main(): Promise<number> {
       problems.push(`scale failed: ${errorText(err)}`);
     }
   }
+  if (suites.includes('sdk')) {
+    try {
+      sdk = await runSdk(effective);
+      for (const s of sdk.systems) if (s.skipped !== undefined) problems.push(`sdk: ${s.label} skipped: ${s.skipped}`);
+      for (const w of sdk.workloads) {
+        for (const r of w.results) if (r.error !== undefined) problems.push(`sdk ${w.workload.topic} ${r.system} ${r.phase}: ${r.error}`);
+      }
+      if (sdk.clientErrors.count > 0) problems.push(`sdk: the SDK reported ${sdk.clientErrors.count} background errors: ${sdk.clientErrors.first.join('; ')}`);
+    } catch (err) {
+      problems.push(`sdk failed: ${errorText(err)}`);
+    }
+  }
+  if (suites.includes('latency')) {
+    try {
+      latency = await runLatency(effective);
+      for (const r of latency.runs) if (r.error !== undefined) problems.push(`latency ${r.system}: ${r.error}`);
+    } catch (err) {
+      problems.push(`latency failed: ${errorText(err)}`);
+    }
+  }
+  if (suites.includes('groups')) {
+    try {
+      groups = await runGroups(effective);
+      const v = groups.verification;
+      if (v.missing > 0) problems.push(`groups: ${v.missing} offsets never consumed (${v.firstMissing.join(', ')})`);
+      if (v.wrongValues > 0) problems.push(`groups: ${v.wrongValues} records whose value did not match their offset`);
+      if (groups.clientErrors.count > 0) problems.push(`groups: the SDK reported background errors: ${groups.clientErrors.first.join('; ')}`);
+    } catch (err) {
+      problems.push(`groups failed: ${errorText(err)}`);
+    }
+  }
 
   const logTargetMap = log === null ? new Map<PhaseResult, Target>() : logTargets(log, floor);
   const scaleTargetList = scale === null ? [] : scaleTargets(scale);
-  const targets = [...logTargetMap.values(), ...scaleTargetList];
+  const sdkTargetLists = sdk === null ? [] : sdkTargets(sdk);
+  const latencyTargetList = latency === null ? [] : latencyTargets(latency);
+  const groupsTargetList = groups === null ? [] : groupsTargets(groups);
+  const targets = [...logTargetMap.values(), ...scaleTargetList, ...sdkTargetLists.flat(), ...latencyTargetList, ...groupsTargetList];
 
   console.log(`\nBrook benchmarks — ${startedAt.toISOString()}${options.quick ? ' (quick: small counts, figures are indicative only)' : ''}`);
   if (floor !== null) printFloor(floor);
   if (log !== null) printLog(log, logTargetMap);
   if (scale !== null) printScale(scale, scaleTargetList);
+  if (sdk !== null) printSdk(sdk, sdkTargetLists);
+  if (latency !== null) printLatency(latency, latencyTargetList);
+  if (groups !== null) printGroups(groups, groupsTargetList);
   printTargets(targets);
   if (problems.length > 0) {
     console.log('\nProblems');
@@ -292,6 +506,9 @@ async function main(): Promise<number> {
     floor,
     log,
     scale,
+    sdk,
+    latency,
+    groups,
     targets,
     problems,
   });

@@ -1,41 +1,32 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { LogSystem } from '../lib/log-system.js';
-import { ChildServer, freePort } from '../lib/processes.js';
-import { makeTempDir, removeTempDir } from '../lib/temp.js';
+import { RedisServer } from '../lib/redis-server.js';
 import type { Batch, PartitionReader } from '../lib/workload.js';
 
-const REDIS_SERVER = 'redis-server';
-
 /**
- * Redis Streams on a redis-server the bench starts on loopback, in memory only (no RDB, no AOF).
- * A partition is one stream key; a batch is one pipeline of XADDs; reads are XRANGE … COUNT from
- * the last id seen (exclusive).
+ * Redis Streams on a redis-server the bench starts on loopback, in memory only (no RDB, no AOF;
+ * lib/redis-server.ts). A partition is one stream key; a batch is one pipeline of XADDs; reads
+ * are XRANGE … COUNT from the last id seen (exclusive).
  */
 export class RedisStreams implements LogSystem {
   readonly name = 'redis-streams' as const;
   readonly label = 'Redis Streams';
   readonly durability = 'Redis runs in memory with persistence off (--save "" --appendonly no): nothing is on disk at ack time.';
 
-  private server: ChildServer | null = null;
+  private server: RedisServer | null = null;
   private redis: Redis | null = null;
-  private workDir: string | null = null;
 
   constructor(private readonly root: string) {}
 
   async start(): Promise<void> {
-    const port = await freePort();
-    this.workDir = makeTempDir(this.root, 'redis');
-    const { server } = await ChildServer.start({
-      name: 'redis-server',
-      command: REDIS_SERVER,
-      args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.workDir],
-      ready: () => ping(port),
-    });
-    this.server = server;
-    this.redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
-    await this.redis.connect();
+    this.server = await RedisServer.start(this.root, 'redis');
+    try {
+      this.redis = await this.server.connect();
+    } catch (err) {
+      await this.stop(); // the suite only stops systems that started
+      throw err;
+    }
   }
-
   private client(): Redis {
     if (this.redis === null) throw new Error('redis-streams is not started');
     return this.redis;
@@ -87,23 +78,9 @@ export class RedisStreams implements LogSystem {
       if (this.redis !== null) this.redis.disconnect();
     } finally {
       this.redis = null;
-      await this.server?.stop();
+      const server = this.server;
       this.server = null;
-      if (this.workDir !== null) await removeTempDir(this.workDir);
-      this.workDir = null;
+      await server?.stop();
     }
-  }
-}
-
-async function ping(port: number): Promise<boolean> {
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined); // a refused probe is the expected "not yet"
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false; // not listening yet; the caller polls until its deadline
-  } finally {
-    probe.disconnect();
   }
 }

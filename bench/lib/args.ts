@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from './paths.js';
 
-export const SUITES = ['floor', 'log', 'scale'] as const;
+export const SUITES = ['floor', 'log', 'scale', 'sdk', 'latency', 'groups'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export const SYSTEMS = ['brook-embedded', 'brook-http', 'brook-jetstream', 'nats-jetstream', 'redis-streams'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** Systems measured by a suite but not selectable with --systems (the sdk suite's Brook). */
+export type AnySystemName = SystemName | 'brook-sdk';
 
 /** Everything a run is parameterised by; written into the results file as is. */
 export interface BenchOptions {
@@ -40,20 +43,31 @@ export interface BenchOptions {
   readonly name: string;
   /** Upper bound for one measured phase before it is abandoned. @defaultValue 600_000 */
   readonly phaseTimeoutMs: number;
+  /** Measured seconds of the latency suite's steady load. @defaultValue 30 (5 with --quick) */
+  readonly latencySeconds: number;
+  /** Records per second of the latency suite's steady load. @defaultValue 10_000 */
+  readonly latencyRate: number;
+  /** Session timeout the groups suite's members ask for. @defaultValue 10_000 (the server's default) */
+  readonly sessionTimeoutMs: number;
 }
 
 const USAGE = `usage: node --import tsx bench/run.ts [flags]
 
-  --quick              small record counts (smoke run, about a minute)
+  --quick              small record counts and short runs (smoke run, about 3 minutes)
   --only=SUITES        comma list of ${SUITES.join(', ')} (default: all; log also runs floor)
-  --systems=NAMES      comma list of ${SYSTEMS.join(', ')} (default: all)
-  --records=N          records per log workload, and in the scale log unless --scale-records
+  --systems=NAMES      comma list of ${SYSTEMS.join(', ')}
+                       (default: all; the sdk and latency suites run the NATS and Redis competitors listed)
+  --records=N          records per log and sdk workload and in the groups suite's topic, and in
+                       the scale log unless --scale-records
   --scale-records=N    records in the scale suite's log
   --sizes=B,B          record value sizes in bytes (default 100,1024)
   --partitions=P,P     partition counts (default 1,8)
   --batch=N            records per batch (default 1000)
   --window=N           batches in flight while publishing (default 8)
   --floor-bytes=N      bytes for the sequential write floor (default 1 GiB)
+  --latency-seconds=N  measured seconds of the latency suite's steady load (default 30, quick 5)
+  --latency-rate=N     records per second of the latency suite (default 10000)
+  --session-timeout-ms=N  the groups suite members' session timeout (default 10000)
   --dir=PATH           where data and temp files go (default: the OS temp dir)
   --server-bin=PATH    Brook launcher to spawn (default bin/brook.js; e.g. another build to compare)
   --name=NAME          results file name prefix
@@ -101,6 +115,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'server-bin': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       'phase-timeout-ms': { type: 'string' },
+      'latency-seconds': { type: 'string' },
+      'latency-rate': { type: 'string' },
+      'session-timeout-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -139,5 +156,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     serverBin: resolve(values['server-bin'] ?? join(REPO_ROOT, 'bin', 'brook.js')),
     name: values.name ?? `${values.only === undefined ? 'all' : suites.join('+')}${quick ? '-quick' : ''}`,
     phaseTimeoutMs: values['phase-timeout-ms'] === undefined ? 600_000 : positiveInt('phase-timeout-ms', values['phase-timeout-ms']),
+    latencySeconds: values['latency-seconds'] === undefined ? (quick ? 5 : 30) : positiveInt('latency-seconds', values['latency-seconds']),
+    latencyRate: values['latency-rate'] === undefined ? 10_000 : positiveInt('latency-rate', values['latency-rate']),
+    sessionTimeoutMs:
+      values['session-timeout-ms'] === undefined ? 10_000 : positiveInt('session-timeout-ms', values['session-timeout-ms']),
   };
 }

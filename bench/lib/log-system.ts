@@ -1,12 +1,12 @@
-import type { SystemName } from './args.js';
+import type { AnySystemName } from './args.js';
 import type { Batch, PartitionReader } from './workload.js';
 
 /**
- * One system under test, as the log suite drives it. Each implementation owns its server or
+ * One system under test, as the log and sdk suites drive it. Each implementation owns its server or
  * engine and its connections: `start` brings them up, `stop` tears everything down.
  */
 export interface LogSystem {
-  readonly name: SystemName;
+  readonly name: AnySystemName;
   /** Short label for tables. */
   readonly label: string;
   /** What an acknowledged publish means on this system, printed under the table. */

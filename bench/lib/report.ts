@@ -27,7 +27,7 @@ export interface Target {
   readonly source: string;
   readonly value: number;
   readonly unit: string;
-  readonly comparison: '>=' | '<';
+  readonly comparison: '>=' | '<' | '<=';
   readonly threshold: number;
   readonly met: boolean;
   /** Where the threshold comes from, when it is derived. */
@@ -39,11 +39,11 @@ export function target(
   source: string,
   value: number,
   unit: string,
-  comparison: '>=' | '<',
+  comparison: '>=' | '<' | '<=',
   threshold: number,
   note?: string,
 ): Target {
-  const met = comparison === '>=' ? value >= threshold : value < threshold;
+  const met = comparison === '>=' ? value >= threshold : comparison === '<=' ? value <= threshold : value < threshold;
   return { name, source, value, unit, comparison, threshold, met, ...(note === undefined ? {} : { note }) };
 }
 

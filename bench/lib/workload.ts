@@ -112,13 +112,14 @@ export class Latency {
     this.histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
   }
 
-  /** p50 / p99 / max in milliseconds. */
+  /** p50 / p99 / p99.9 / max in milliseconds. */
   summary(): LatencySummary {
     const h = this.histogram;
     return {
       count: h.totalCount,
       p50Ms: h.getValueAtPercentile(50) / 1000,
       p99Ms: h.getValueAtPercentile(99) / 1000,
+      p999Ms: h.getValueAtPercentile(99.9) / 1000,
       maxMs: h.maxValue / 1000,
     };
   }
@@ -128,12 +129,31 @@ export interface LatencySummary {
   readonly count: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  readonly p999Ms: number;
   readonly maxMs: number;
+}
+
+/**
+ * `work`, or a PhaseTimeoutError once `deadline` (performance.now()) has passed, whichever comes
+ * first: a task that never settles (a lost acknowledgement, a stalled consumer) cannot hang the
+ * run. What `work` still does after the deadline is left to the system's `stop`.
+ */
+export async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PhaseTimeoutError(what())), Math.max(0, deadline - performance.now()));
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
  * Runs `task(0..count-1)` with at most `window` tasks in flight, in order of index; records each
  * task's latency. The first failure stops new tasks and is rethrown once in-flight ones settle.
+ * Past `timeoutMs` it throws a PhaseTimeoutError, even while tasks are still in flight.
  */
 export async function runWindowed(
   count: number,
@@ -158,7 +178,11 @@ export async function runWindowed(
       failure ??= err;
     }),
   );
-  await Promise.all(lanes);
+  try {
+    await beforeDeadline(Promise.all(lanes), deadline, () => `not finished after ${options.timeoutMs} ms (${next}/${count} batches started)`);
+  } catch (err) {
+    failure ??= err; // stops the lanes from starting more
+  }
   if (failure !== null) throw failure;
 }
 
@@ -193,7 +217,7 @@ export async function drainPartition(
   try {
     while (count < expected) {
       if (performance.now() > deadline) throw new PhaseTimeoutError(`read not finished by the deadline (${count}/${expected})`);
-      const chunk = await reader.next(Math.min(batch, expected - count));
+      const chunk = await beforeDeadline(reader.next(Math.min(batch, expected - count)), deadline, () => `read not finished by the deadline (${count}/${expected})`);
       if (chunk.count === 0) {
         if (++empty >= 3) throw new Error(`read stalled at ${count} of ${expected} records`);
         continue;

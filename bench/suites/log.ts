@@ -1,4 +1,4 @@
-import type { BenchOptions, SystemName } from '../lib/args.js';
+import type { AnySystemName, BenchOptions, SystemName } from '../lib/args.js';
 import type { LogSystem } from '../lib/log-system.js';
 import { syncDisks } from '../lib/os.js';
 import { fixed, int } from '../lib/report.js';
@@ -21,7 +21,7 @@ import { RedisStreams } from '../competitors/redis-streams.js';
 export type Phase = 'publish' | 'read';
 
 export interface PhaseResult {
-  readonly system: SystemName;
+  readonly system: AnySystemName;
   readonly phase: Phase;
   readonly records: number;
   /** Value bytes moved (records × record size). */
@@ -52,7 +52,7 @@ export interface WorkloadResult {
 }
 
 export interface SystemInfo {
-  readonly system: SystemName;
+  readonly system: AnySystemName;
   readonly label: string;
   readonly durability: string;
   /** Why the system did not run, when it did not. */
@@ -125,13 +125,13 @@ async function readPhase(system: LogSystem, w: Workload, timeoutMs: number): Pro
   return rates(system.name, 'read', w, performance.now() - started);
 }
 
-function rates(system: SystemName, phase: Phase, w: Workload, ms: number): PhaseResult {
+function rates(system: AnySystemName, phase: Phase, w: Workload, ms: number): PhaseResult {
   const seconds = ms / 1000;
   const bytes = w.records * w.recordBytes;
   return { system, phase, records: w.records, bytes, seconds, recPerSec: w.records / seconds, mbPerSec: bytes / 1e6 / seconds };
 }
 
-function failed(system: SystemName, phase: Phase, w: Workload, err: unknown): PhaseResult {
+function failed(system: AnySystemName, phase: Phase, w: Workload, err: unknown): PhaseResult {
   return { system, phase, records: w.records, bytes: w.records * w.recordBytes, seconds: 0, recPerSec: 0, mbPerSec: 0, error: errorText(err) };
 }
 
@@ -144,18 +144,32 @@ async function warmUp(system: LogSystem, template: Workload, timeoutMs: number):
   await system.deleteTopic(w.topic);
 }
 
+/** What `runWorkloads` measured: per workload, every ready system's publish and read. */
+export interface WorkloadRuns {
+  readonly systems: SystemInfo[];
+  readonly workloads: { readonly workload: Workload; readonly results: PhaseResult[] }[];
+  readonly warnings: string[];
+}
+
 /**
- * The log benchmark: for each record size × partition count, each system publishes the same
- * records (batches of `batch`, `window` batches in flight) and then reads them all back from
- * offset 0. Systems run one after another, never at once (2 cores), each on a synced disk.
+ * For each record size × partition count, each system publishes the same records (batches of
+ * `batch`, `window` batches in flight) and then reads them all back from offset 0. Systems run
+ * one after another, never at once (2 cores), each on a synced disk. Starts every system (a
+ * system that fails to start or warm up is skipped and said so) and stops them all at the end.
+ * `topicPrefix` names the topics (`<prefix>-<bytes>b-p<partitions>`) and the progress lines;
+ * `onWorkload` runs after each workload (for progress lines about it).
  */
-export async function runLog(options: BenchOptions): Promise<LogResult> {
-  const systems = makeSystems(options);
+export async function runWorkloads(
+  systems: readonly LogSystem[],
+  options: BenchOptions,
+  topicPrefix: string,
+  onWorkload?: (w: Workload, results: readonly PhaseResult[]) => void,
+): Promise<WorkloadRuns> {
   const infos: SystemInfo[] = [];
   const running: LogSystem[] = [];
   const ready: LogSystem[] = [];
   const warnings: string[] = [];
-  const workloads: WorkloadResult[] = [];
+  const workloads: { workload: Workload; results: PhaseResult[] }[] = [];
   const template: Workload = { topic: '', records: options.records, recordBytes: 100, partitions: 1, batch: options.batch, window: options.window };
   try {
     for (const system of systems) {
@@ -173,9 +187,9 @@ export async function runLog(options: BenchOptions): Promise<LogResult> {
     }
     for (const recordBytes of options.sizes) {
       for (const partitions of options.partitions) {
-        const w: Workload = { ...template, topic: `log-${recordBytes}b-p${partitions}`, recordBytes, partitions };
+        const w: Workload = { ...template, topic: `${topicPrefix}-${recordBytes}b-p${partitions}`, recordBytes, partitions };
         const results: PhaseResult[] = [];
-        progress(`log: ${int(w.records)} × ${recordBytes} B, ${partitions} partition(s)`);
+        progress(`${topicPrefix}: ${int(w.records)} × ${recordBytes} B, ${partitions} partition(s)`);
         for (const system of ready) {
           let published = false;
           try {
@@ -206,12 +220,8 @@ export async function runLog(options: BenchOptions): Promise<LogResult> {
             warnings.push(`${system.name}: deleting ${w.topic} failed: ${errorText(err)}`);
           }
         }
-        const ratio = jetStreamRatio(results);
-        if (ratio.publish !== null || ratio.read !== null) {
-          const shown = (r: number | null): string => (r === null ? '-' : `${fixed(r, 2)}×`);
-          progress(`  brook-jetstream ÷ nats-jetstream: publish ${shown(ratio.publish)}, read ${shown(ratio.read)}`);
-        }
-        workloads.push({ workload: w, results, brookJetStreamVsNats: ratio });
+        workloads.push({ workload: w, results });
+        onWorkload?.(w, results);
       }
     }
   } finally {
@@ -224,4 +234,20 @@ export async function runLog(options: BenchOptions): Promise<LogResult> {
     }
   }
   return { systems: infos, workloads, warnings };
+}
+
+/**
+ * The log benchmark: every selected system on every workload (`runWorkloads`), plus Brook on
+ * JetStream's figures divided by raw JetStream's.
+ */
+export async function runLog(options: BenchOptions): Promise<LogResult> {
+  const runs = await runWorkloads(makeSystems(options), options, 'log', (_w, results) => {
+    const ratio = jetStreamRatio(results);
+    if (ratio.publish !== null || ratio.read !== null) {
+      const shown = (r: number | null): string => (r === null ? '-' : `${fixed(r, 2)}×`);
+      progress(`  brook-jetstream ÷ nats-jetstream: publish ${shown(ratio.publish)}, read ${shown(ratio.read)}`);
+    }
+  });
+  const workloads = runs.workloads.map(({ workload, results }) => ({ workload, results, brookJetStreamVsNats: jetStreamRatio(results) }));
+  return { systems: runs.systems, workloads, warnings: runs.warnings };
 }

@@ -1,0 +1,144 @@
+import type { BrookClient, Consumer, Producer } from '../../src/client/index.js';
+import type { LogSystem } from '../lib/log-system.js';
+import { beforeDeadline, type Batch, type PartitionReader } from '../lib/workload.js';
+
+const CLOSE_TIMEOUT_MS = 10_000;
+import { BrookProcess } from './process.js';
+import { ClientErrors, sdkClient } from './sdk-client.js';
+
+/**
+ * `maxInflight` for each of `producers` producers sharing one connection: as many batches as the
+ * SDK allows (5), but together below the server's `max_inflight_produce`. At that bound the
+ * server sends `slow_down` (docs/protocol.md), which pauses every producer of the connection for
+ * 50 ms; an SDK of this checkout can also stay paused for good after one (see bench/README.md).
+ */
+export function producerWindow(client: BrookClient, producers: number): number {
+  const limit = client.limits?.maxInflightProduce ?? 32;
+  return Math.max(1, Math.min(5, Math.floor((limit - 1) / producers)));
+}
+
+/**
+ * Sends a workload batch through a producer of its partition: one `send()` per record, all
+ * awaited. Checks the acknowledged offsets are contiguous and returns the first.
+ */
+export async function sendBatch(producer: Producer<string>, batch: Batch): Promise<number> {
+  const texts = batch.texts();
+  const sends = new Array<Promise<{ partition: number; offset: number }>>(texts.length);
+  for (let i = 0; i < texts.length; i++) sends[i] = producer.send({ value: texts[i]! });
+  const acked = await Promise.all(sends);
+  const first = acked[0];
+  const last = acked.at(-1);
+  // One producer per partition keeps a batch's sends together: their offsets are contiguous.
+  if (first === undefined || last === undefined || first.partition !== batch.partition || last.offset - first.offset !== acked.length - 1) {
+    throw new Error(`${producer.topic}/${batch.partition}: acknowledged offsets ${first?.offset}..${last?.offset} for ${texts.length} records`);
+  }
+  return first.offset;
+}
+
+/**
+ * Brook's SDK (`brook/client`) in the bench process against the Brook server as a child process
+ * (`bin/brook.js start`, embedded engine, default durability), over one loopback WebSocket.
+ *
+ * - Publish: one idempotent producer per partition (`batchSize` = the workload's batch, default
+ *   linger, `maxInflight` from `producerWindow`); a workload batch is `batch` awaited `send()`s,
+ *   so the harness's window bounds the records outstanding.
+ * - Read: one plain consumer per partition from `earliest`, taken out of its async iterator record
+ *   by record; credits are the SDK's default window. Offsets are checked to be contiguous.
+ *
+ * Values are strings whose JSON encoding is exactly the record size, as over HTTP. Topics are
+ * created and deleted over HTTP (the protocol has no admin frames).
+ */
+export class BrookSdk implements LogSystem {
+  readonly name = 'brook-sdk' as const;
+  readonly label = 'Brook SDK';
+  readonly durability = 'send() resolves after the server\'s group-committed fdatasync (topic default durability "fsync").';
+  readonly errors = new ClientErrors();
+
+  private process: BrookProcess | null = null;
+  private client: BrookClient | null = null;
+  private readonly producers = new Map<string, Producer<string>>();
+  private readonly partitionCounts = new Map<string, number>();
+
+  constructor(
+    private readonly root: string,
+    private readonly serverBin: string,
+    private readonly batch: number,
+  ) {}
+
+  async start(): Promise<void> {
+    this.process = await BrookProcess.start(this.root, this.serverBin, 'sdk');
+    // Reconnecting would hide a dropped connection: here it must fail the phase instead.
+    this.client = sdkClient(this.process.url, this.errors, { reconnect: false });
+    await this.client.connect();
+  }
+
+  private open(): { process: BrookProcess; client: BrookClient } {
+    if (this.process === null || this.client === null) throw new Error('brook-sdk is not started');
+    return { process: this.process, client: this.client };
+  }
+
+  async createTopic(topic: string, partitions: number): Promise<void> {
+    await this.open().process.createTopic(topic, partitions);
+    this.partitionCounts.set(topic, partitions);
+  }
+
+  async publish(topic: string, batch: Batch): Promise<void> {
+    const key = `${topic}/${batch.partition}`;
+    let producer = this.producers.get(key);
+    if (producer === undefined) {
+      const client = this.open().client;
+      const maxInflight = producerWindow(client, this.partitionCounts.get(topic) ?? 1);
+      producer = client.producer<string>({ topic, partition: batch.partition, batchSize: this.batch, maxInflight });
+      this.producers.set(key, producer);
+    }
+    await sendBatch(producer, batch);
+  }
+
+  async reader(topic: string, partition: number): Promise<PartitionReader> {
+    const consumer: Consumer<string> = this.open().client.consumer<string>({ topic, partition, from: 'earliest' });
+    let offset = 0;
+    return {
+      async next(max) {
+        let bytes = 0;
+        for (let i = 0; i < max; i++) {
+          const r = await consumer.next();
+          if (r.done === true) throw new Error(`${topic}/${partition}: the consumer ended at offset ${offset}`);
+          const record = r.value;
+          if (record.offset !== offset) throw new Error(`${topic}/${partition}: offset ${record.offset} where ${offset} was expected`);
+          if (typeof record.value !== 'string') throw new Error(`${topic}/${partition}@${offset}: value is not the string produced`);
+          // The value went in as a JSON string of recordBytes - 2 chars: its encoding is the payload.
+          bytes += record.value.length + 2;
+          offset++;
+        }
+        return { count: max, bytes };
+      },
+      async close() {
+        await consumer.close();
+      },
+    };
+  }
+
+  async deleteTopic(topic: string): Promise<void> {
+    for (const [key, producer] of this.producers) {
+      if (producer.topic !== topic) continue;
+      this.producers.delete(key);
+      // Bounded: after a failed phase sends may still be pending; stop() fails whatever is left.
+      await beforeDeadline(producer.close(), performance.now() + CLOSE_TIMEOUT_MS, () => `closing the producer of ${key} took over ${CLOSE_TIMEOUT_MS} ms`);
+    }
+    await this.open().process.deleteTopic(topic);
+    this.partitionCounts.delete(topic);
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    const process = this.process;
+    this.client = null;
+    this.process = null;
+    this.producers.clear();
+    try {
+      await client?.close();
+    } finally {
+      await process?.stop();
+    }
+  }
+}
