@@ -1,19 +1,20 @@
 import type { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import type { LogSystem } from '../lib/log-system.js';
 import { makeTempDir, removeTempDir } from '../lib/temp.js';
-import type { Batch, PartitionReader } from '../lib/workload.js';
-import { appendBatch, engineReader } from './engine-ops.js';
+import { EngineLogSystem } from './engine-ops.js';
 
 /** Brook's embedded engine in the bench's own process, with its default durability (fsync). */
-export class BrookEmbedded implements LogSystem {
+export class BrookEmbedded extends EngineLogSystem implements LogSystem {
   readonly name = 'brook-embedded' as const;
   readonly label = 'Brook in-process';
   readonly durability = 'Brook acks after a group-committed fdatasync (topic default durability "fsync").';
 
-  private engine: EmbeddedEngine | null = null;
+  protected override engine: EmbeddedEngine | null = null;
   private dataDir: string | null = null;
 
-  constructor(private readonly root: string) {}
+  constructor(private readonly root: string) {
+    super();
+  }
 
   async start(): Promise<void> {
     // Imported here so a broken engine build skips this system instead of the whole bench.
@@ -22,27 +23,6 @@ export class BrookEmbedded implements LogSystem {
     const engine = new EmbeddedEngine({ dataDir: this.dataDir });
     await engine.open();
     this.engine = engine;
-  }
-
-  private open(): EmbeddedEngine {
-    if (this.engine === null) throw new Error('brook-embedded is not started');
-    return this.engine;
-  }
-
-  async createTopic(topic: string, partitions: number): Promise<void> {
-    await this.open().createTopic(topic, { partitions });
-  }
-
-  async publish(topic: string, batch: Batch): Promise<void> {
-    await appendBatch(this.open(), topic, batch);
-  }
-
-  async reader(topic: string, partition: number): Promise<PartitionReader> {
-    return engineReader(this.open(), topic, partition);
-  }
-
-  async deleteTopic(topic: string): Promise<void> {
-    await this.open().deleteTopic(topic);
   }
 
   async stop(): Promise<void> {

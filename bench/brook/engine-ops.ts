@@ -34,3 +34,31 @@ export function engineReader(engine: Engine, topic: string, partition: number): 
     async close() {},
   };
 }
+
+/** The LogSystem operations every in-process Brook engine shares; subclasses start and stop it. */
+export abstract class EngineLogSystem {
+  protected engine: Engine | null = null;
+
+  protected abstract readonly name: string;
+
+  protected started(): Engine {
+    if (this.engine === null) throw new Error(`${this.name} is not started`);
+    return this.engine;
+  }
+
+  async createTopic(topic: string, partitions: number): Promise<void> {
+    await this.started().createTopic(topic, { partitions });
+  }
+
+  async publish(topic: string, batch: Batch): Promise<void> {
+    await appendBatch(this.started(), topic, batch);
+  }
+
+  async reader(topic: string, partition: number): Promise<PartitionReader> {
+    return engineReader(this.started(), topic, partition);
+  }
+
+  async deleteTopic(topic: string): Promise<void> {
+    await this.started().deleteTopic(topic);
+  }
+}

@@ -1,8 +1,7 @@
 import type { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import type { LogSystem } from '../lib/log-system.js';
 import { NatsServer } from '../lib/nats-server.js';
-import type { Batch, PartitionReader } from '../lib/workload.js';
-import { appendBatch, engineReader } from './engine-ops.js';
+import { EngineLogSystem } from './engine-ops.js';
 
 /** How long `stop` gives the engine to close (appends in flight, read consumers, drain) before the server is stopped anyway. */
 const CLOSE_TIMEOUT_MS = 30_000;
@@ -13,16 +12,18 @@ const CLOSE_TIMEOUT_MS = 30_000;
  * Driven through the Engine API exactly as `BrookEmbedded` is, so its figures divided by raw
  * NATS JetStream's are the engine's overhead. Engine defaults throughout (prefix BROOK, R1).
  */
-export class BrookJetStream implements LogSystem {
+export class BrookJetStream extends EngineLogSystem implements LogSystem {
   readonly name = 'brook-jetstream' as const;
   readonly label = 'Brook on JetStream';
   readonly durability =
     'Brook acks once JetStream has PubAcked every record of the batch (topic durability "os", the engine\'s only mode without sync_interval: always): the same as raw JetStream.';
 
   private server: NatsServer | null = null;
-  private engine: JetStreamEngine | null = null;
+  protected override engine: JetStreamEngine | null = null;
 
-  constructor(private readonly root: string) {}
+  constructor(private readonly root: string) {
+    super();
+  }
 
   async start(): Promise<void> {
     // Imported here so a broken engine build skips this system instead of the whole bench.
@@ -37,27 +38,6 @@ export class BrookJetStream implements LogSystem {
       await this.stop();
       throw err;
     }
-  }
-
-  private open(): JetStreamEngine {
-    if (this.engine === null) throw new Error('brook-jetstream is not started');
-    return this.engine;
-  }
-
-  async createTopic(topic: string, partitions: number): Promise<void> {
-    await this.open().createTopic(topic, { partitions });
-  }
-
-  async publish(topic: string, batch: Batch): Promise<void> {
-    await appendBatch(this.open(), topic, batch);
-  }
-
-  async reader(topic: string, partition: number): Promise<PartitionReader> {
-    return engineReader(this.open(), topic, partition);
-  }
-
-  async deleteTopic(topic: string): Promise<void> {
-    await this.open().deleteTopic(topic);
   }
 
   async stop(): Promise<void> {
