@@ -65,18 +65,50 @@ function expectOnlyIntact(records: StoredRecord[], written: Written): void {
   for (const r of records) expect(text(r)).toBe(byOffset.get(r.offset));
 }
 
+/** XORs `mask` into the byte at `pos` of the file at `path`. */
+async function flipBits(path: string, pos: number, mask: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, pos);
+    byte[0]! ^= mask;
+    await handle.write(byte, 0, 1, pos);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Damages the written log, opens an engine on it (recovery runs), checks, then cleans up. */
+async function damageAndRecover(
+  w: Written,
+  damage: () => Promise<void>,
+  check: (engine: EmbeddedEngine) => Promise<void>,
+): Promise<void> {
+  try {
+    await damage();
+    const engine = new EmbeddedEngine({ dataDir: w.dir });
+    await engine.open();
+    try {
+      await check(engine);
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await w.remove();
+  }
+}
+
+const totalRecords = (w: Written): number => w.batches.reduce((n, b) => n + b.ids.length, 0);
+
 describe('corrupted active segment', () => {
   it('truncation at any byte: serves every complete batch before the cut, then appends again', async () => {
     await fc.assert(
       fc.asyncProperty(fc.double({ min: 0, max: 1, noNaN: true }), async (fraction) => {
         const w = await writeLog();
-        try {
-          const size = (await stat(w.segment)).size;
-          const cut = Math.floor(size * fraction);
-          await truncate(w.segment, cut);
-          const engine = new EmbeddedEngine({ dataDir: w.dir });
-          await engine.open();
-          try {
+        await damageAndRecover(
+          w,
+          async () => truncate(w.segment, Math.floor((await stat(w.segment)).size * fraction)),
+          async (engine) => {
             const { records, errors } = await readEverything(engine);
             expect(errors).toEqual([]);
             expectOnlyIntact(records, w);
@@ -84,12 +116,8 @@ describe('corrupted active segment', () => {
             const hw = (await engine.watermarks('c', 0)).highWatermark;
             const next = await engine.append('c', 0, [{ value: Buffer.from('after') }]);
             expect(next.baseOffset).toBe(hw);
-          } finally {
-            await engine.close();
-          }
-        } finally {
-          await w.remove();
-        }
+          },
+        );
       }),
       { numRuns: 15 },
     );
@@ -99,31 +127,20 @@ describe('corrupted active segment', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 3 }), async (flips) => {
         const w = await writeLog();
-        try {
-          const size = (await stat(w.segment)).size;
-          const handle = await open(w.segment, 'r+');
-          for (const [fraction, bit] of flips) {
-            const pos = Math.min(size - 1, Math.floor(size * fraction));
-            const one = Buffer.alloc(1);
-            await handle.read(one, 0, 1, pos);
-            one[0]! ^= 1 << bit;
-            await handle.write(one, 0, 1, pos);
-          }
-          await handle.close();
-          const engine = new EmbeddedEngine({ dataDir: w.dir });
-          await engine.open();
-          try {
+        await damageAndRecover(
+          w,
+          async () => {
+            const size = (await stat(w.segment)).size;
+            for (const [fraction, bit] of flips) await flipBits(w.segment, Math.min(size - 1, Math.floor(size * fraction)), 1 << bit);
+          },
+          async (engine) => {
             const { records, errors } = await readEverything(engine);
             expectOnlyIntact(records, w);
             for (const code of errors) expect(code).toBe('CORRUPT_RECORD');
             // At most the batches holding a flipped bit are lost (or all after it, if a torn tail).
             expect(records.length).toBeGreaterThan(0);
-          } finally {
-            await engine.close();
-          }
-        } finally {
-          await w.remove();
-        }
+          },
+        );
       }),
       { numRuns: 15 },
     );
@@ -131,59 +148,51 @@ describe('corrupted active segment', () => {
 
   it('a flipped bit mid-log keeps every batch after it readable', async () => {
     const w = await writeLog();
-    try {
-      const handle = await open(w.segment, 'r+');
-      // Corrupt the payload of the 10th batch: find its position by walking lengths.
-      let pos = 0;
-      for (let b = 0; b < 10; b++) {
-        const len = Buffer.alloc(4);
-        await handle.read(len, 0, 4, pos + 4);
-        pos += len.readUInt32LE(0);
-      }
-      const byte = Buffer.alloc(1);
-      await handle.read(byte, 0, 1, pos + 70);
-      byte[0]! ^= 0x10;
-      await handle.write(byte, 0, 1, pos + 70);
-      await handle.close();
-      const engine = new EmbeddedEngine({ dataDir: w.dir });
-      await engine.open();
-      try {
+    await damageAndRecover(
+      w,
+      async () => {
+        // Corrupt the payload of the 10th batch: find its position by walking lengths.
+        const handle = await open(w.segment, 'r');
+        let pos = 0;
+        try {
+          for (let b = 0; b < 10; b++) {
+            const len = Buffer.alloc(4);
+            await handle.read(len, 0, 4, pos + 4);
+            pos += len.readUInt32LE(0);
+          }
+        } finally {
+          await handle.close();
+        }
+        await flipBits(w.segment, pos + 70, 0x10);
+      },
+      async (engine) => {
         const corruptBase = w.batches[10]!.base;
         await expect(engine.read('c', 0, corruptBase)).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
         const { records } = await readEverything(engine);
         expectOnlyIntact(records, w);
-        const total = w.batches.reduce((n, b) => n + b.ids.length, 0);
+        const total = totalRecords(w);
         expect(records).toHaveLength(total - w.batches[10]!.ids.length);
         expect((await engine.watermarks('c', 0)).highWatermark).toBe(total);
-      } finally {
-        await engine.close();
-      }
-    } finally {
-      await w.remove();
-    }
+      },
+    );
   });
 
   it('garbage appended after the last batch is cut away', async () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 5000 }), async (garbage) => {
         const w = await writeLog();
-        try {
-          await appendFile(w.segment, garbage);
-          const engine = new EmbeddedEngine({ dataDir: w.dir });
-          await engine.open();
-          try {
+        await damageAndRecover(
+          w,
+          () => appendFile(w.segment, garbage),
+          async (engine) => {
             const { records, errors } = await readEverything(engine);
             expect(errors).toEqual([]);
             expectOnlyIntact(records, w);
-            expect(records).toHaveLength(w.batches.reduce((n, b) => n + b.ids.length, 0));
+            expect(records).toHaveLength(totalRecords(w));
             const next = await engine.append('c', 0, [{ value: Buffer.from('after') }]);
             expect(next.baseOffset).toBe(records.length);
-          } finally {
-            await engine.close();
-          }
-        } finally {
-          await w.remove();
-        }
+          },
+        );
       }),
       { numRuns: 15 },
     );
@@ -191,20 +200,16 @@ describe('corrupted active segment', () => {
 
   it('corruption in a sealed segment is reported with the segment and offset', async () => {
     const w = await writeLog(1024);
-    try {
-      const partDir = join(w.dir, 'topics', 'c', '0');
-      const logs = (await readdir(partDir)).filter((f) => f.endsWith('.log')).sort();
-      expect(logs.length).toBeGreaterThan(2);
-      const sealed = join(partDir, logs[1]!);
-      const handle = await open(sealed, 'r+');
-      const byte = Buffer.alloc(1);
-      await handle.read(byte, 0, 1, 60);
-      byte[0]! ^= 0xff;
-      await handle.write(byte, 0, 1, 60);
-      await handle.close();
-      const engine = new EmbeddedEngine({ dataDir: w.dir });
-      await engine.open();
-      try {
+    const partDir = join(w.dir, 'topics', 'c', '0');
+    let logs: string[] = [];
+    await damageAndRecover(
+      w,
+      async () => {
+        logs = (await readdir(partDir)).filter((f) => f.endsWith('.log')).sort();
+        expect(logs.length).toBeGreaterThan(2);
+        await flipBits(join(partDir, logs[1]!), 60, 0xff);
+      },
+      async (engine) => {
         const base = Number(logs[1]!.slice(0, 20));
         const err = await engine.read('c', 0, base).then(
           () => null,
@@ -215,11 +220,7 @@ describe('corrupted active segment', () => {
         expect(err?.message).toContain(`offset ${base}`);
         const { records } = await readEverything(engine);
         expectOnlyIntact(records, w);
-      } finally {
-        await engine.close();
-      }
-    } finally {
-      await w.remove();
-    }
+      },
+    );
   });
 });

@@ -1,4 +1,7 @@
-import { connect } from 'node:net';
+// One loopback probe for tests and benchmarks alike.
+import { isPortOpen } from '../../bench/lib/processes.js';
+
+export { isPortOpen };
 
 /** The loopback services Brook's integration tests and benchmarks use. */
 export const SERVICES = {
@@ -10,19 +13,6 @@ export const SERVICES = {
 } as const;
 
 export type ServiceName = keyof typeof SERVICES;
-
-export function isPortOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
 /**
  * Whether a service-backed test should run. Under CI=true a missing service is an error (the

@@ -63,6 +63,8 @@ export class FdCache {
         return entry;
       });
       this.opening.set(path, pending);
+      // The open error reaches every caller awaiting `pending`; this derived chain only clears the
+      // entry and must not raise a second, unhandled rejection.
       pending.finally(() => this.opening.delete(path)).catch(() => undefined);
     }
     const entry = await pending;
