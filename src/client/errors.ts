@@ -38,6 +38,7 @@ export type ServerErrorCode =
   | 'CORRUPT_RECORD'
   | 'ENGINE_CLOSED'
   | 'TOO_MANY_WAITERS'
+  | 'PARTITION_BUSY'
   | 'STORAGE_ERROR'
   | 'INTERNAL';
 
@@ -56,6 +57,7 @@ export abstract class BrookClientError extends Error {
 const RETRIABLE_SERVER_CODES: ReadonlySet<string> = new Set([
   'RATE_LIMITED',
   'TOO_MANY_WAITERS',
+  'PARTITION_BUSY',
   'ENGINE_CLOSED',
 ]);
 

@@ -23,5 +23,7 @@ export const MAX_SESSION_TIMEOUT_MS = 300_000;
 export const PRODUCER_BATCH_MEMORY = 5;
 /** Idempotent producers remembered per partition; the least recently used is forgotten. */
 export const MAX_PRODUCERS_PER_PARTITION = 10_000;
+/** Bytes of appends queued for one partition's disk writer; more are refused (retriable). */
+export const MAX_PENDING_BYTES_PER_PARTITION = 64 * 1024 * 1024;
 /** Readers parked in waitForData per partition; more are refused rather than queued. */
 export const MAX_WAITERS_PER_PARTITION = 10_000;

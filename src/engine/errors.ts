@@ -16,6 +16,7 @@ export type EngineErrorCode =
   | 'CORRUPT_RECORD'
   | 'ENGINE_CLOSED'
   | 'TOO_MANY_WAITERS'
+  | 'PARTITION_BUSY'
   | 'UNKNOWN_MEMBER'
   | 'STALE_GENERATION'
   | 'NOT_PARTITION_OWNER'
@@ -123,6 +124,18 @@ export class TooManyWaitersError extends BrookError {
   readonly code = 'TOO_MANY_WAITERS';
   constructor(limit: number) {
     super(`too many readers waiting on this partition (limit ${limit})`);
+  }
+}
+
+/** More bytes are waiting for the disk on this partition than allowed; retry shortly. */
+export class PartitionBusyError extends BrookError {
+  readonly code = 'PARTITION_BUSY';
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    limit: number,
+  ) {
+    super(`partition ${topic}/${partition} has more than ${limit} bytes waiting to be written; retry shortly`);
   }
 }
 

@@ -54,6 +54,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   OFFSET_OUT_OF_RANGE: 416,
   TOO_MANY_WAITERS: 429,
+  PARTITION_BUSY: 429,
   RATE_LIMITED: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
@@ -66,6 +67,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
 /** Extra headers some statuses call for. */
 const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
   TOO_MANY_WAITERS: { 'retry-after': '1' },
+  PARTITION_BUSY: { 'retry-after': '1' },
   ENGINE_CLOSED: { 'retry-after': '1' },
 };
 

@@ -106,6 +106,31 @@ describe('embedded engine', () => {
     }
   });
 
+  it('pushes back producers that outrun the disk instead of queueing without bound', async () => {
+    await withEngine({ maxPendingBytesPerPartition: 2000 }, async (engine) => {
+      await engine.createTopic('busy');
+      // Issued in one tick: nothing is flushed yet, so the queue fills and the rest are refused.
+      const attempts = Array.from({ length: 20 }, (_, i) =>
+        engine.append('busy', 0, [{ value: Buffer.alloc(500, i) }]).then(
+          (r) => ({ ok: true as const, offset: r.baseOffset, i }),
+          (err: { code?: string }) => ({ ok: false as const, code: err.code, i }),
+        ),
+      );
+      const results = await Promise.all(attempts);
+      const accepted = results.filter((r) => r.ok);
+      const refused = results.filter((r) => !r.ok);
+      expect(accepted.length).toBeGreaterThan(0);
+      expect(refused.length).toBeGreaterThan(0);
+      for (const r of refused) expect(r.code).toBe('PARTITION_BUSY');
+      expect(accepted.map((r) => r.offset)).toEqual(accepted.map((_, k) => k));
+      const { records } = await engine.read('busy', 0, 0);
+      expect(records.map((r) => r.value![0])).toEqual(accepted.map((r) => r.i));
+      // Once the queue drained, appends are accepted again.
+      const after = await engine.append('busy', 0, [{ value: Buffer.alloc(500) }]);
+      expect(after.baseOffset).toBe(accepted.length);
+    });
+  });
+
   it('refuses a second engine on the same data directory', async () => {
     await withEngine({}, async (_engine, dataDir) => {
       const second = new EmbeddedEngine({ dataDir });

@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import {
   DEFAULT_MAX_READ_BYTES,
   DEFAULT_MAX_READ_RECORDS,
+  MAX_PENDING_BYTES_PER_PARTITION,
   MAX_PRODUCERS_PER_PARTITION,
   MAX_WAITERS_PER_PARTITION,
   PRODUCER_BATCH_MEMORY,
@@ -70,6 +71,8 @@ export interface EmbeddedEngineOptions {
   readonly maxBatchBytes?: number;
   /** Distinct keys one compaction pass may hold in memory. @defaultValue 1_000_000 */
   readonly maxCompactionKeys?: number;
+  /** Bytes of appends one partition may queue for the disk before refusing more. @defaultValue 64 MiB */
+  readonly maxPendingBytesPerPartition?: number;
   /** Called with the duration of every append fsync, e.g. to feed a latency histogram. */
   readonly onFsync?: (seconds: number) => void;
 }
@@ -182,6 +185,7 @@ export class EmbeddedEngine implements Engine {
       indexIntervalBytes: this.options.indexIntervalBytes ?? 4096,
       maxBatchBytes: this.options.maxBatchBytes ?? 16 * 1024 * 1024,
       maxWaiters: MAX_WAITERS_PER_PARTITION,
+      maxPendingBytes: this.options.maxPendingBytesPerPartition ?? MAX_PENDING_BYTES_PER_PARTITION,
       maxProducers: MAX_PRODUCERS_PER_PARTITION,
       batchesPerProducer: PRODUCER_BATCH_MEMORY,
       maxCompactionKeys: this.options.maxCompactionKeys ?? 1_000_000,

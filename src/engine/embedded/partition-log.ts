@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   MessageTooLargeError,
   OffsetOutOfRangeError,
+  PartitionBusyError,
   StorageError,
   TooManyWaitersError,
 } from '../errors.js';
@@ -51,6 +52,8 @@ export interface PartitionLogOptions {
   readonly indexIntervalBytes: number;
   readonly maxBatchBytes: number;
   readonly maxWaiters: number;
+  /** Bytes of appends queued for the disk; past it appends are refused with PartitionBusyError. */
+  readonly maxPendingBytes: number;
   readonly maxProducers: number;
   readonly batchesPerProducer: number;
   /** Most keys held in memory by one compaction pass; past it the pass is skipped and logged. */
@@ -106,6 +109,7 @@ export class PartitionLog {
   private hw = 0;
   private lastTimestamp = 0;
   private pending: PendingBatch[] = [];
+  private pendingBytes = 0;
   private flushing: Promise<void> | null = null;
   private exclusive: Promise<unknown> = Promise.resolve();
   private readonly waiters = new Set<Waiter>();
@@ -174,6 +178,10 @@ export class PartitionLog {
     if (total > this.opts.maxBatchBytes) {
       return Promise.reject(new MessageTooLargeError('batch', total, this.opts.maxBatchBytes));
     }
+    // Producers that outrun the disk are pushed back instead of queued without bound.
+    if (this.pendingBytes > 0 && this.pendingBytes + total > this.opts.maxPendingBytes) {
+      return Promise.reject(new PartitionBusyError(this.opts.topic, this.opts.partition, this.opts.maxPendingBytes));
+    }
     if (producer) {
       if (!Number.isSafeInteger(producer.sequence) || producer.sequence < 0) {
         return Promise.reject(new InvalidArgumentError('producer sequence must be a non-negative integer'));
@@ -207,6 +215,7 @@ export class PartitionLog {
     const result = new Promise<AppendResult>((resolve, reject) => {
       this.pending.push({ buf, baseOffset, count: records.length, timestamp, producer, resolve, reject });
     });
+    this.pendingBytes += buf.length;
     if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count: records.length, result });
     this.scheduleFlush();
     return result;
@@ -230,6 +239,7 @@ export class PartitionLog {
         n++;
       }
       const group = this.pending.splice(0, n);
+      this.pendingBytes -= bytes;
       try {
         await this.writeGroup(group, bytes);
       } catch (err) {
@@ -305,6 +315,7 @@ export class PartitionLog {
     this.failure = err;
     this.opts.logger.error({ err, topic: this.opts.topic, partition: this.opts.partition }, 'partition write failed');
     const failure = this.storageFailure();
+    this.pendingBytes = 0;
     for (const batch of [...group, ...this.pending.splice(0)]) batch.reject(failure);
   }
 
