@@ -107,6 +107,9 @@ export class Connection {
   private limitsValue: ServerLimits | null = null;
   private everOpened = false;
   private attempt = 0;
+  /** Index in `urls` of the node the next attempt goes to. */
+  private urlIndex = 0;
+  private readonly urls: readonly string[];
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
   private failure: Error | null = null;
@@ -157,7 +160,9 @@ export class Connection {
             capMs: positive(r?.capMs, DEFAULT_RECONNECT_CAP_MS, 'reconnect.capMs'),
             maxAttempts: r?.maxAttempts ?? Number.POSITIVE_INFINITY,
           };
-    wsUrl(options.url, undefined); // reject a bad URL now rather than on the first attempt
+    this.urls = typeof options.url === 'string' ? [options.url] : [...options.url];
+    if (this.urls.length === 0) throw new InvalidArgumentError('url must name at least one server');
+    for (const url of this.urls) wsUrl(url, undefined); // reject a bad URL now rather than on the first attempt
     this.produceGate = new Gate(
       () => this.limitsValue?.maxInflightProduce ?? 1,
       () => this.stateValue === 'open' && !this.paused(),
@@ -295,7 +300,7 @@ export class Connection {
   private async openSocket(): Promise<void> {
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     if (this.stateValue !== 'connecting') return; // closed while the token was being fetched
-    const socket = new this.WebSocketClass(wsUrl(this.options.url, token), SUBPROTOCOL);
+    const socket = new this.WebSocketClass(wsUrl(this.urls[this.urlIndex % this.urls.length]!, token), SUBPROTOCOL);
     this.socket = socket;
     this.welcomeTimer = setTimeout(() => {
       this.abandon(socket, `no welcome within ${this.connectTimeoutMs} ms`);
@@ -412,6 +417,8 @@ export class Connection {
     if (this.stateValue === 'open') this.stateValue = 'backoff';
     this.failPending(new ConnectionLostError(`connection lost (${code}${reason === '' ? '' : `: ${reason}`})`));
     if (!wasActive) return;
+    // The node went away or refused us: the next attempt tries the next one.
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     this.events.emit('disconnected', { code, reason });
     const fatal =
       code === FRAME_TOO_LARGE || code === MALFORMED_FRAMES || (code === POLICY && typeof this.options.token !== 'function');

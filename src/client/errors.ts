@@ -39,6 +39,7 @@ export type ServerErrorCode =
   | 'ENGINE_CLOSED'
   | 'TOO_MANY_WAITERS'
   | 'PARTITION_BUSY'
+  | 'COORDINATOR_NOT_AVAILABLE'
   | 'STORAGE_ERROR'
   | 'INTERNAL';
 
@@ -58,6 +59,7 @@ const RETRIABLE_SERVER_CODES: ReadonlySet<string> = new Set([
   'RATE_LIMITED',
   'TOO_MANY_WAITERS',
   'PARTITION_BUSY',
+  'COORDINATOR_NOT_AVAILABLE',
   'ENGINE_CLOSED',
 ]);
 

@@ -14,9 +14,10 @@ export interface ReconnectOptions {
 export interface ClientOptions {
   /**
    * The server: `http://host:7420` (or `ws://`, `https://`, `wss://`); `/v1/ws` is added when
-   * the URL has no path.
+   * the URL has no path. Several nodes of one cluster: the client connects to the first and,
+   * whenever a connection drops or an attempt fails, moves on to the next.
    */
-  readonly url: string;
+  readonly url: string | readonly string[];
   /**
    * The WebSocket class. Defaults to `globalThis.WebSocket` (browsers, Node 22+). On Node 20
    * pass the `ws` package: `WebSocket: (await import('ws')).default`.

@@ -20,6 +20,7 @@ export type EngineErrorCode =
   | 'UNKNOWN_MEMBER'
   | 'STALE_GENERATION'
   | 'NOT_PARTITION_OWNER'
+  | 'COORDINATOR_NOT_AVAILABLE'
   | 'STORAGE_ERROR';
 
 export abstract class BrookError extends Error {
@@ -170,6 +171,14 @@ export class NotPartitionOwnerError extends BrookError {
   ) {
     super(`member "${memberId}" of group "${group}" does not own ${topic}/${partition}`);
   }
+}
+
+/**
+ * No node is serving consumer groups right now (multi-node engines elect one; between a leader's
+ * death and its successor's election there is none). Nothing was done; retry shortly.
+ */
+export class CoordinatorNotAvailableError extends BrookError {
+  readonly code = 'COORDINATOR_NOT_AVAILABLE';
 }
 
 export class StorageError extends BrookError {

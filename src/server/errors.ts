@@ -61,6 +61,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   CORRUPT_RECORD: 500,
   STORAGE_ERROR: 500,
   ENGINE_CLOSED: 503,
+  COORDINATOR_NOT_AVAILABLE: 503,
   AUTH_UNAVAILABLE: 503,
 };
 
@@ -69,6 +70,7 @@ const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
   TOO_MANY_WAITERS: { 'retry-after': '1' },
   PARTITION_BUSY: { 'retry-after': '1' },
   ENGINE_CLOSED: { 'retry-after': '1' },
+  COORDINATOR_NOT_AVAILABLE: { 'retry-after': '1' },
 };
 
 /**

@@ -50,6 +50,7 @@ import type {
   WaitOptions,
 } from '../types.js';
 import { AckPipeline, type PublishItem, type PublishOutcome } from './ack-pipeline.js';
+import { DistributedGroups } from './distributed-groups.js';
 import { pull, PullStatus, ReadConsumerPool, type PullResult } from './consumers.js';
 import { KvOffsetStore } from './offset-store.js';
 import { JETSTREAM_DEFAULTS, type JetStreamEngineOptions } from './options.js';
@@ -72,7 +73,7 @@ interface Connected {
   readonly offsets: KvOffsetStore;
   readonly waiters: PartitionWaiters;
   readonly tombstones: TombstoneCleaner;
-  readonly groups: GroupCoordinator;
+  readonly groups: DistributedGroups;
 }
 
 interface PartitionRef {
@@ -102,8 +103,8 @@ type Settings = typeof JETSTREAM_DEFAULTS & { readonly serverSyncAlways: boolean
 /**
  * The Engine on NATS JetStream: one stream per partition, so a record's offset is its stream
  * sequence minus one, retention and deduplication are the stream's own, and reads are pull
- * consumers. Topic metadata and committed offsets live in KV buckets; consumer-group membership
- * is the engine-agnostic coordinator, in this process's memory. The mapping, and where it
+ * consumers. Topic metadata and committed offsets live in KV buckets; consumer groups are served
+ * by one node elected with a KV lease, the others forward group calls to it. The mapping, and where it
  * differs from the embedded engine, is in docs/jetstream-engine.md.
  *
  * The engine owns its NATS connection: {@link open} connects, {@link close} drains it.
@@ -150,6 +151,8 @@ export class JetStreamEngine implements Engine {
       'maxTopics',
       'maxProducers',
       'maintenanceIntervalMs',
+      'coordinatorLeaseMs',
+      'maxInFlightGroupCalls',
     ] as const) {
       const value = this.settings[name];
       if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
@@ -162,7 +165,10 @@ export class JetStreamEngine implements Engine {
 
   // ── lifecycle ─────────────────────────────────────────────────────────────────────────────
 
-  /** Connects, creates the two KV buckets if missing, loads topics and committed offsets. */
+  /**
+   * Connects, creates the KV buckets if missing, loads topics, and joins the election of the
+   * group coordinator (serving at once when no other node holds the lease).
+   */
   async open(): Promise<void> {
     if (this.state !== 'new') throw new InvalidArgumentError('an engine can be opened once');
     this.state = 'opening';
@@ -188,10 +194,30 @@ export class JetStreamEngine implements Engine {
       });
       const topicExists = (topic: string): boolean => catalog.get(topic) !== undefined;
       const offsets = new KvOffsetStore(nc, jsm, offsetsKv, this.names, pool, this.logger, s.requestTimeoutMs, topicExists);
-      const groups = new GroupCoordinator({
-        offsetStore: offsets,
-        partitionCount: async (topic) => (await this.topicEntry(topic)).meta.config.partitions,
-        now: this.now,
+      // Its max_age is the lease: JetStream forgets a leader that stops renewing.
+      const leaseKv = await js.views.kv(this.names.leaseBucket, {
+        history: 1,
+        replicas: s.replicas,
+        storage: StorageType.File,
+        ttl: s.coordinatorLeaseMs,
+        timeout: Math.max(1, Math.min(s.requestTimeoutMs, Math.floor(s.coordinatorLeaseMs / 3))),
+        description: 'Brook consumer-group coordinator lease',
+      });
+      const groups = new DistributedGroups({
+        nc,
+        leaseKv,
+        nodeId: randomUUID(),
+        leaseMs: s.coordinatorLeaseMs,
+        subject: this.names.groupCallsSubject,
+        requestTimeoutMs: s.requestTimeoutMs,
+        maxInFlightCalls: s.maxInFlightGroupCalls,
+        logger: this.logger,
+        newCoordinator: () =>
+          new GroupCoordinator({
+            offsetStore: offsets,
+            partitionCount: async (topic) => (await this.topicEntry(topic)).meta.config.partitions,
+            now: this.now,
+          }),
       });
       const highWatermark = async (stream: string): Promise<number> => (await this.streamWatermarksByName(stream)).highWatermark;
       const waiters = new PartitionWaiters(nc, this.logger, MAX_WAITERS_PER_PARTITION, highWatermark);
@@ -261,7 +287,7 @@ export class JetStreamEngine implements Engine {
     const nc = await connect(this.connectionOptions());
     try {
       const admin = await nc.jetstreamManager();
-      for (const name of [...streams, `KV_${this.names.topicsBucket}`, `KV_${this.names.offsetsBucket}`]) {
+      for (const name of [...streams, `KV_${this.names.topicsBucket}`, `KV_${this.names.offsetsBucket}`, `KV_${this.names.leaseBucket}`]) {
         try {
           await admin.streams.delete(name);
         } catch (err) {

@@ -10,6 +10,8 @@ import { InvalidArgumentError } from '../errors.js';
  *  subject, compacted topics    <prefix>.<topic token>.<p>.<key>    BROOK.users.0.kYWxpY2U
  *  KV bucket, topic metadata    <prefix>_topics     key <topic token>
  *  KV bucket, group offsets     <prefix>_offsets    key <topic token>.<group token>.<p>
+ *  KV bucket, coordinator lease <prefix>_coordinator  key leader
+ *  subject, group calls         $BRK.<prefix>.groups
  * ```
  *
  * A topic token is the topic name with `_` and `.` escaped (`_5F`, `_2E`), so it is one subject
@@ -40,11 +42,16 @@ export function topicToken(topic: string): string {
 export class Names {
   readonly topicsBucket: string;
   readonly offsetsBucket: string;
+  readonly leaseBucket: string;
+  /** Outside `<prefix>.>`, so no partition stream ever captures it. */
+  readonly groupCallsSubject: string;
 
   constructor(readonly prefix: string) {
     assertValidPrefix(prefix);
     this.topicsBucket = `${prefix}_topics`;
     this.offsetsBucket = `${prefix}_offsets`;
+    this.leaseBucket = `${prefix}_coordinator`;
+    this.groupCallsSubject = `$BRK.${prefix}.groups`;
   }
 
   /** Matches the subjects of every partition stream of this prefix (for listing and cleanup). */

@@ -44,6 +44,13 @@ export interface JetStreamEngineOptions {
   readonly maxProducers?: number;
   /** How often tombstones of compacted topics are cleaned. @defaultValue 30_000 */
   readonly maintenanceIntervalMs?: number;
+  /**
+   * How long the consumer-group coordinator's lease lasts without renewal: the longest a failover
+   * leaves groups without a coordinator. @defaultValue 3_000
+   */
+  readonly coordinatorLeaseMs?: number;
+  /** Group calls one node may have waiting for the coordinator on another node. @defaultValue 4_096 */
+  readonly maxInFlightGroupCalls?: number;
   /** Injectable clock (ms since epoch) for groups and tombstone expiry. @defaultValue Date.now */
   readonly now?: () => number;
 }
@@ -64,6 +71,8 @@ export const JETSTREAM_DEFAULTS = {
   maxTopics: 10_000,
   maxProducers: 100_000,
   maintenanceIntervalMs: 30_000,
+  coordinatorLeaseMs: 3_000,
+  maxInFlightGroupCalls: 4_096,
   /** Server-side expiry of read consumers we lost track of. */
   consumerInactiveThresholdMs: 120_000,
   /** Tombstones remembered per compacted partition between cleaning passes. */
