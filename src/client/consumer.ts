@@ -20,11 +20,14 @@
  * loses nor repeats a record the application has seen (a partition that moved to another member
  * meanwhile is read there from its committed offset: at-least-once).
  */
+import { fullJitter } from './backoff.js';
 import { groupSubPrefix, type Connection } from './connection.js';
 import {
   DEFAULT_AUTO_COMMIT_INTERVAL_MS,
   DEFAULT_CREDIT_BYTES,
   DEFAULT_CREDIT_RECORDS,
+  DEFAULT_RETRY_BASE_MS,
+  DEFAULT_RETRY_CAP_MS,
 } from './defaults.js';
 import {
   BrookClientError,
@@ -99,6 +102,9 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
   private generationValue = -1;
   private heartbeatMs = 3000;
   private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A subscribe or join refused with a retriable error waits here for its next attempt. */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryAttempt = 0;
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
 
   private wake: { promise: Promise<void>; resolve: () => void } = signal();
@@ -341,6 +347,8 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     const epoch = ++this.epoch;
     clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     // The previous connection's subscriptions are gone with it; so is their credit.
     this.buffer.clear();
     for (const st of this.partitions.values()) {
@@ -352,12 +360,22 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     const run = this.mode === 'member' ? this.join(epoch) : this.subscribe(epoch);
     run.then(
       () => {
-        if (epoch === this.epoch) this.firstReady.resolve();
+        if (epoch !== this.epoch) return;
+        this.retryAttempt = 0;
+        this.firstReady.resolve();
       },
       (err: unknown) => {
         if (epoch !== this.epoch || this.closed) return;
         // Lost with the connection: the next welcome runs establish() again.
         if (err instanceof BrookClientError && err.code === 'CONNECTION_LOST') return;
+        if (err instanceof BrookClientError && err.retriable) {
+          // E.g. COORDINATOR_NOT_AVAILABLE while a cluster elects a new group coordinator.
+          const delay = fullJitter(this.retryAttempt++, { baseMs: DEFAULT_RETRY_BASE_MS, capMs: DEFAULT_RETRY_CAP_MS });
+          this.retryTimer = setTimeout(() => {
+            if (epoch === this.epoch && this.conn.isOpen) this.establish();
+          }, delay);
+          return;
+        }
         this.fail(toError(err));
       },
     );
@@ -655,6 +673,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     this.closed = true;
     this.epoch++;
     clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.retryTimer);
     clearTimeout(this.commitTimer);
     this.notify();
     // The record in the application's hands when it breaks out of the loop (or throws: the two
