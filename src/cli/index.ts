@@ -106,6 +106,10 @@ Examples:
     .addOption(new Option('--engine <engine>', 'storage engine').choices(['embedded', 'jetstream']).default('embedded'))
     .addOption(new Option('--nats <urls>', 'NATS servers for --engine jetstream (comma-separated)').env('BROOK_NATS').default('nats://127.0.0.1:4222'))
     .option('--nats-prefix <prefix>', 'prefix of the JetStream streams and KV buckets Brook creates', 'BROOK')
+    .option('--nats-creds <file>', 'NATS credentials file (user JWT + NKey seed)')
+    .option('--nats-tls-ca <file>', 'CA certificate to verify the NATS servers with (implies TLS)')
+    .option('--nats-tls-cert <file>', 'client certificate for NATS (with --nats-tls-key; implies TLS)')
+    .option('--nats-tls-key <file>', 'private key of --nats-tls-cert')
     .action(
       async (opts: {
         port: number;
@@ -120,6 +124,10 @@ Examples:
         engine: 'embedded' | 'jetstream';
         nats: string;
         natsPrefix: string;
+        natsCreds?: string;
+        natsTlsCa?: string;
+        natsTlsCert?: string;
+        natsTlsKey?: string;
       }) => {
         await start(
           {
@@ -135,6 +143,10 @@ Examples:
             engine: opts.engine,
             nats: opts.nats,
             natsPrefix: opts.natsPrefix,
+            natsCreds: opts.natsCreds,
+            natsTlsCa: opts.natsTlsCa,
+            natsTlsCert: opts.natsTlsCert,
+            natsTlsKey: opts.natsTlsKey,
           },
           process.stdout,
         );

@@ -33,6 +33,12 @@ export interface StartOptions {
   readonly nats?: string | undefined;
   /** Prefix of the streams and buckets the JetStream engine creates. @defaultValue 'BROOK' */
   readonly natsPrefix?: string | undefined;
+  /** NATS credentials file. */
+  readonly natsCreds?: string | undefined;
+  /** TLS to NATS: CA file, client certificate and key; any of them turns TLS on. */
+  readonly natsTlsCa?: string | undefined;
+  readonly natsTlsCert?: string | undefined;
+  readonly natsTlsKey?: string | undefined;
 }
 
 /**
@@ -79,7 +85,13 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
   const metrics = new Metrics({ logger });
   const engine: Engine =
     options.engine === 'jetstream'
-      ? new JetStreamEngine({ servers: (options.nats ?? 'nats://127.0.0.1:4222').split(','), prefix: options.natsPrefix ?? 'BROOK', logger })
+      ? new JetStreamEngine({
+          servers: (options.nats ?? 'nats://127.0.0.1:4222').split(','),
+          prefix: options.natsPrefix ?? 'BROOK',
+          logger,
+          ...(options.natsCreds === undefined ? {} : { credsFile: options.natsCreds }),
+          ...natsTls(options),
+        })
       : new EmbeddedEngine({ dataDir: options.data, logger, onFsync: metrics.observeFsync });
   await engine.open();
   let server;
@@ -125,6 +137,18 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
     process.on('SIGINT', onSignal);
     writeLine(out, `brook listening on ${running.url} (${options.engine === 'jetstream' ? `engine: jetstream at ${options.nats ?? 'nats://127.0.0.1:4222'}` : `data: ${options.data}`})`).catch(reject);
   });
+}
+
+function natsTls(options: StartOptions): { tls?: { caFile?: string; certFile?: string; keyFile?: string } } {
+  const { natsTlsCa: caFile, natsTlsCert: certFile, natsTlsKey: keyFile } = options;
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return {};
+  return {
+    tls: {
+      ...(caFile === undefined ? {} : { caFile }),
+      ...(certFile === undefined ? {} : { certFile }),
+      ...(keyFile === undefined ? {} : { keyFile }),
+    },
+  };
 }
 
 /** Flags over the config file: auth and quota settings for the server. */

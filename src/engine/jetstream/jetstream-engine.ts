@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import {
   connect,
+  credsAuthenticator,
   DiscardPolicy,
   nanos,
   RetentionPolicy,
@@ -175,7 +177,7 @@ export class JetStreamEngine implements Engine {
     const s = this.settings;
     let nc: NatsConnection | undefined;
     try {
-      nc = await connect(this.connectionOptions());
+      nc = await connect(await this.connectionOptions());
       this.maxPayload = nc.info?.max_payload ?? this.maxPayload;
       const jsm = await nc.jetstreamManager({ timeout: s.requestTimeoutMs });
       const js = nc.jetstream({ timeout: s.requestTimeoutMs });
@@ -284,7 +286,7 @@ export class JetStreamEngine implements Engine {
     }
     await this.close();
     // Deleted with a connection of their own: close() has drained this engine's.
-    const nc = await connect(this.connectionOptions());
+    const nc = await connect(await this.connectionOptions());
     try {
       const admin = await nc.jetstreamManager();
       for (const name of [...streams, `KV_${this.names.topicsBucket}`, `KV_${this.names.offsetsBucket}`, `KV_${this.names.leaseBucket}`]) {
@@ -837,13 +839,33 @@ export class JetStreamEngine implements Engine {
     });
   }
 
-  private connectionOptions(): ConnectionOptions {
+  private async connectionOptions(): Promise<ConnectionOptions> {
     const s = this.settings;
     const servers = typeof s.servers === 'string' ? s.servers : [...s.servers];
     const options: ConnectionOptions = { servers, name: s.name, maxReconnectAttempts: -1, timeout: s.requestTimeoutMs };
     if (this.options.user !== undefined) options.user = this.options.user;
     if (this.options.pass !== undefined) options.pass = this.options.pass;
     if (this.options.token !== undefined) options.token = this.options.token;
+    if (this.options.credsFile !== undefined) {
+      let creds: Uint8Array;
+      try {
+        creds = await readFile(this.options.credsFile);
+      } catch (err) {
+        throw new InvalidArgumentError(`cannot read the NATS credentials file ${this.options.credsFile}: ${(err as Error).message}`, { cause: err });
+      }
+      options.authenticator = credsAuthenticator(creds);
+    }
+    if (this.options.tls !== undefined) {
+      const { caFile, certFile, keyFile } = this.options.tls;
+      if ((certFile === undefined) !== (keyFile === undefined)) {
+        throw new InvalidArgumentError('a NATS client certificate needs both certFile and keyFile');
+      }
+      options.tls = {
+        ...(caFile === undefined ? {} : { caFile }),
+        ...(certFile === undefined ? {} : { certFile }),
+        ...(keyFile === undefined ? {} : { keyFile }),
+      };
+    }
     return options;
   }
 

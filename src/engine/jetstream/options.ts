@@ -14,6 +14,13 @@ export interface JetStreamEngineOptions {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /** A NATS credentials file (user JWT + NKey seed, as `nsc` writes them), read at `open()`. */
+  readonly credsFile?: string;
+  /**
+   * TLS to the NATS servers: `caFile` to trust a private CA, `certFile` + `keyFile` for a client
+   * certificate. Given (even empty), the connection must be TLS. @defaultValue TLS only when the server requires it
+   */
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
   /** Connection name shown by the server's monitoring. @defaultValue 'brook' */
   readonly name?: string;
   /** Replicas of every stream and bucket: 1, or 3 (or 5) on a JetStream cluster. @defaultValue 1 */
