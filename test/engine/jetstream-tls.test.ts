@@ -62,7 +62,7 @@ describe.runIf(haveNats)('JetStream engine over TLS', () => {
       await engine.createTopic('secure', { partitions: 1 });
       await engine.append('secure', 0, [{ value: Buffer.from('over tls') }]);
       const read = await engine.read('secure', 0, 0);
-      expect(read.records.map((r) => r.value.toString())).toEqual(['over tls']);
+      expect(read.records.map((r) => r.value?.toString())).toEqual(['over tls']);
     } finally {
       await engine.destroy();
     }
