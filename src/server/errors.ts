@@ -99,6 +99,7 @@ export type CloseReason =
   | SessionCloseReason
   | 'SHUTTING_DOWN'
   | 'UNAUTHORIZED'
+  | 'TOKEN_EXPIRED'
   | 'AUTH_UNAVAILABLE'
   | 'HEARTBEAT_TIMEOUT'
   | 'TOO_MANY_CONNECTIONS';
@@ -107,6 +108,7 @@ export type CloseReason =
 const CLOSE_CODES: Readonly<Record<CloseReason, number>> = {
   SHUTTING_DOWN: 1001,
   UNAUTHORIZED: 1008,
+  TOKEN_EXPIRED: 1008,
   AUTH_UNAVAILABLE: 1013,
   INVALID_FRAME: 4000,
   HEARTBEAT_TIMEOUT: 4001,

@@ -165,3 +165,21 @@ describe('WebSocket protocol: access control', () => {
     await c.close();
   });
 });
+
+describe('WebSocket protocol: a token that expires while connected', () => {
+  it('ends the connection with 1008 when the token expires, after serving it until then', async () => {
+    const t = await setup({ auth: { secret: SECRET, clockToleranceSeconds: 0 } });
+    try {
+      await t.engine.createTopic('orders');
+      const exp = Math.floor(Date.now() / 1000) + 2;
+      const c = await WsClient.connect(`${t.wsUrl}?token=${await hs256({ sub: 'brief', permissions: [{ topics: '*', actions: ['read'] }] }, { exp })}`);
+      expect((await c.welcome()).type).toBe('welcome');
+      expect(await c.request({ type: 'subscribe', sub: 'o', topic: 'orders', partition: 0 })).toMatchObject({ type: 'subscribed' });
+      const closed = await c.closed;
+      expect(closed).toEqual({ code: 1008, reason: expect.stringContaining('expired') });
+      expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});

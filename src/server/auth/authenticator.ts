@@ -157,6 +157,10 @@ export function createAuthenticator(config: AuthConfig = {}): Authenticator {
         permissions: c.permissions ?? [],
         ...(c.tenant === undefined ? {} : { tenant: c.tenant }),
         ...(c.tier === undefined ? {} : { tier: c.tier }),
+        // With the same leeway the handshake allowed, on the same clock.
+        ...(typeof (payload as { exp?: unknown }).exp === 'number'
+          ? { expiresAt: ((payload as { exp: number }).exp + options.clockTolerance) * 1000 }
+          : {}),
       };
     },
   };

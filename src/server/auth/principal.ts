@@ -26,6 +26,8 @@ export interface Principal {
   readonly tenant?: string;
   /** Quota tier (e.g. `regular`, `premium`). */
   readonly tier?: string;
+  /** When the token stops being valid (its `exp`, in ms since the epoch); long-lived sessions end then. */
+  readonly expiresAt?: number;
 }
 
 /** Every caller when auth is off: all permissions on every topic, and admin. */

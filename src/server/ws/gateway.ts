@@ -149,7 +149,9 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
     });
     live.add(connection);
     deps.connectionGauge?.opened();
+    const expiry = endAtExpiry(connection, admission.principal.expiresAt);
     connection.attach(session, () => {
+      clearTimeout(expiry.timer);
       live.delete(connection);
       deps.connectionGauge?.closed();
     });
@@ -204,6 +206,29 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
 }
 
 function noop(): void {}
+
+/** Longest delay setTimeout takes (about 24.8 days); a later expiry is re-armed when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Ends the connection when its token expires (close code 1008, like a refused token, so an SDK
+ * with a token function reconnects with a fresh one). One timer per connection, not per frame.
+ */
+function endAtExpiry(connection: Connection, expiresAt: number | undefined): { timer: NodeJS.Timeout | undefined } {
+  const state: { timer: NodeJS.Timeout | undefined } = { timer: undefined };
+  if (expiresAt === undefined) return state;
+  const arm = (): void => {
+    const left = expiresAt - Date.now();
+    if (left <= 0) {
+      connection.end('TOKEN_EXPIRED', 'the token expired; reconnect with a fresh one');
+      return;
+    }
+    state.timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    state.timer.unref();
+  };
+  arm();
+  return state;
+}
 
 /** Topic permissions of the connection's principal, checked per frame like per HTTP request. */
 function authorizer(principal: Principal): (action: TopicAction, topic: string) => void {
