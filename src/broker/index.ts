@@ -17,6 +17,7 @@ export type {
   StreamSessionStats,
   TopicAction,
   ProduceAdmission,
+  StreamObserver,
 } from './stream-session.js';
 export type { SubscriptionState, SubscriptionStats } from './subscription.js';
 export type { RecordCodec, RecordInput } from './record-codec.js';

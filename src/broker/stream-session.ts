@@ -9,6 +9,7 @@ import {
   type ProduceRecord,
   type ReadLimits,
   type ReadResult,
+  type StoredRecord,
 } from '../engine/index.js';
 import type { TopicAutoCreator } from './auto-create.js';
 import { INVALID_FRAME_LIMIT, MAX_GROUPS_PER_SESSION, SLOW_DOWN_MS } from './defaults.js';
@@ -82,6 +83,16 @@ export interface StreamSessionOptions {
    * RATE_LIMITED and the client a `slow_down`. @defaultValue everything admitted
    */
   readonly admitProduce?: (records: readonly ProduceRecord[]) => ProduceAdmission;
+  /** Told about records appended and delivered (metrics). @defaultValue nobody */
+  readonly observer?: StreamObserver;
+}
+
+/** Watches what a session moves, for metrics; called synchronously, so it must be cheap. */
+export interface StreamObserver {
+  /** A produce frame was appended (not a duplicate), `seconds` after it was admitted. */
+  produced(topic: string, records: readonly ProduceRecord[], seconds: number): void;
+  /** The first `count` of `records` were sent, pushed or fetched. */
+  delivered(topic: string, records: readonly StoredRecord[], count: number): void;
 }
 
 /** Go ahead (and call `release` once the append is over), or wait `retryAfterMs` first. */
@@ -124,6 +135,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private readonly autoCreate: TopicAutoCreator | null;
   private readonly authorize: (action: TopicAction, topic: string) => void;
   private readonly admitProduce: (records: readonly ProduceRecord[]) => ProduceAdmission;
+  private readonly observer: StreamObserver | undefined;
   private readonly subs = new Map<string, Subscription>();
   /** Subscriptions opened with `subscribe` (not group partitions), for the limit. */
   private ownSubs = 0;
@@ -147,6 +159,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.autoCreate = options.autoCreate;
     this.authorize = options.authorize ?? allowEverything;
     this.admitProduce = options.admitProduce ?? admitEverything;
+    this.observer = options.observer;
     // One listener per pending long poll; their number is bounded by maxInflightRequests.
     setMaxListeners(0, this.abort.signal);
   }
@@ -240,7 +253,17 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   }
 
   openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits): Subscription {
-    const subscription = new Subscription({ sub, topic, partition, offset, credits, engine: this.engine, codec: this.codec, sink: this });
+    const subscription = new Subscription({
+      sub,
+      topic,
+      partition,
+      offset,
+      credits,
+      engine: this.engine,
+      codec: this.codec,
+      sink: this,
+      ...(this.observer === undefined ? {} : { observer: this.observer }),
+    });
     if (this.closing) subscription.close();
     else this.subs.set(sub, subscription);
     return subscription;
@@ -418,13 +441,16 @@ export class StreamSession implements SubscriptionSink, GroupHost {
 
   private async appendAdmitted(frame: ProduceFrame, topic: string, records: ProduceRecord[]): Promise<ServerFrame> {
     const { partition, producer } = frame;
+    const started = performance.now();
     if (partition === undefined) {
       const positions = await this.withAutoCreate(topic, () => this.engine.produce(topic, records));
+      this.observer?.produced(topic, records, (performance.now() - started) / 1000);
       return { type: 'produced', id: frame.id, offsets: positions, duplicate: false };
     }
     const result = await this.withAutoCreate(topic, () =>
       this.engine.append(topic, partition, records, producer === undefined ? undefined : { producer }),
     );
+    if (!result.duplicate) this.observer?.produced(topic, records, (performance.now() - started) / 1000);
     return {
       type: 'produced',
       id: frame.id,
@@ -504,6 +530,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       const ready = await this.engine.waitForData(topic, partition, result.nextOffset, { timeoutMs: waitMs, signal });
       if (ready && !signal.aborted) result = await this.engine.read(topic, partition, result.nextOffset, limits);
     }
+    this.observer?.delivered(topic, result.records, result.records.length);
     return {
       frame: {
         type: 'fetched',

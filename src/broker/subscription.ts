@@ -2,6 +2,7 @@ import { TooManyWaitersError, type Engine, type StoredRecord } from '../engine/i
 import { PUSH_MAX_BYTES, PUSH_MAX_RECORDS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
 import { encodeFrame } from './frames.js';
 import type { RecordCodec } from './record-codec.js';
+import type { StreamObserver } from './stream-session.js';
 
 /**
  * - `credit`: out of record or byte credit; resumes when credit is added
@@ -46,6 +47,8 @@ export interface SubscriptionOptions {
   readonly engine: Engine;
   readonly codec: RecordCodec;
   readonly sink: SubscriptionSink;
+  /** Told what each pushed frame carried (metrics). */
+  readonly observer?: Pick<StreamObserver, 'delivered'>;
 }
 
 /**
@@ -83,6 +86,7 @@ export class Subscription {
   private readonly engine: Engine;
   private readonly codec: RecordCodec;
   private readonly sink: SubscriptionSink;
+  private readonly observer: Pick<StreamObserver, 'delivered'> | undefined;
 
   constructor(options: SubscriptionOptions) {
     this.sub = options.sub;
@@ -95,6 +99,7 @@ export class Subscription {
     this.engine = options.engine;
     this.codec = options.codec;
     this.sink = options.sink;
+    this.observer = options.observer;
   }
 
   /** Starts pushing. Call after the reply that announces the subscription has been sent. */
@@ -265,6 +270,7 @@ export class Subscription {
     this.sink.send(
       encodeFrame({ type: 'records', sub: this.sub, partition: this.partition, records: `${json}]`, next_offset: this.nextOffset }),
     );
+    this.observer?.delivered(this.topic, records, sent);
   }
 }
 

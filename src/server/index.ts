@@ -17,7 +17,7 @@ import {
 } from './defaults.js';
 import { errorReply, rawErrorResponse } from './errors.js';
 import { Metrics } from './metrics.js';
-import { InFlightBytes, ProduceQuotas, type QuotaConfig } from './quota/index.js';
+import { InFlightBytes, ProduceQuotas, recordBytes, type QuotaConfig } from './quota/index.js';
 import type { Reply } from './reply.js';
 import { RequestContext } from './request-context.js';
 import { Router } from './router.js';
@@ -242,6 +242,10 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     quotas: deps.quotas,
     inFlight: deps.inFlight,
     connectionGauge: { opened: () => metrics.connectionOpened('ws'), closed: () => metrics.connectionClosed('ws') },
+    observer: {
+      produced: (topic, records, seconds) => metrics.produced(topic, records.length, recordBytes(records), seconds),
+      delivered: (topic, records, count) => metrics.consumed(topic, count, recordBytes(count === records.length ? records : records.slice(0, count))),
+    },
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => gateway.handleUpgrade(req, socket, head));
 

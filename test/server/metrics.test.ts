@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { Metrics, OTHER_TOPICS } from '../../src/server/metrics.js';
 import { call, setup, type TestServer } from './setup.js';
+import { WsClient } from '../ws/setup.js';
 
 interface Sample {
   readonly name: string;
@@ -105,6 +106,28 @@ describe('GET /metrics', () => {
     const after = (await scrape(t.url)).samples;
     expect(valueOf(after, 'brook_http_requests_total', { route: '/metrics', code: '200' })).toBeGreaterThanOrEqual(2);
     expect(valueOf(after, 'brook_http_requests_total', { route: '_unmatched', code: '404' })).toBe(1);
+  });
+
+  it('counts what WebSocket sessions produce, push and fetch, like HTTP', async () => {
+    const c = await WsClient.connect(`${t.url.replace('http://', 'ws://')}/v1/ws`);
+    try {
+      await c.welcome();
+      expect(await c.request({ type: 'produce', topic: 'wsm', partition: 0, records: [{ key: 'k', value: { n: 1 } }, { value: 'two' }] })).toMatchObject({
+        type: 'produced',
+      });
+      expect(await c.request({ type: 'subscribe', sub: 's', topic: 'wsm', partition: 0, from: 'earliest', credits: { records: 100 } })).toMatchObject({ type: 'subscribed' });
+      await c.waitForRecords('s', 2);
+      expect(await c.request({ type: 'fetch', topic: 'wsm', partition: 0, offset: 1 })).toMatchObject({ type: 'fetched' });
+      const { samples } = await scrape(t.url);
+      // key "k" (1) + {"n":1} (7); "two" as JSON (5).
+      expect(valueOf(samples, 'brook_records_in_total', { topic: 'wsm' })).toBe(2);
+      expect(valueOf(samples, 'brook_bytes_in_total', { topic: 'wsm' })).toBe(13);
+      // Pushed: both records; fetched from offset 1: the second again.
+      expect(valueOf(samples, 'brook_records_out_total', { topic: 'wsm' })).toBe(3);
+      expect(valueOf(samples, 'brook_bytes_out_total', { topic: 'wsm' })).toBe(13 + 5);
+    } finally {
+      await c.close();
+    }
   });
 
   it('forgets a deleted topic', async () => {

@@ -9,6 +9,7 @@ import {
   TopicAutoCreator,
   type ProduceAdmission,
   type StreamLimits,
+  type StreamObserver,
   type StreamSessionStats,
   type TopicAction,
 } from '../../broker/index.js';
@@ -37,6 +38,8 @@ export interface WebSocketGatewayDeps {
   readonly inFlight?: InFlightBytes;
   /** Counts open connections under transport `ws`. */
   readonly connectionGauge?: { opened(): void; closed(): void };
+  /** Counts records produced and delivered over WebSocket, like the HTTP routes do. */
+  readonly observer?: StreamObserver;
 }
 
 /** The `/v1/ws` endpoint: upgrades, connection cap, heartbeat and shutdown. */
@@ -146,6 +149,7 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
       autoCreate,
       ...(deps.authenticator.enabled ? { authorize: authorizer(admission.principal) } : {}),
       ...(deps.quotas?.enabled || deps.inFlight ? { admitProduce: produceAdmission(admission.principal, socket.remoteAddress) } : {}),
+      ...(deps.observer === undefined ? {} : { observer: deps.observer }),
     });
     live.add(connection);
     deps.connectionGauge?.opened();
