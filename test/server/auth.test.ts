@@ -82,6 +82,8 @@ describe('authenticator', () => {
       permissions: [{ topics: 'a.*', actions: ['read'] }],
       tenant: 't1',
       tier: 'premium',
+      // The token's exp (an hour away) plus the default 5 s leeway.
+      expiresAt: expect.any(Number) as number,
     };
     await expect(auth.authenticate(`Bearer ${token}`)).resolves.toEqual(expected);
     await expect(auth.authenticate(`bearer  ${token}`)).resolves.toEqual(expected);
