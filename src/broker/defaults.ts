@@ -6,6 +6,8 @@ export const PUSH_MAX_RECORDS = 1_000;
 export const PUSH_MAX_BYTES = 1024 * 1024;
 /** A caught-up subscription parks in waitForData for this long, then checks again. */
 export const WAIT_SLICE_MS = 60_000;
+/** When the server's read budget is spent, a subscription tries to read again after this long. */
+export const BUDGET_RETRY_MS = 20;
 /** When a partition has too many parked readers, a subscription retries after this long. */
 export const WAITER_RETRY_MS = 1_000;
 /** More than this many malformed frames in a row close the connection (close code 4000). */

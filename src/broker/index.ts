@@ -6,6 +6,7 @@
 export { StreamSession } from './stream-session.js';
 export { Subscription } from './subscription.js';
 export { TopicAutoCreator } from './auto-create.js';
+export { ReadBudget, budgetedRead, MIN_READ_GRANT_BYTES } from './read-budget.js';
 export { StreamError } from './errors.js';
 export { groupSubName } from './group-member-session.js';
 export { INVALID_FRAME_LIMIT } from './defaults.js';

@@ -12,6 +12,7 @@ import {
   type StoredRecord,
 } from '../engine/index.js';
 import type { TopicAutoCreator } from './auto-create.js';
+import { budgetedRead, type ReadBudget } from './read-budget.js';
 import { INVALID_FRAME_LIMIT, MAX_GROUPS_PER_SESSION, SLOW_DOWN_MS } from './defaults.js';
 import { StreamError, type FrameErrorCode, type SessionCloseReason } from './errors.js';
 import {
@@ -83,6 +84,8 @@ export interface StreamSessionOptions {
    * RATE_LIMITED and the client a `slow_down`. @defaultValue everything admitted
    */
   readonly admitProduce?: (records: readonly ProduceRecord[]) => ProduceAdmission;
+  /** Bytes reads may hold at once, shared by every session (and HTTP). @defaultValue unbounded */
+  readonly readBudget?: ReadBudget;
   /** Told about records appended and delivered (metrics). @defaultValue nobody */
   readonly observer?: StreamObserver;
 }
@@ -136,6 +139,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private readonly authorize: (action: TopicAction, topic: string) => void;
   private readonly admitProduce: (records: readonly ProduceRecord[]) => ProduceAdmission;
   private readonly observer: StreamObserver | undefined;
+  private readonly readBudget: ReadBudget | undefined;
   private readonly subs = new Map<string, Subscription>();
   /** Subscriptions opened with `subscribe` (not group partitions), for the limit. */
   private ownSubs = 0;
@@ -160,6 +164,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.authorize = options.authorize ?? allowEverything;
     this.admitProduce = options.admitProduce ?? admitEverything;
     this.observer = options.observer;
+    this.readBudget = options.readBudget;
     // One listener per pending long poll; their number is bounded by maxInflightRequests.
     setMaxListeners(0, this.abort.signal);
   }
@@ -263,6 +268,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       codec: this.codec,
       sink: this,
       ...(this.observer === undefined ? {} : { observer: this.observer }),
+      ...(this.readBudget === undefined ? {} : { readBudget: this.readBudget }),
     });
     if (this.closing) subscription.close();
     else this.subs.set(sub, subscription);
@@ -524,24 +530,31 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       ...(frame.max_bytes === undefined ? {} : { maxBytes: Math.min(frame.max_bytes, this.limits.maxFetchBytes) }),
     };
     const waitMs = Math.min(frame.wait_ms ?? 0, this.limits.maxWaitMs);
-    let result: ReadResult = await this.engine.read(topic, partition, frame.offset, limits);
-    if (result.records.length === 0 && waitMs > 0) {
-      const signal = this.abort.signal;
-      const ready = await this.engine.waitForData(topic, partition, result.nextOffset, { timeoutMs: waitMs, signal });
-      if (ready && !signal.aborted) result = await this.engine.read(topic, partition, result.nextOffset, limits);
-    }
-    this.observer?.delivered(topic, result.records, result.records.length);
-    return {
-      frame: {
-        type: 'fetched',
-        id: frame.id,
-        records: recordsJson(this.codec, result.records),
-        next_offset: result.nextOffset,
-        high_watermark: result.highWatermark,
-        low_watermark: result.lowWatermark,
-      },
-      started: [],
+    // The frame is built while the read's share of the server's read budget is held.
+    const answer = (result: ReadResult): { empty: boolean; nextOffset: number; frame: ServerFrame } => {
+      this.observer?.delivered(topic, result.records, result.records.length);
+      return {
+        empty: result.records.length === 0,
+        nextOffset: result.nextOffset,
+        frame: {
+          type: 'fetched',
+          id: frame.id,
+          records: recordsJson(this.codec, result.records),
+          next_offset: result.nextOffset,
+          high_watermark: result.highWatermark,
+          low_watermark: result.lowWatermark,
+        },
+      };
     };
+    let fetched = await budgetedRead(this.engine, this.readBudget, { topic, partition, offset: frame.offset, limits }, answer);
+    if (fetched.empty && waitMs > 0) {
+      const signal = this.abort.signal;
+      const ready = await this.engine.waitForData(topic, partition, fetched.nextOffset, { timeoutMs: waitMs, signal });
+      if (ready && !signal.aborted) {
+        fetched = await budgetedRead(this.engine, this.readBudget, { topic, partition, offset: fetched.nextOffset, limits }, answer);
+      }
+    }
+    return { frame: fetched.frame, started: [] };
   }
 
   // ── consumer groups ─────────────────────────────────────────────────────────────────────

@@ -1,5 +1,6 @@
 import { TooManyWaitersError, type Engine, type StoredRecord } from '../engine/index.js';
-import { PUSH_MAX_BYTES, PUSH_MAX_RECORDS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
+import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
+import type { ReadBudget } from './read-budget.js';
 import { encodeFrame } from './frames.js';
 import type { RecordCodec } from './record-codec.js';
 import type { StreamObserver } from './stream-session.js';
@@ -47,6 +48,8 @@ export interface SubscriptionOptions {
   readonly engine: Engine;
   readonly codec: RecordCodec;
   readonly sink: SubscriptionSink;
+  /** Bytes reads may hold at once across the server; a push waits while it is spent. */
+  readonly readBudget?: ReadBudget;
   /** Told what each pushed frame carried (metrics). */
   readonly observer?: Pick<StreamObserver, 'delivered'>;
 }
@@ -87,6 +90,7 @@ export class Subscription {
   private readonly codec: RecordCodec;
   private readonly sink: SubscriptionSink;
   private readonly observer: Pick<StreamObserver, 'delivered'> | undefined;
+  private readonly readBudget: ReadBudget | undefined;
 
   constructor(options: SubscriptionOptions) {
     this.sub = options.sub;
@@ -100,6 +104,7 @@ export class Subscription {
     this.codec = options.codec;
     this.sink = options.sink;
     this.observer = options.observer;
+    this.readBudget = options.readBudget;
   }
 
   /** Starts pushing. Call after the reply that announces the subscription has been sent. */
@@ -209,9 +214,24 @@ export class Subscription {
   /** One read, then one pushed frame or one wait for data. False when parked on backpressure. */
   private async step(epoch: number): Promise<boolean> {
     this.state = 'reading';
+    const wanted = Math.min(this.byteCredits, PUSH_MAX_BYTES);
+    const grant = this.readBudget === undefined ? wanted : this.readBudget.tryAcquire(wanted);
+    if (grant === 0) {
+      // The server holds as many read bytes as it may: wait for other reads to finish.
+      await this.pause(BUDGET_RETRY_MS);
+      return true;
+    }
+    try {
+      return await this.readAndPush(epoch, grant);
+    } finally {
+      if (this.readBudget !== undefined) this.readBudget.release(grant);
+    }
+  }
+
+  private async readAndPush(epoch: number, maxBytes: number): Promise<boolean> {
     const result = await this.engine.read(this.topic, this.partition, this.nextOffset, {
       maxRecords: Math.min(this.recordCredits, PUSH_MAX_RECORDS),
-      maxBytes: Math.min(this.byteCredits, PUSH_MAX_BYTES),
+      maxBytes,
     });
     if (epoch !== this.epoch) return true;
     if (result.records.length > 0) {
@@ -241,6 +261,17 @@ export class Subscription {
       if (this.wait === wait) this.wait = undefined;
     }
     return true;
+  }
+
+  /** Sleeps, cut short by seek or close (which abort `wait`). */
+  private async pause(ms: number): Promise<void> {
+    const wait = new AbortController();
+    this.wait = wait;
+    try {
+      await sleep(ms, wait.signal);
+    } finally {
+      if (this.wait === wait) this.wait = undefined;
+    }
   }
 
   /** Sends what the credit allows of `records` as one frame; the rest is dropped, to be read again. */

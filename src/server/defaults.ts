@@ -10,6 +10,8 @@ export const MAX_WAIT_MS = 30_000;
 export const MAX_READ_RECORDS = 10_000;
 /** Largest `max_bytes` a fetch may ask for (capped to this). */
 export const MAX_READ_BYTES = 16 * 1024 * 1024;
+/** Bytes all reads together may hold at once (fetches and pushes, both transports). */
+export const DEFAULT_MAX_IN_FLIGHT_READ_BYTES = 64 * 1024 * 1024;
 /** How long `close()` waits for in-flight requests before cutting their connections. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /**

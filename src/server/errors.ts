@@ -7,7 +7,7 @@
 import { STATUS_CODES as STATUS_TEXT } from 'node:http';
 import type { Logger } from 'pino';
 import { BrookError, type EngineErrorCode } from '../engine/index.js';
-import type { SessionCloseReason, StreamErrorCode } from '../broker/index.js';
+import { StreamError, type SessionCloseReason, type StreamErrorCode } from '../broker/index.js';
 
 export type ServerErrorCode =
   | 'INVALID_JSON'
@@ -69,6 +69,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
 const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
   TOO_MANY_WAITERS: { 'retry-after': '1' },
   PARTITION_BUSY: { 'retry-after': '1' },
+  RATE_LIMITED: { 'retry-after': '1' },
   ENGINE_CLOSED: { 'retry-after': '1' },
   COORDINATOR_NOT_AVAILABLE: { 'retry-after': '1' },
 };
@@ -136,7 +137,7 @@ export function errorReply(err: unknown, logger: Logger, context: Readonly<Recor
   let headers: Readonly<Record<string, string>> = {};
   if (err instanceof HttpError) {
     ({ code, message, headers } = err);
-  } else if (err instanceof BrookError) {
+  } else if (err instanceof BrookError || err instanceof StreamError) {
     code = err.code;
     message = err.message;
     headers = HEADERS[code] ?? {};

@@ -7,12 +7,14 @@ import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
+import { ReadBudget } from '../broker/index.js';
 import { bindExposure, createAuthenticator, NOBODY, type AuthConfig } from './auth/index.js';
 import { declaredLength, tooLarge } from './body.js';
 import {
   DEFAULT_MAX_BATCH_RECORDS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_IN_FLIGHT_PRODUCE_BYTES,
+  DEFAULT_MAX_IN_FLIGHT_READ_BYTES,
   DEFAULT_SHUTDOWN_GRACE_MS,
 } from './defaults.js';
 import { errorReply, rawErrorResponse } from './errors.js';
@@ -58,6 +60,8 @@ export interface ServerOptions {
   readonly quotas?: QuotaConfig;
   /** Produce body bytes held at once across clients; past it produces answer 429. @defaultValue 64 MiB */
   readonly maxInFlightProduceBytes?: number;
+  /** Bytes that reads (fetches and pushes, HTTP and WebSocket) may hold at once; past it fetches answer 429. @defaultValue 64 MiB */
+  readonly maxInFlightReadBytes?: number;
   /** Where metrics are counted and scraped from (`GET /metrics`). @defaultValue new Metrics on a new Registry */
   readonly metrics?: Metrics;
   /** The WebSocket endpoint at `/v1/ws` (docs/protocol.md). @defaultValue the bounds in ./defaults.ts */
@@ -118,6 +122,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     metrics,
     quotas: new ProduceQuotas(options.quotas, metrics.throttled),
     inFlight: new InFlightBytes(options.maxInFlightProduceBytes ?? DEFAULT_MAX_IN_FLIGHT_PRODUCE_BYTES, metrics.throttled),
+    readBudget: new ReadBudget(options.maxInFlightReadBytes ?? DEFAULT_MAX_IN_FLIGHT_READ_BYTES),
     isClosing: () => closing !== null,
   };
   const router = new Router();
@@ -241,6 +246,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     authenticator,
     quotas: deps.quotas,
     inFlight: deps.inFlight,
+    readBudget: deps.readBudget,
     connectionGauge: { opened: () => metrics.connectionOpened('ws'), closed: () => metrics.connectionClosed('ws') },
     observer: {
       produced: (topic, records, seconds) => metrics.produced(topic, records.length, recordBytes(records), seconds),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ReadBudget } from '../../broker/index.js';
 import type { Engine } from '../../engine/index.js';
 import type { Metrics } from '../metrics.js';
 import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
@@ -14,6 +15,8 @@ export interface RouteDeps {
   readonly metrics: Metrics;
   readonly quotas: ProduceQuotas;
   readonly inFlight: InFlightBytes;
+  /** Bytes reads may hold at once across HTTP and WebSocket (see ReadBudget). */
+  readonly readBudget: ReadBudget;
   /** True once `close()` was called: readiness turns false. */
   readonly isClosing: () => boolean;
 }

@@ -5,7 +5,7 @@ import {
   type Engine,
   type ReadResult,
 } from '../../engine/index.js';
-import { TopicAutoCreator } from '../../broker/index.js';
+import { budgetedRead, TopicAutoCreator } from '../../broker/index.js';
 import { authorize } from '../auth/index.js';
 import { declaredLength } from '../body.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS } from '../defaults.js';
@@ -97,7 +97,7 @@ function autoCreator(deps: RouteDeps) {
   return <T>(topic: string, op: () => Promise<T>): Promise<T> => (deps.autoCreateTopics ? creator.run(topic, op) : op());
 }
 
-async function fetchRecords(ctx: RequestContext, { engine, metrics }: RouteDeps): Promise<Reply> {
+async function fetchRecords(ctx: RequestContext, { engine, metrics, readBudget }: RouteDeps): Promise<Reply> {
   const topic = topicParam(ctx.param('topic'));
   authorize(ctx.principal, 'read', topic);
   const partition = parseNonNegativeInt('partition', ctx.param('partition'));
@@ -109,14 +109,18 @@ async function fetchRecords(ctx: RequestContext, { engine, metrics }: RouteDeps)
   const waitMs = intQuery(q, 'wait_ms', 0, 0, MAX_WAIT_MS);
   const offset = await startOffset(engine, topic, partition, q);
 
-  let result: ReadResult = await engine.read(topic, partition, offset, limits);
-  if (result.records.length === 0 && waitMs > 0) {
+  // The reply is built while the read's share of the server's read budget is held.
+  const reply = (result: ReadResult): { empty: boolean; nextOffset: number; body: Reply } => {
+    metrics.consumed(topic, result.records.length, recordBytes(result.records));
+    return { empty: result.records.length === 0, nextOffset: result.nextOffset, body: rawJson(200, readResultBody(result)) };
+  };
+  let answer = await budgetedRead(engine, readBudget, { topic, partition, offset, limits }, reply);
+  if (answer.empty && waitMs > 0) {
     const signal = ctx.signal;
-    const ready = await engine.waitForData(topic, partition, result.nextOffset, { timeoutMs: waitMs, signal });
-    if (ready && !signal.aborted) result = await engine.read(topic, partition, result.nextOffset, limits);
+    const ready = await engine.waitForData(topic, partition, answer.nextOffset, { timeoutMs: waitMs, signal });
+    if (ready && !signal.aborted) answer = await budgetedRead(engine, readBudget, { topic, partition, offset: answer.nextOffset, limits }, reply);
   }
-  metrics.consumed(topic, result.records.length, recordBytes(result.records));
-  return rawJson(200, readResultBody(result));
+  return answer.body;
 }
 
 /** `offset` (a number, `earliest` or `latest`) or `timestamp`; neither means `earliest`. */

@@ -8,6 +8,7 @@ import {
   StreamSession,
   TopicAutoCreator,
   type ProduceAdmission,
+  type ReadBudget,
   type StreamLimits,
   type StreamObserver,
   type StreamSessionStats,
@@ -38,6 +39,8 @@ export interface WebSocketGatewayDeps {
   readonly inFlight?: InFlightBytes;
   /** Counts open connections under transport `ws`. */
   readonly connectionGauge?: { opened(): void; closed(): void };
+  /** Shared with HTTP: bytes reads may hold at once. */
+  readonly readBudget?: ReadBudget;
   /** Counts records produced and delivered over WebSocket, like the HTTP routes do. */
   readonly observer?: StreamObserver;
 }
@@ -150,6 +153,7 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
       ...(deps.authenticator.enabled ? { authorize: authorizer(admission.principal) } : {}),
       ...(deps.quotas?.enabled || deps.inFlight ? { admitProduce: produceAdmission(admission.principal, socket.remoteAddress) } : {}),
       ...(deps.observer === undefined ? {} : { observer: deps.observer }),
+      ...(deps.readBudget === undefined ? {} : { readBudget: deps.readBudget }),
     });
     live.add(connection);
     deps.connectionGauge?.opened();
