@@ -190,13 +190,14 @@ function parseAck(msg: Msg): PublishOutcome {
 }
 
 /**
- * The common PubAck, `{"stream":"…","seq":N}` (maybe with `"domain"` and `"duplicate":true`), read
+ * The common PubAck, `{"stream":"…", "seq":N}` (maybe with `"domain"`), read
  * without JSON.parse: one ack per record made parsing a visible share of the append path. Anything
  * else — an error, or a shape this does not recognise — returns null for the full parse.
  */
 export function fastPubAck(text: string): PublishOutcome | null {
   // A backslash means an escaped string, which could hide a `"seq":` inside a name: parse fully.
-  if (text.charCodeAt(0) !== 123 /* { */ || text.includes('"error"') || text.includes('\\')) return null;
+  // Duplicates (rare; the server writes `"duplicate": true` with a space) take the full parse too.
+  if (text.charCodeAt(0) !== 123 /* { */ || text.includes('"error"') || text.includes('"duplicate"') || text.includes('\\')) return null;
   const at = text.indexOf('"seq":');
   if (at === -1) return null;
   let seq = 0;
@@ -210,7 +211,7 @@ export function fastPubAck(text: string): PublishOutcome | null {
   const end = text.charCodeAt(i);
   // A number that ends the field; anything unusual (spaces, exponents, huge values) takes the slow path.
   if (i === start || (end !== 44 /* , */ && end !== 125) /* } */ || !Number.isSafeInteger(seq)) return null;
-  return { ok: true, seq, duplicate: text.includes('"duplicate":true') };
+  return { ok: true, seq, duplicate: false };
 }
 
 function closedOutcome(): PublishOutcome {
