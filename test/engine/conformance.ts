@@ -243,6 +243,16 @@ export function engineConformance(name: string, setup: () => Promise<EngineHarne
     });
 
     describe('consumer groups', () => {
+      it('forgets the committed offsets of a deleted topic, also for a new topic of the same name after a restart', async () => {
+        await engine.createTopic('reborn', { partitions: 1 });
+        await engine.commitOffsets('readers', [{ topic: 'reborn', partition: 0, offset: 4 }]);
+        await engine.deleteTopic('reborn');
+        await engine.createTopic('reborn', { partitions: 1 });
+        expect(await engine.fetchOffsets('readers', 'reborn')).toEqual([]);
+        engine = await h.reopen();
+        expect(await engine.fetchOffsets('readers', 'reborn')).toEqual([]);
+      });
+
       it('commits and fetches offsets, and keeps them across a restart', async () => {
         await engine.createTopic('g', { partitions: 2 });
         await engine.commitOffsets('billing', [

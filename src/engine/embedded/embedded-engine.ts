@@ -277,6 +277,8 @@ export class EmbeddedEngine implements Engine {
   async deleteTopic(name: string): Promise<void> {
     const topic = this.topic(name);
     if (isInternalTopic(name)) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
+    // First, durably: a crash after it leaves the topic without offsets, never offsets without it.
+    await this.groups.forgetOffsets(name);
     this.topics.delete(name);
     await Promise.all(topic.partitions.map((p) => p.close()));
     const trash = join(this.options.dataDir, 'trash');

@@ -25,7 +25,7 @@ import {
   type GroupCoordinatorOptions,
 } from './coordinator-options.js';
 import { GroupOffsets } from './group-offsets.js';
-import type { GroupOffsetRecord, OffsetStore } from './offset-store.js';
+import type { GroupOffsetRecord, OffsetKey, OffsetStore } from './offset-store.js';
 import { SerialQueue } from './serial-queue.js';
 import { assertFence, assertId, assertOffsetCommit, parseJoinRequest } from './validate.js';
 
@@ -247,6 +247,21 @@ export class GroupCoordinator {
     this.assertOpen();
     this.sweep();
     return [...this.groups.keys()].sort(compareStrings);
+  }
+
+  /**
+   * Called by the engine before deleting a topic: removes the topic's committed offsets from the
+   * store (durably, so they cannot come back for a new topic of the same name after a restart).
+   * Its in-memory offsets and partitions go with {@link topicDeleted}.
+   */
+  async forgetOffsets(topic: string): Promise<void> {
+    if (this.state === 'new' || this.store.forget === undefined) return;
+    this.assertOpen();
+    const keys: OffsetKey[] = [];
+    for (const [group, entry] of this.groups) {
+      for (const o of entry.offsets.list(topic)) keys.push({ group, topic, partition: o.partition });
+    }
+    if (keys.length > 0) await this.store.forget(keys);
   }
 
   /**

@@ -4,4 +4,4 @@
  */
 export { GroupCoordinator } from './coordinator.js';
 export type { GroupCoordinatorOptions } from './coordinator-options.js';
-export type { GroupOffsetRecord, OffsetStore } from './offset-store.js';
+export type { GroupOffsetRecord, OffsetKey, OffsetStore } from './offset-store.js';

@@ -15,4 +15,15 @@ export interface OffsetStore {
   load(): Promise<GroupOffsetRecord[]>;
   /** Stores the records; they must be durable when the promise resolves. Later calls win. */
   persist(records: readonly GroupOffsetRecord[]): Promise<void>;
+  /**
+   * Removes these offsets durably (their topic is being deleted), so a later topic of the same
+   * name does not inherit them. Stores that purge by topic on their own may omit it.
+   */
+  forget?(keys: readonly OffsetKey[]): Promise<void>;
+}
+
+export interface OffsetKey {
+  readonly group: string;
+  readonly topic: string;
+  readonly partition: number;
 }
