@@ -46,15 +46,24 @@ import type { ServerLimits } from './wire.js';
 const RECORD_FIXED_BYTES = 22;
 const HEADER_FIXED_BYTES = 6;
 
-interface Entry {
-  /** The record in its wire form, `{"key":…,"value":…,"headers":…}`. */
-  readonly json: string;
-  readonly frameBytes: number;
-  /** Size as the server counts it against `max_record_bytes`. */
-  readonly recordBytes: number;
+/** A record waiting to be sent or acknowledged. One object per record (with its promise), built once. */
+class Entry {
   readonly promise: Promise<RecordMetadata>;
-  readonly resolve: (metadata: RecordMetadata) => void;
-  readonly reject: (err: Error) => void;
+  resolve!: (metadata: RecordMetadata) => void;
+  reject!: (err: Error) => void;
+
+  constructor(
+    /** The record in its wire form, `{"key":…,"value":…,"headers":…}`. */
+    readonly json: string,
+    readonly frameBytes: number,
+    /** Size as the server counts it against `max_record_bytes`. */
+    readonly recordBytes: number,
+  ) {
+    this.promise = new Promise<RecordMetadata>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
 }
 
 interface Batch {
@@ -132,21 +141,15 @@ export class Producer<T = unknown> {
   send(record: OutgoingRecord<T>): Promise<RecordMetadata> {
     if (this.closedError !== null) return Promise.reject(this.closedError);
     if (this.closing) return Promise.reject(new ClientClosedError('producer'));
-    let encoded: { json: string; frameBytes: number; recordBytes: number };
+    let entry: Entry;
     try {
-      encoded = this.encodeRecord(record);
+      entry = this.encodeRecord(record);
     } catch (err) {
       return Promise.reject(err);
     }
-    let resolve!: (metadata: RecordMetadata) => void;
-    let reject!: (err: Error) => void;
-    const promise = new Promise<RecordMetadata>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    this.waiting.push({ ...encoded, promise, resolve, reject });
+    this.waiting.push(entry);
     this.pump();
-    return promise;
+    return entry.promise;
   }
 
   /** Sends everything queued now, without lingering, and resolves once all of it has settled. */
@@ -347,7 +350,8 @@ export class Producer<T = unknown> {
     for (const e of batch.entries) e.reject(err);
   }
 
-  private encodeRecord(record: OutgoingRecord<T>): { json: string; frameBytes: number; recordBytes: number } {
+  /** The record's wire form and sizes, as an entry with its own promise; throws for a record that can never be sent. */
+  private encodeRecord(record: OutgoingRecord<T>): Entry {
     if (typeof record !== 'object' || record === null) {
       throw new InvalidArgumentError('a record is an object { key?, value, headers? }');
     }
@@ -383,7 +387,7 @@ export class Producer<T = unknown> {
     const keyJson = typeof key === 'string' ? `"key":${JSON.stringify(key)},` : '';
     const json = `{${keyJson}"value":${valueJson}${headersJson}}`;
     // +1 for the comma between records.
-    return { json, frameBytes: utf8Length(json) + 1, recordBytes };
+    return new Entry(json, utf8Length(json) + 1, recordBytes);
   }
 }
 
