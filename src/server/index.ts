@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
-import { ReadBudget } from '../broker/index.js';
+import { ReadBudget, TopicAutoCreator } from '../broker/index.js';
 import { bindExposure, createAuthenticator, NOBODY, type AuthConfig } from './auth/index.js';
 import { declaredLength, tooLarge } from './body.js';
 import {
@@ -117,6 +117,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     engine: options.engine,
     logger,
     autoCreateTopics: options.autoCreateTopics ?? true,
+    autoCreate: (options.autoCreateTopics ?? true) ? new TopicAutoCreator(options.engine, logger) : null,
     maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
     maxBodyBytes,
     metrics,
@@ -241,7 +242,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     engine: options.engine,
     logger: options.logger,
     options: options.ws,
-    autoCreateTopics: deps.autoCreateTopics,
+    autoCreate: deps.autoCreate,
     maxBatchRecords: deps.maxBatchRecords,
     authenticator,
     quotas: deps.quotas,

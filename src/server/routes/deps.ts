@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ReadBudget } from '../../broker/index.js';
+import type { ReadBudget, TopicAutoCreator } from '../../broker/index.js';
 import type { Engine } from '../../engine/index.js';
 import type { Metrics } from '../metrics.js';
 import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
@@ -9,6 +9,8 @@ export interface RouteDeps {
   readonly engine: Engine;
   readonly logger: Logger;
   readonly autoCreateTopics: boolean;
+  /** Creates unknown topics on produce (one for HTTP and WebSocket); null when auto-creation is off. */
+  readonly autoCreate: TopicAutoCreator | null;
   readonly maxBatchRecords: number;
   /** Largest request body; what a produce without Content-Length reserves of `inFlight`. */
   readonly maxBodyBytes: number;

@@ -5,7 +5,7 @@ import {
   type Engine,
   type ReadResult,
 } from '../../engine/index.js';
-import { budgetedRead, TopicAutoCreator } from '../../broker/index.js';
+import { budgetedRead } from '../../broker/index.js';
 import { authorize } from '../auth/index.js';
 import { declaredLength } from '../body.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS } from '../defaults.js';
@@ -93,8 +93,8 @@ async function produceBatch(ctx: RequestContext, deps: RouteDeps, withAutoCreate
 
 /** Runs `op`, creating its topic first when it does not exist and auto-creation is on. */
 function autoCreator(deps: RouteDeps) {
-  const creator = new TopicAutoCreator(deps.engine, deps.logger);
-  return <T>(topic: string, op: () => Promise<T>): Promise<T> => (deps.autoCreateTopics ? creator.run(topic, op) : op());
+  const creator = deps.autoCreate;
+  return <T>(topic: string, op: () => Promise<T>): Promise<T> => (creator ? creator.run(topic, op) : op());
 }
 
 async function fetchRecords(ctx: RequestContext, { engine, metrics, readBudget }: RouteDeps): Promise<Reply> {

@@ -6,7 +6,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import {
   StreamError,
   StreamSession,
-  TopicAutoCreator,
+  type TopicAutoCreator,
   type ProduceAdmission,
   type ReadBudget,
   type StreamLimits,
@@ -30,7 +30,8 @@ export interface WebSocketGatewayDeps {
   readonly engine: Engine;
   readonly logger: Logger;
   readonly options?: WebSocketOptions | undefined;
-  readonly autoCreateTopics: boolean;
+  /** Shared with HTTP; null answers TOPIC_NOT_FOUND for unknown topics. */
+  readonly autoCreate: TopicAutoCreator | null;
   readonly maxBatchRecords: number;
   readonly authenticator: Authenticator;
   /** Per-principal produce quotas, shared with HTTP. */
@@ -68,7 +69,7 @@ type Admission = { readonly ok: true; readonly principal: Principal } | { readon
 export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGateway {
   const options = resolveWebSocketOptions(deps.options);
   const logger = deps.logger.child({ component: 'ws' });
-  const autoCreate = deps.autoCreateTopics ? new TopicAutoCreator(deps.engine, logger) : null;
+  const autoCreate = deps.autoCreate;
   const limits: StreamLimits = {
     maxFrameBytes: options.maxFrameBytes,
     maxInflightProduce: options.maxInflightProduce,
