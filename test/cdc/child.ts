@@ -14,8 +14,8 @@ export interface RunningChild {
 }
 
 /** Starts a Brook child running one CDC source; resolves once it streams. */
-export async function startChild(dataDir: string, source: Record<string, unknown>): Promise<RunningChild> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify({ dataDir, source })], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startChild(dataDir: string, source: Record<string, unknown>, nodeFlags: readonly string[] = []): Promise<RunningChild> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', CHILD, JSON.stringify({ dataDir, source })], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
