@@ -5,7 +5,6 @@
  * commit LSN, position in the transaction and row content.
  */
 import { spawn } from 'node:child_process';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import { formatLsn, parseLsn } from '../../src/cdc/index.js';
