@@ -14,3 +14,4 @@ export { formatLsn, parseLsn, type Lsn } from './lsn.js';
 export { NO_METRICS, type CdcMetricsSink } from './metrics.js';
 export { UNCHANGED_TOAST_SENTINEL, type ChangeEvent, type Op } from './envelope.js';
 export { LSN_HEADER, SEQ_HEADER, SNAPSHOT_HEADER } from './positions.js';
+export { createCdcMetrics } from './prometheus-metrics.js';

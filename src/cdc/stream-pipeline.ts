@@ -50,6 +50,8 @@ interface OpenTransaction extends DurabilityWaiter {
   endLsn: Lsn;
   committed: boolean;
   readonly counts: Map<string, number>;
+  /** Events per op, reported to metrics once per transaction rather than per event. */
+  readonly ops: Record<Op, number>;
 }
 
 const MAX_QUEUED_WHILE_BLOCKED = 100_000;
@@ -153,6 +155,7 @@ export class StreamPipeline {
           committed: false,
           outstanding: 0,
           counts: new Map(),
+          ops: { c: 0, u: 0, d: 0, r: 0, t: 0 },
         };
         return;
       case 'commit':
@@ -287,7 +290,7 @@ export class StreamPipeline {
     } else {
       this.write(table.topic, key === null ? 0 : partitionForKey(key, table.partitions), { key, value, headers }, tx, seq);
     }
-    this.o.metrics.events(this.o.source, op, 1);
+    tx.ops[op]++;
   }
 
   private write(topic: string, partition: number, record: { key: Buffer | null; value: Buffer; headers: Record<string, string> }, tx: OpenTransaction, seq: number): void {
@@ -324,6 +327,7 @@ export class StreamPipeline {
       );
       this.write(this.o.transactionsTopic, 0, { key: null, value, headers: { [LSN_HEADER]: tx.lsnText, [SEQ_HEADER]: String(tx.seq) } }, tx, tx.seq);
       this.o.metrics.transaction(this.o.source);
+      for (const op of ['c', 'u', 'd', 't'] as const) if (tx.ops[op] > 0) this.o.metrics.events(this.o.source, op, tx.ops[op]);
     }
     this.fifo.push(tx);
     this.onDurable();

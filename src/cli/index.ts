@@ -106,6 +106,12 @@ Examples:
     .addOption(new Option('--engine <engine>', 'storage engine').choices(['embedded', 'jetstream']).default('embedded'))
     .addOption(new Option('--nats <urls>', 'NATS servers for --engine jetstream (comma-separated)').env('BROOK_NATS').default('nats://127.0.0.1:4222'))
     .option('--nats-prefix <prefix>', 'prefix of the JetStream streams and KV buckets Brook creates', 'BROOK')
+    .option('--cdc-url <url>', 'capture row changes from this PostgreSQL database (postgres://...)')
+    .option('--cdc-tables <list>', 'tables to capture with --cdc-url, comma-separated schema.table')
+    .option('--cdc-schemas <list>', 'schemas to capture whole with --cdc-url, comma-separated')
+    .option('--cdc-slot <name>', 'replication slot of the CDC source (created if missing)', 'brook_cdc')
+    .option('--cdc-publication <name>', 'publication of the CDC source (created if missing)', 'brook_cdc')
+    .option('--cdc-topic-prefix <prefix>', 'CDC topics are <prefix>.<schema>.<table>', 'cdc')
     .action(
       async (opts: {
         port: number;
@@ -120,6 +126,12 @@ Examples:
         engine: 'embedded' | 'jetstream';
         nats: string;
         natsPrefix: string;
+        cdcUrl?: string;
+        cdcTables?: string;
+        cdcSchemas?: string;
+        cdcSlot: string;
+        cdcPublication: string;
+        cdcTopicPrefix: string;
       }) => {
         await start(
           {
@@ -135,6 +147,17 @@ Examples:
             engine: opts.engine,
             nats: opts.nats,
             natsPrefix: opts.natsPrefix,
+            cdc:
+              opts.cdcUrl === undefined
+                ? undefined
+                : {
+                    url: opts.cdcUrl,
+                    tables: opts.cdcTables,
+                    schemas: opts.cdcSchemas,
+                    slot: opts.cdcSlot,
+                    publication: opts.cdcPublication,
+                    topicPrefix: opts.cdcTopicPrefix,
+                  },
           },
           process.stdout,
         );
