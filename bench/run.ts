@@ -2,7 +2,7 @@
  * Brook's benchmark harness: `node --import tsx bench/run.ts [--quick] [--only=log,scale] …`.
  * Runs the disk floor, the log suite (Brook in-process, over HTTP and on JetStream, NATS
  * JetStream, Redis Streams on the same workload), the scale suite, the sdk suite (Brook's
- * TypeScript SDK against NATS and Redis clients), the latency suite (end-to-end at a steady rate)
+ * TypeScript SDK against NATS and Redis clients), the latency suite (end-to-end at a steady rate),
  * the groups suite (consumer-group consumption and rebalancing) and the cdc suite (PostgreSQL
  * commit → subscriber against a bare pg-logical-replication consumer); prints tables with ratios
  * and targets and writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists

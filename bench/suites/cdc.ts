@@ -19,7 +19,10 @@
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import type { BrookClient, Consumer } from '../../src/client/index.js';
+import { CdcSource, parseCdcSourceConfig } from '../../src/cdc/index.js';
 import { decodePgoutput } from '../../src/cdc/pgoutput-decoder.js';
+import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
+import { pino } from 'pino';
 import { ReplicationConnection } from '../../src/cdc/replication-connection.js';
 import type { BenchOptions } from '../lib/args.js';
 import { ChildServer, freePort, sleep } from '../lib/processes.js';
@@ -37,7 +40,7 @@ const WRITERS = 4;
 const PAYLOAD = 'x'.repeat(64);
 const DRAIN_MS = 15_000;
 
-export type CdcSystemName = 'brook-cdc' | 'pg-logical-replication' | 'brook-decoder';
+export type CdcSystemName = 'brook-cdc' | 'brook-cdc-topic' | 'pg-logical-replication' | 'brook-decoder';
 
 export interface CdcLatencyRun {
   readonly system: CdcSystemName;
@@ -118,7 +121,7 @@ async function dropDatabase(name: string): Promise<void> {
 
 const dbUrl = (db: string): string => `postgres://postgres@127.0.0.1:5432/${db}`;
 
-class BrookCdc implements CdcSystem {
+export class BrookCdc implements CdcSystem {
   readonly name = 'brook-cdc' as const;
   readonly failures: string[] = [];
   private server: ChildServer | null = null;
@@ -139,6 +142,12 @@ class BrookCdc implements CdcSystem {
     const args = [this.options.serverBin, 'start', '--port', String(port), '--host', '127.0.0.1', '--data', this.dataDir, '--log-level', 'warn'];
     args.push('--cdc-url', dbUrl(db), '--cdc-tables', `public.${TABLE}`, '--cdc-slot', 'brook_bench', '--cdc-publication', 'brook_bench');
     ({ server: this.server } = await ChildServer.start({ name: 'brook', command: process.execPath, args, cwd: REPO_ROOT, ready: () => http.healthy(), readyTimeoutMs: 60_000, pollMs: 5 }));
+    // The server answers /healthz while its CDC source still starts; the topic appears once it streams.
+    const deadline = nowMs() + 60_000;
+    while (!(await this.topicExists(http))) {
+      if (nowMs() > deadline) throw new Error(`cdc.public.${TABLE} did not appear within 60 s`);
+      await sleep(20);
+    }
     this.client = sdkClient(`http://127.0.0.1:${port}`, this.errors, { reconnect: false });
     await this.client.connect();
     const consumer = this.client.consumer<{ after: { tx: number } | null }>({ topic: `cdc.public.${TABLE}`, partition: 0, from: 'earliest' });
@@ -149,6 +158,15 @@ class BrookCdc implements CdcSystem {
     })().catch((err: unknown) => {
       this.failures.push(errorText(err));
     });
+  }
+
+  private async topicExists(http: BrookHttpClient): Promise<boolean> {
+    try {
+      await http.expect('GET', `/v1/topics/cdc.public.${TABLE}`, [200]);
+      return true;
+    } catch {
+      return false; // 404 until the source has created it
+    }
   }
 
   async stop(): Promise<void> {
@@ -168,7 +186,60 @@ class BrookCdc implements CdcSystem {
   }
 }
 
-class PgLogicalReplication implements CdcSystem {
+/**
+ * Commit → Brook topic: the CDC source and an embedded engine in the bench process, and a reader
+ * that waits on the engine (waitForData) and reads what became durable. No network hop after
+ * Brook, so this is the CDC path alone.
+ */
+export class BrookCdcTopic implements CdcSystem {
+  readonly name = 'brook-cdc-topic' as const;
+  readonly failures: string[] = [];
+  private engine: EmbeddedEngine | null = null;
+  private source: CdcSource | null = null;
+  private dataDir: string | null = null;
+  private reading: Promise<void> = Promise.resolve();
+  private readonly abort = new AbortController();
+
+  constructor(private readonly options: BenchOptions) {}
+
+  async start(db: string, onRow: (tx: number) => void): Promise<void> {
+    this.dataDir = makeTempDir(this.options.dir, 'cdc-topic');
+    const engine = new EmbeddedEngine({ dataDir: this.dataDir });
+    this.engine = engine;
+    await engine.open();
+    const config = parseCdcSourceConfig({ url: dbUrl(db), tables: [`public.${TABLE}`], slot: 'topic_bench', publication: 'topic_bench' });
+    this.source = new CdcSource({ config, engine, logger: pino({ level: 'warn' }) });
+    await this.source.start();
+    const topic = `cdc.public.${TABLE}`;
+    const signal = this.abort.signal;
+    this.reading = (async () => {
+      let offset = 0;
+      while (!signal.aborted) {
+        if (!(await engine.waitForData(topic, 0, offset, { timeoutMs: 1000, signal }))) continue;
+        const r = await engine.read(topic, 0, offset, { maxRecords: 5000 });
+        for (const rec of r.records) {
+          // The value is JSON; the tx number is the only field needed: {"before":null,"after":{"id":"..","tx":N,...
+          const text = Buffer.from(rec.value!.buffer, rec.value!.byteOffset, rec.value!.byteLength).toString('latin1');
+          const at = text.indexOf('"tx":');
+          if (at !== -1) onRow(parseInt(text.slice(at + 5, at + 20), 10));
+        }
+        offset = r.nextOffset;
+      }
+    })().catch((err: unknown) => {
+      if (!signal.aborted) this.failures.push(errorText(err));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.reading;
+    await this.source?.stop();
+    await this.engine?.close();
+    if (this.dataDir !== null) await removeTempDir(this.dataDir);
+  }
+}
+
+export class PgLogicalReplication implements CdcSystem {
   readonly name = 'pg-logical-replication' as const;
   readonly failures: string[] = [];
   private service: LogicalReplicationService | null = null;
@@ -196,7 +267,7 @@ class PgLogicalReplication implements CdcSystem {
   }
 }
 
-class BrookDecoder implements CdcSystem {
+export class BrookDecoder implements CdcSystem {
   readonly name = 'brook-decoder' as const;
   readonly failures: string[] = [];
   private connection: ReplicationConnection | null = null;
@@ -241,6 +312,8 @@ class BrookDecoder implements CdcSystem {
 /** Commits `rowsPerTx`-row transactions through WRITERS connections, round-robin. */
 class Writers {
   private clients: pg.Client[] = [];
+  /** Per connection, the statement queued last: pg wants one query at a time per client. */
+  private tails: Promise<unknown>[] = [];
   private next = 0;
   inFlight = 0;
   readonly failures: string[] = [];
@@ -251,16 +324,19 @@ class Writers {
       c.on('error', (err) => this.failures.push(errorText(err)));
       await c.connect();
       this.clients.push(c);
+      this.tails.push(Promise.resolve());
     }
   }
 
   commit(tx: number, rowsPerTx: number, idBase: number): Promise<void> {
-    const c = this.clients[this.next++ % this.clients.length]!;
+    const i = this.next++ % this.clients.length;
+    const c = this.clients[i]!;
     const first = idBase + tx * rowsPerTx;
     this.inFlight++;
-    return c
-      .query(`INSERT INTO ${TABLE} (id, tx, payload) SELECT g, $1, $2 FROM generate_series($3::bigint, $4::bigint) g`, [tx, PAYLOAD, first, first + rowsPerTx - 1])
-      .then(
+    const sql = `INSERT INTO ${TABLE} (id, tx, payload) SELECT g, $1, $2 FROM generate_series($3::bigint, $4::bigint) g`;
+    const done = this.tails[i]!.then(() => c.query(sql, [tx, PAYLOAD, first, first + rowsPerTx - 1]));
+    this.tails[i] = done.catch(() => undefined);
+    return done.then(
         () => {
           this.inFlight--;
         },
@@ -277,7 +353,7 @@ class Writers {
   }
 }
 
-async function latencyRun(system: CdcSystem, rate: number, seconds: number): Promise<CdcLatencyRun> {
+export async function latencyRun(system: CdcSystem, rate: number, seconds: number): Promise<CdcLatencyRun> {
   const rowsPerTx = Math.max(1, Math.round(rate / 1000));
   const txRate = rate / rowsPerTx;
   const warmTx = Math.round(txRate);
@@ -318,7 +394,7 @@ async function latencyRun(system: CdcSystem, rate: number, seconds: number): Pro
   }
 }
 
-async function throughputRun(system: CdcSystem, changes: number): Promise<CdcThroughputRun> {
+export async function throughputRun(system: CdcSystem, changes: number): Promise<CdcThroughputRun> {
   const rowsPerTx = 100;
   const txs = Math.ceil(changes / rowsPerTx);
   const total = txs * rowsPerTx;
@@ -359,7 +435,7 @@ async function throughputRun(system: CdcSystem, changes: number): Promise<CdcThr
 export async function runCdc(options: BenchOptions): Promise<CdcResult> {
   const seconds = options.quick ? 5 : 15;
   const changes = options.quick ? 200_000 : 1_000_000;
-  const make = (): CdcSystem[] => [new BrookCdc(options), new PgLogicalReplication(), new BrookDecoder()];
+  const make = (): CdcSystem[] => [new BrookCdc(options), new BrookCdcTopic(options), new PgLogicalReplication(), new BrookDecoder()];
   const latency: CdcLatencyRun[] = [];
   for (const rate of [1_000, 10_000]) {
     progress(`cdc: commit → subscriber at ${int(rate)} changes/s for ${seconds} s (+1 s warm-up)`);

@@ -321,14 +321,19 @@ export class CdcSource {
           (lag) => {
             if (lag !== null) this.metrics.slotLagBytes(c.name, lag);
           },
-          (err: unknown) => this.logger.warn({ err }, 'could not read the slot lag'),
+          (err: unknown) => {
+            // A read cut short by the session ending is not worth a warning.
+            if (this.endSession !== null) this.logger.warn({ err }, 'could not read the slot lag');
+          },
         );
       };
       timers.push(setInterval(lagTick, c.lagIntervalMs));
       if (c.heartbeatIntervalMs > 0) {
         timers.push(
           setInterval(() => {
-            catalog.heartbeat().catch((err: unknown) => this.logger.warn({ err }, 'CDC heartbeat failed'));
+            catalog.heartbeat().catch((err: unknown) => {
+              if (this.endSession !== null) this.logger.warn({ err }, 'CDC heartbeat failed');
+            });
           }, c.heartbeatIntervalMs),
         );
       }

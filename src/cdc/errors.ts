@@ -67,7 +67,7 @@ export function fromPgError(err: unknown, context: { slot: string; user?: string
         { cause: err },
       );
     }
-    if (/has been invalidated|cannot read from logical replication slot/i.test(message)) {
+    if (/has been invalidated|cannot read from logical replication slot|can no longer get changes from replication slot/i.test(message)) {
       return slotInvalidatedError(context.slot, err);
     }
     if (/wal_level/i.test(message)) {
