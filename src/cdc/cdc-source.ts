@@ -210,7 +210,7 @@ export class CdcSource {
           const exporter = new ReplicationConnection(c.url, c.slot);
           try {
             await exporter.connect();
-            const created = await exporter.createSlot(resume ? `${c.slot}_snap_${process.pid}` : c.slot, { exportSnapshot: true, temporary: resume });
+            const created = await exporter.createSlot(resume ? `${c.slot.slice(0, 40)}_snap_${process.pid}` : c.slot, { exportSnapshot: true, temporary: resume });
             this.logger.info({ snapshot: id, tables: todo.length, consistentPoint: formatLsn(created.consistentPoint), resume }, 'CDC snapshot started');
             await runSnapshot({
               url: c.url,
@@ -226,8 +226,12 @@ export class CdcSource {
               progressTopic,
               metrics: this.metrics,
               failed: () => sessionError,
+              resetFirst: resume,
             });
-            const skipRecord: Record<string, string> = resume ? Object.fromEntries(todo.map((t) => [`${t.schema}.${t.table}`, formatLsn(created.consistentPoint)])) : {};
+            const skipRecord: Record<string, string> = {
+              ...(resume ? state.skip : {}),
+              ...(resume ? Object.fromEntries(todo.map((t) => [`${t.schema}.${t.table}`, formatLsn(created.consistentPoint)])) : {}),
+            };
             await append(this.engine, progressTopic, { snapshot: id, status: 'complete', skip: skipRecord });
             for (const [table, lsn] of Object.entries(skipRecord)) {
               const t = byName.get(table);

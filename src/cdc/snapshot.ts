@@ -20,7 +20,14 @@ import type { Tuple } from './pgoutput-decoder.js';
 /** A progress record in `<prefix>.snapshot-progress`. */
 export type SnapshotProgress =
   | { readonly snapshot: string; readonly status: 'started'; readonly tables: readonly string[] }
-  | { readonly snapshot: string; readonly status: 'table_done'; readonly table: string; readonly rows: number }
+  | {
+      readonly snapshot: string;
+      readonly status: 'table_done';
+      readonly table: string;
+      readonly rows: number;
+      /** Set when the table was read after the slot's start (a resumed snapshot): stream events committed before it are in the read. */
+      readonly skipBefore?: string;
+    }
   | {
       readonly snapshot: string;
       readonly status: 'complete';
@@ -49,15 +56,17 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
       if (!rec.value) continue;
       const p = JSON.parse(Buffer.from(rec.value).toString('utf8')) as SnapshotProgress;
       if (p.status === 'started') {
-        // A later attempt of the same snapshot keeps the tables already done.
-        if (p.snapshot !== snapshot && complete) done = new Set();
+        // A new snapshot (new slot) starts over; a resumed one writes no `started`.
+        done = new Set();
+        skip = {};
         snapshot = p.snapshot;
         complete = false;
       } else if (p.status === 'table_done') {
         done.add(p.table);
+        if (p.skipBefore !== undefined) skip[p.table] = p.skipBefore;
       } else {
         complete = true;
-        skip = { ...p.skip };
+        skip = { ...skip, ...p.skip };
       }
     }
     if (r.records.length === 0) break;
@@ -80,6 +89,12 @@ export interface SnapshotRunOptions {
   readonly progressTopic: string;
   readonly metrics: CdcMetricsSink;
   readonly failed: () => unknown;
+  /**
+   * A resumed snapshot: each table starts with a `t` event (snapshot: true) so a consumer that
+   * applies events in order drops rows read before the interruption (some may have been deleted
+   * since) before the re-read.
+   */
+  readonly resetFirst: boolean;
 }
 
 const RAW_TEXT = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
@@ -100,7 +115,13 @@ export async function runSnapshot(o: SnapshotRunOptions): Promise<void> {
     for (const table of o.tables) {
       const qualified = `${table.schema}.${table.table}`;
       const rows = await snapshotTable(client, table, lsnText, o);
-      await append(o.engine, o.progressTopic, { snapshot: o.snapshotId, status: 'table_done', table: qualified, rows });
+      await append(o.engine, o.progressTopic, {
+        snapshot: o.snapshotId,
+        status: 'table_done',
+        table: qualified,
+        rows,
+        ...(o.resetFirst ? { skipBefore: lsnText } : {}),
+      });
     }
     await client.query('COMMIT');
   } catch (err) {
@@ -118,6 +139,19 @@ async function snapshotTable(client: pg.Client, table: PreparedTable, lsnText: s
   let total = 0;
   let previous: DurabilityWaiter | null = null;
   const snapshotHeader = { [SNAPSHOT_HEADER]: o.snapshotId };
+  if (o.resetFirst) {
+    const now = Date.now();
+    const reset: ChangeEvent = {
+      before: null,
+      after: null,
+      op: 't',
+      source: { connector: 'brook', db: o.db, schema: table.schema, table: table.table, lsn: lsnText, txId: null, seq: null, ts_ms: now, snapshot: true },
+      ts_ms: now,
+    };
+    const value = encodeEvent(reset);
+    previous = { outstanding: 0 };
+    for (let p = 0; p < table.partitions; p++) o.writer.write(table.topic, p, { key: null, value, headers: snapshotHeader }, previous);
+  }
   for (;;) {
     const result = await client.query<unknown[]>({ text: `FETCH ${o.chunkRows} FROM brook_snapshot`, rowMode: 'array' });
     if (schema === null) {

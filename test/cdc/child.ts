@@ -14,14 +14,19 @@ export interface RunningChild {
 }
 
 /** Starts a Brook child running one CDC source; resolves once it streams. */
-export async function startChild(dataDir: string, source: Record<string, unknown>, nodeFlags: readonly string[] = []): Promise<RunningChild> {
+export async function startChild(
+  dataDir: string,
+  source: Record<string, unknown>,
+  nodeFlags: readonly string[] = [],
+  waitUntilReady = true,
+): Promise<RunningChild> {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', CHILD, JSON.stringify({ dataDir, source })], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
+  const ready = new Promise<void>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`CDC child did not start: ${stderr}`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
@@ -39,6 +44,8 @@ export async function startChild(dataDir: string, source: Record<string, unknown
       reject(new Error(`CDC child exited with ${code}: ${stderr}`));
     });
   });
+  if (waitUntilReady) await ready;
+  else ready.catch(() => undefined); // the caller kills it before it is ready
   return {
     process: child,
     pid: child.pid!,
