@@ -55,6 +55,8 @@ export class CdcSource {
   /** Ends the current session (stop or error). */
   private endSession: ((err?: unknown) => void) | null = null;
   private sessionClosed: Promise<void> | null = null;
+  /** Cuts a reconnect backoff short on stop. */
+  private wake: (() => void) | null = null;
 
   constructor(options: CdcSourceOptions) {
     this.config = options.config;
@@ -122,10 +124,21 @@ export class CdcSource {
           this.state = 'reconnecting';
           const delay = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt++);
           this.logger.warn({ err, code: err.code, retryInMs: Math.round(delay) }, 'CDC session ended; reconnecting');
-          await new Promise((resolve) => setTimeout(resolve, delay));
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            this.wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.wake = null;
         }
       }
       this.state = 'stopped';
+      if (first) {
+        first = false;
+        failedFirst(new CdcError('CDC_CONNECTION', `CDC source ${this.config.name} was stopped before it started streaming`));
+      }
     })();
     await firstStart;
   }
@@ -134,6 +147,7 @@ export class CdcSource {
   async stop(): Promise<void> {
     this.stopping = true;
     this.endSession?.();
+    this.wake?.();
     await this.sessionClosed;
     await this.running;
     this.state = 'stopped';
@@ -147,6 +161,22 @@ export class CdcSource {
     const timers: NodeJS.Timeout[] = [];
     let closeResolve!: () => void;
     this.sessionClosed = new Promise<void>((resolve) => (closeResolve = resolve));
+    let sessionError: unknown = null;
+    let fail!: (err: unknown) => void;
+    const ended = new Promise<void>((resolve, reject) => {
+      fail = (err) => {
+        if (err === undefined) resolve();
+        else {
+          sessionError ??= err;
+          reject(err);
+        }
+      };
+    });
+    ended.catch(() => undefined); // observed below through Promise.race
+    this.endSession = (err) => fail(err);
+
+    // A stop during the pre-flight or the snapshot ends them at their next check.
+    const stopped = (): unknown => sessionError ?? (this.stopping ? new CdcError('CDC_CONNECTION', 'the source is stopping') : null);
     try {
       await catalog.connect();
       await catalog.checkServer();
@@ -158,20 +188,6 @@ export class CdcSource {
       await this.ensureTopic(progressTopic, 1);
       const prepared = new Map<number, PreparedTable>();
       for (const t of tables) prepared.set(t.oid, await this.prepare(t));
-
-      let sessionError: unknown = null;
-      let fail!: (err: unknown) => void;
-      const ended = new Promise<void>((resolve, reject) => {
-        fail = (err) => {
-          if (err === undefined) resolve();
-          else {
-            sessionError ??= err;
-            reject(err);
-          }
-        };
-      });
-      ended.catch(() => undefined); // observed below through Promise.race
-      this.endSession = (err) => fail(err);
 
       let pipeline: StreamPipeline | null = null;
       let pausedForPressure = false;
@@ -225,7 +241,7 @@ export class CdcSource {
               engine: this.engine,
               progressTopic,
               metrics: this.metrics,
-              failed: () => sessionError,
+              failed: stopped,
               resetFirst: resume,
             });
             const skipRecord: Record<string, string> = {
@@ -271,6 +287,8 @@ export class CdcSource {
       for (const t of prepared.values()) await readFloors(t.topic, t.partitions);
       await readFloors(txTopic, 1);
 
+      const stopError = stopped();
+      if (stopError !== null) throw stopError;
       repl = new ReplicationConnection(c.url, c.slot);
       await repl.connect();
       const connection = repl;
