@@ -8,7 +8,7 @@
  */
 import { partitionForKey } from '../engine/index.js';
 import type { CapturedTable } from './catalog.js';
-import { encodeEvent, TableSchema, type ChangeEvent, type Op } from './envelope.js';
+import { TableSchema, type Op } from './envelope.js';
 import { CdcError } from './errors.js';
 import type { DurabilityWaiter, LogWriter } from './log-writer.js';
 import { formatLsn, type Lsn } from './lsn.js';
@@ -50,6 +50,8 @@ interface OpenTransaction extends DurabilityWaiter {
   endLsn: Lsn;
   committed: boolean;
   readonly counts: Map<string, number>;
+  /** `source` JSON up to `seq`, per table, built once per transaction. */
+  readonly sourcePrefixes: Map<number, string>;
   /** Events per op, reported to metrics once per transaction rather than per event. */
   readonly ops: Record<Op, number>;
 }
@@ -156,6 +158,7 @@ export class StreamPipeline {
           outstanding: 0,
           counts: new Map(),
           ops: { c: 0, u: 0, d: 0, r: 0, t: 0 },
+          sourcePrefixes: new Map(),
         };
         return;
       case 'commit':
@@ -263,27 +266,18 @@ export class StreamPipeline {
     }
     const table = this.o.tables.get(schema.oid)!;
     const keyTuple = after ?? before;
-    const key = op === 't' || keyTuple === null ? null : schema.key(keyTuple);
+    const keyText = op === 't' || keyTuple === null ? null : schema.keyJson(keyTuple);
+    const key = keyText === null ? null : Buffer.from(keyText);
     const unchanged: string[] = [];
-    const event: ChangeEvent = {
-      before: before === null ? null : schema.row(before, undefined, beforeKind === 'K' || (beforeKind === null && op === 'd')),
-      after: after === null ? null : schema.row(after, unchanged),
-      op,
-      source: {
-        connector: 'brook',
-        db: this.o.db,
-        schema: schema.schema,
-        table: schema.table,
-        lsn: tx.lsnText,
-        txId: tx.xid,
-        seq,
-        ts_ms: tx.commitTime,
-        snapshot: false,
-      },
-      ts_ms: Date.now(),
-      ...(unchanged.length > 0 ? { unchanged_toast: unchanged } : {}),
-    };
-    const value = encodeEvent(event);
+    // The envelope as text in one pass (docs/cdc.md): same bytes as JSON.stringify of a ChangeEvent.
+    const beforeJson = before === null ? 'null' : schema.rowJson(before, undefined, beforeKind === 'K' || (beforeKind === null && op === 'd'));
+    const afterJson = after === null ? 'null' : schema.rowJson(after, unchanged);
+    let sourcePrefix = tx.sourcePrefixes.get(schema.oid);
+    if (sourcePrefix === undefined) tx.sourcePrefixes.set(schema.oid, (sourcePrefix = schema.sourcePrefix(this.o.db, tx.lsnText, tx.xid)));
+    const value = Buffer.from(
+      `{"before":${beforeJson},"after":${afterJson},"op":"${op}","source":${sourcePrefix}${seq},"ts_ms":${tx.commitTime},"snapshot":false},"ts_ms":${Date.now()}` +
+        `${unchanged.length > 0 ? `,"unchanged_toast":${JSON.stringify(unchanged)}` : ''}}`,
+    );
     const headers = { [LSN_HEADER]: tx.lsnText, [SEQ_HEADER]: String(seq) };
     if (op === 't') {
       for (let p = 0; p < table.partitions; p++) this.write(table.topic, p, { key: null, value, headers }, tx, seq);

@@ -45,7 +45,8 @@ describe.runIf(available)('brook start with CDC', () => {
       ]);
       const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).toMatch(/brook_cdc_events_total\{source="[^"]+",op="u"\} 1/);
-      expect(metrics).toMatch(/brook_cdc_confirmed_lsn/);
+      expect(metrics).toMatch(/brook_cdc_confirmed_lsn\{source="[^"]+"\} [1-9]/);
+      expect(metrics).toMatch(/brook_cdc_slot_lag_bytes\{source="[^"]+"\} \d+/);
     } finally {
       cli.child.kill('SIGTERM');
       expect((await cli.exited()).code).toBe(0);

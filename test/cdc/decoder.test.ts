@@ -154,3 +154,36 @@ describe('PostgreSQL error mapping', () => {
     expect(fromPgError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), { slot: 's' }).code).toBe('CDC_CONNECTION');
   });
 });
+
+describe('envelope rows', () => {
+  it('rowJson is JSON.stringify of row for any tuple', async () => {
+    const { TableSchema } = await import('../../src/cdc/envelope.js');
+    const columns = [
+      { name: 'id', typeOid: 20, typeMod: -1, isKey: true },
+      { name: 'n "quoted"', typeOid: 23, typeMod: -1, isKey: false },
+      { name: 'j', typeOid: 3802, typeMod: -1, isKey: false },
+      { name: 't', typeOid: 25, typeMod: -1, isKey: false },
+      { name: 'arr', typeOid: 1009, typeMod: -1, isKey: false },
+    ];
+    const schema = new TableSchema(1, 'public', 'x', 'cdc.public.x', 'd', columns, ['id'], new Map());
+    const cell = <T>(gen: fc.Arbitrary<T>) => fc.oneof(gen, fc.constant(null), fc.constant(UNCHANGED_TOAST));
+    fc.assert(
+      fc.property(
+        fc.tuple(
+          fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String),
+          cell(fc.integer().map(String)),
+          cell(fc.json()),
+          cell(fc.string()),
+          cell(fc.array(fc.string({ unit: 'grapheme-ascii' }).filter((s) => !/[{},"\\\s]/.test(s) && s !== 'NULL' && s.length > 0)).map((a) => `{${a.join(',')}}`)),
+        ),
+        (tuple) => {
+          const a: string[] = [];
+          const b: string[] = [];
+          expect(schema.rowJson(tuple, a)).toBe(JSON.stringify(schema.row(tuple, b)));
+          expect(a).toEqual(b);
+          expect(schema.rowJson(tuple, undefined, true)).toBe(JSON.stringify(schema.row(tuple, undefined, true)));
+        },
+      ),
+    );
+  });
+});
