@@ -222,6 +222,33 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
     await stopSource(source);
   });
 
+  it('captures whole schemas, including tables created while streaming', async () => {
+    await db.client.query(`CREATE SCHEMA shop; CREATE TABLE shop.items (id int PRIMARY KEY, name text); INSERT INTO shop.items VALUES (1, 'old')`);
+    const prefix = db.unique('t7');
+    const source = await startSource({ schemas: ['shop'], slot: db.unique('slot'), publication: db.unique('pub'), topicPrefix: prefix });
+    // A new table mid-stream: its topic is created when its Relation message arrives, and the
+    // changes queued behind it in the same transaction keep their order.
+    await db.client.query(`CREATE TABLE shop.carts (id int PRIMARY KEY, n int)`);
+    await db.client.query(`BEGIN; INSERT INTO shop.carts SELECT g, g FROM generate_series(1, 500) g; INSERT INTO shop.items VALUES (2, 'new'); COMMIT`);
+    const carts = await eventually(async () => {
+      const topics = (await engine.listTopics()).map((t) => t.name);
+      if (!topics.includes(`${prefix}.shop.carts`)) return null;
+      const e = await readTopic(engine, `${prefix}.shop.carts`);
+      return e.length >= 500 ? e : null;
+    });
+    expect(carts.map((e) => e.value.after!['id'])).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    expect(carts.map((e) => e.value.source.seq)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    const items = await eventually(async () => {
+      const e = await readTopic(engine, `${prefix}.shop.items`);
+      return e.length >= 2 ? e : null;
+    });
+    expect(items.map((e) => [e.value.op, e.value.after!['name'], e.value.source.seq])).toEqual([
+      ['r', 'old', null],
+      ['c', 'new', 500],
+    ]);
+    await stopSource(source);
+  });
+
   it('idle captured tables do not hold WAL back', async () => {
     await db.client.query(`CREATE TABLE idle_t (id int PRIMARY KEY); CREATE TABLE busy_t (id int PRIMARY KEY, pad text)`);
     const slot = db.unique('slot');
