@@ -60,7 +60,12 @@ export class LogWriter {
   }
 
   write(topic: string, partition: number, record: ProduceRecord, waiter: DurabilityWaiter): void {
-    if (this.failed !== null) return;
+    // After a failed append nothing is written, and the waiter never completes: nothing after
+    // the failure can be confirmed to PostgreSQL.
+    if (this.failed !== null) {
+      waiter.outstanding++;
+      return;
+    }
     const bytes = (record.value?.length ?? 0) + (record.key?.length ?? 0) + 64;
     const id = `${partition}:${topic}`;
     let q = this.partitions.get(id);
@@ -111,6 +116,7 @@ export class LogWriter {
         this.flush(q);
       },
       (err: unknown) => {
+        // The batch's waiters keep their counts: they never complete.
         q.inFlight = false;
         this.settle();
         if (this.failed === null) {

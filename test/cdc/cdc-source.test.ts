@@ -3,6 +3,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
+import { PartitionBusyError, type Engine } from '../../src/engine/index.js';
 import { CdcError, CdcSource, parseCdcSourceConfig, parseLsn, UNCHANGED_TOAST_SENTINEL, walLevelError, type CdcSourceInput } from '../../src/cdc/index.js';
 import { requireService } from '../helpers/services.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -246,6 +247,49 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
       ['r', 'old', null],
       ['c', 'new', 500],
     ]);
+    await stopSource(source);
+  });
+
+  it('recovers from failed appends without a gap or a duplicate', async () => {
+    await db.client.query(`CREATE TABLE flaky_t (id int PRIMARY KEY)`);
+    // The real engine, with every append between the 20th and the 30th refused as the engine does
+    // under overload: the session ends, nothing after the failure is confirmed, and it reconnects.
+    let appends = 0;
+    let refused = 0;
+    const flaky = new Proxy(engine, {
+      get(target, prop, receiver) {
+        if (prop === 'append') {
+          return (topic: string, partition: number, ...rest: unknown[]) => {
+            appends++;
+            if (topic.endsWith('.flaky_t') && appends > 20 && refused < 10) {
+              refused++;
+              return Promise.reject(new PartitionBusyError(topic, partition, 1));
+            }
+            return (target.append as (...a: unknown[]) => unknown).call(target, topic, partition, ...rest);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as Engine;
+    const prefix = db.unique('t8');
+    const source = new CdcSource({
+      config: parseCdcSourceConfig({ url: db.url, tables: ['public.flaky_t'], slot: db.unique('slot'), publication: db.unique('pub'), topicPrefix: prefix, heartbeatIntervalMs: 0 }),
+      engine: flaky,
+      logger,
+    });
+    await source.start();
+    sources.push(source);
+    // 300 transactions back to back (one simple query), so more arrive while an append fails.
+    await db.client.query(Array.from({ length: 300 }, (_, i) => `BEGIN; INSERT INTO flaky_t VALUES (${i + 1}); COMMIT;`).join(' '));
+    const events = await eventually(async () => {
+      const e = await readTopic(engine, `${prefix}.public.flaky_t`);
+      return e.length >= 300 ? e : null;
+    }, 30_000, 'all 300 inserts');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(refused).toBe(10);
+    expect((await readTopic(engine, `${prefix}.public.flaky_t`)).map((e) => e.value.after!['id'])).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    expect(events.length).toBe(300);
     await stopSource(source);
   });
 
