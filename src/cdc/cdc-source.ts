@@ -116,7 +116,8 @@ export class CdcSource {
             failedFirst(err);
             return;
           }
-          if (err.fatal && err.code !== 'CDC_PROTOCOL') {
+          // A slot still held by a walsender that outlived our last connection frees up by itself.
+          if (err.fatal && err.code !== 'CDC_PROTOCOL' && err.code !== 'CDC_SLOT_IN_USE') {
             this.state = 'failed';
             this.logger.error({ err, code: err.code }, 'CDC source stopped: needs attention');
             return;
@@ -213,6 +214,13 @@ export class CdcSource {
       let slot = await catalog.slotState();
       const skip = new Map<number, Lsn>();
       const byName = new Map([...prepared.values()].map((t) => [`${t.schema}.${t.table}`, t]));
+      if (slot?.active) {
+        const deadline = Date.now() + c.slotBusyWaitMs;
+        while (slot?.active && Date.now() < deadline && stopped() === null) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          slot = await catalog.slotState();
+        }
+      }
       if (slot) catalog.assertUsableSlot(slot);
       if (c.snapshot) {
         const state = await readSnapshotState(this.engine, progressTopic);

@@ -37,6 +37,12 @@ export const cdcSourceSchema = z.strictObject({
   statusIntervalMs: z.number().int().min(10).default(1000),
   /** pg_logical_emit_message heartbeat period, 0 = off. @defaultValue 10_000 */
   heartbeatIntervalMs: z.number().int().min(0).default(10_000),
+  /**
+   * How long a start waits for a slot that is still active (the walsender of a Brook that just
+   * crashed or lost its connection can outlive it briefly) before reporting CDC_SLOT_IN_USE.
+   * @defaultValue 10_000
+   */
+  slotBusyWaitMs: z.number().int().min(0).default(10_000),
   /** How often slot lag is read. @defaultValue 5000 */
   lagIntervalMs: z.number().int().min(100).default(5000),
 });

@@ -345,7 +345,7 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
       await db.client.query(`CREATE TABLE inuse_t (id int PRIMARY KEY)`);
       const options = { tables: ['public.inuse_t'], slot: db.unique('slot'), publication: db.unique('pub'), topicPrefix: db.unique('t6') };
       const first = await startSource(options);
-      await expectCode(options, 'CDC_SLOT_IN_USE', /in use by another process/);
+      await expectCode({ ...options, slotBusyWaitMs: 300 }, 'CDC_SLOT_IN_USE', /in use by another process/);
       await stopSource(first);
     });
 
