@@ -293,6 +293,31 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
     await stopSource(source);
   });
 
+  it('reconnects when PostgreSQL ends the replication connection, with no gap or duplicate', async () => {
+    await db.client.query(`CREATE TABLE reconnect_t (id int PRIMARY KEY)`);
+    const slot = db.unique('slot');
+    const prefix = db.unique('t9');
+    const source = await startSource({ tables: ['public.reconnect_t'], slot, publication: db.unique('pub'), topicPrefix: prefix, snapshot: false });
+    const burst = (from: number): string => Array.from({ length: 100 }, (_, i) => `BEGIN; INSERT INTO reconnect_t VALUES (${from + i}); COMMIT;`).join(' ');
+    await db.client.query(burst(1));
+    // Kill the walsender mid-stream, twice, while more transactions commit.
+    for (const from of [101, 201]) {
+      await db.client.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
+      await db.client.query(burst(from));
+    }
+    const events = await eventually(async () => {
+      const e = await readTopic(engine, `${prefix}.public.reconnect_t`);
+      return e.length >= 300 ? e : null;
+    }, 30_000, 'all 300 inserts after reconnects');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await readTopic(engine, `${prefix}.public.reconnect_t`)).map((e) => e.value.after!['id'])).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    expect(events.length).toBe(300);
+    await eventually(async () => source.status().state === 'streaming', 10_000, 'streaming again');
+    // It did lose the connection on the way.
+    expect(source.status().lastError?.code).toBe('CDC_CONNECTION');
+    await stopSource(source);
+  });
+
   it('idle captured tables do not hold WAL back', async () => {
     await db.client.query(`CREATE TABLE idle_t (id int PRIMARY KEY); CREATE TABLE busy_t (id int PRIMARY KEY, pad text)`);
     const slot = db.unique('slot');
