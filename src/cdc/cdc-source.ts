@@ -39,6 +39,16 @@ export interface CdcSourceStatus {
   readonly lastError: { readonly code: string; readonly message: string } | null;
 }
 
+interface LiveSession {
+  readonly pipeline: StreamPipeline;
+  readonly writer: LogWriter;
+  readonly byName: ReadonlyMap<string, PreparedTable>;
+  readonly skip: Map<number, Lsn>;
+  readonly db: string;
+  readonly progressTopic: string;
+  readonly stopped: () => unknown;
+}
+
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 30_000;
 
@@ -57,6 +67,10 @@ export class CdcSource {
   private sessionClosed: Promise<void> | null = null;
   /** Cuts a reconnect backoff short on stop. */
   private wake: (() => void) | null = null;
+  /** What an on-demand snapshot needs from the streaming session, while there is one. */
+  private live: LiveSession | null = null;
+  /** On-demand snapshots run one at a time. */
+  private snapshots: Promise<unknown> = Promise.resolve();
 
   constructor(options: CdcSourceOptions) {
     this.config = options.config;
@@ -154,6 +168,61 @@ export class CdcSource {
     this.state = 'stopped';
   }
 
+  /**
+   * Re-reads `tables` (`schema.table`, captured by this source) while streaming: an on-demand
+   * snapshot. Streaming holds at a transaction boundary while they are read (a blocking
+   * snapshot); each table's topic gets a reset (`op: "t"`, `source.snapshot: true`) and then its
+   * rows (`op: "r"`) as of a fresh exported snapshot, and stream events that read already contains
+   * are dropped, so replaying the topic still gives the table. Progress is in the log: after a
+   * restart it resumes like the initial snapshot.
+   */
+  snapshot(tables: readonly string[]): Promise<void> {
+    const run = this.snapshots.then(() => this.snapshotNow(tables));
+    this.snapshots = run.catch(() => undefined);
+    return run;
+  }
+
+  private async snapshotNow(names: readonly string[]): Promise<void> {
+    const live = this.live;
+    if (live === null) throw new CdcError('CDC_CONNECTION', `CDC source ${this.config.name} is not streaming (state ${this.state})`);
+    const todo = names.map((name) => {
+      const t = live.byName.get(name);
+      if (!t) throw new CdcError('CDC_TABLE_NOT_FOUND', `table ${name} is not captured by CDC source ${this.config.name}`);
+      return t;
+    });
+    const id = randomUUID();
+    await append(this.engine, live.progressTopic, { snapshot: id, status: 'started', tables: [...names], incremental: true });
+    await live.pipeline.hold();
+    const exporter = new ReplicationConnection(this.config.url, this.config.slot);
+    try {
+      await exporter.connect();
+      const created = await exporter.createSlot(`${this.config.slot.slice(0, 40)}_snap_${process.pid}`, { exportSnapshot: true, temporary: true });
+      this.logger.info({ snapshot: id, tables: names, consistentPoint: formatLsn(created.consistentPoint) }, 'CDC on-demand snapshot started');
+      await runSnapshot({
+        url: this.config.url,
+        snapshotName: created.snapshotName!,
+        consistentPoint: created.consistentPoint,
+        snapshotId: id,
+        tables: todo,
+        db: live.db,
+        source: this.config.name,
+        chunkRows: this.config.snapshotChunkRows,
+        writer: live.writer,
+        engine: this.engine,
+        progressTopic: live.progressTopic,
+        metrics: this.metrics,
+        failed: live.stopped,
+        resetFirst: true,
+      });
+      for (const t of todo) live.skip.set(t.oid, created.consistentPoint);
+      await append(this.engine, live.progressTopic, { snapshot: id, status: 'complete', skip: {} });
+      this.logger.info({ snapshot: id }, 'CDC on-demand snapshot complete');
+    } finally {
+      await exporter.close();
+      live.pipeline.release();
+    }
+  }
+
   private async session(onStreaming: () => void): Promise<void> {
     const c = this.config;
     const catalog = new Catalog(c.url, c.slot);
@@ -228,7 +297,10 @@ export class CdcSource {
           this.state = 'snapshotting';
           const resume = slot !== null;
           const id = resume && state.snapshot !== null ? state.snapshot : randomUUID();
-          const todo = [...prepared.values()].filter((t) => !resume || !state.done.has(`${t.schema}.${t.table}`));
+          const todo = [...prepared.values()].filter((t) => {
+            const name = `${t.schema}.${t.table}`;
+            return !resume || (state.tables.has(name) && !state.done.has(name));
+          });
           if (!resume) await append(this.engine, progressTopic, { snapshot: id, status: 'started', tables: todo.map((t) => `${t.schema}.${t.table}`) });
           // A resumed snapshot cannot reuse the lost exported snapshot: a temporary slot exports a new one.
           const exporter = new ReplicationConnection(c.url, c.slot);
@@ -328,6 +400,7 @@ export class CdcSource {
         onError: (err) => fail(err),
       });
       const pipe = pipeline;
+      this.live = { pipeline: pipe, writer, byName, skip, db: catalog.database, progressTopic, stopped };
       if (slot.confirmedFlush !== null) {
         pipe.setConfirmed(slot.confirmedFlush);
         this.confirmed = slot.confirmedFlush;
@@ -387,6 +460,8 @@ export class CdcSource {
     } finally {
       for (const t of timers) clearInterval(t);
       this.endSession = null;
+      this.live?.pipeline.close();
+      this.live = null;
       await repl?.close();
       // Before the next session reads positions, every append of this one must have settled.
       await writer?.idle();

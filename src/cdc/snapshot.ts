@@ -19,7 +19,13 @@ import type { Tuple } from './pgoutput-decoder.js';
 
 /** A progress record in `<prefix>.snapshot-progress`. */
 export type SnapshotProgress =
-  | { readonly snapshot: string; readonly status: 'started'; readonly tables: readonly string[] }
+  | {
+      readonly snapshot: string;
+      readonly status: 'started';
+      readonly tables: readonly string[];
+      /** An on-demand snapshot of some tables while streaming (CdcSource.snapshot), not the initial one. */
+      readonly incremental?: boolean;
+    }
   | {
       readonly snapshot: string;
       readonly status: 'table_done';
@@ -38,6 +44,8 @@ export type SnapshotProgress =
 export interface SnapshotState {
   readonly snapshot: string | null;
   readonly complete: boolean;
+  /** Tables the last snapshot set out to read. */
+  readonly tables: ReadonlySet<string>;
   readonly done: ReadonlySet<string>;
   readonly skip: Readonly<Record<string, string>>;
 }
@@ -47,6 +55,8 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
   let snapshot: string | null = null;
   let complete = false;
   let done = new Set<string>();
+  let tables = new Set<string>();
+  // Skip points accumulate across snapshots: each stays needed until the slot is confirmed past it.
   let skip: Record<string, string> = {};
   const { lowWatermark, highWatermark } = await engine.watermarks(topic, 0);
   let offset = lowWatermark;
@@ -56,9 +66,9 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
       if (!rec.value) continue;
       const p = JSON.parse(Buffer.from(rec.value).toString('utf8')) as SnapshotProgress;
       if (p.status === 'started') {
-        // A new snapshot (new slot) starts over; a resumed one writes no `started`.
+        // A new snapshot starts over; a resumed one writes no `started`.
         done = new Set();
-        skip = {};
+        tables = new Set(p.tables);
         snapshot = p.snapshot;
         complete = false;
       } else if (p.status === 'table_done') {
@@ -72,7 +82,7 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
     if (r.records.length === 0) break;
     offset = r.nextOffset;
   }
-  return { snapshot, complete, done, skip };
+  return { snapshot, complete, tables, done, skip };
 }
 
 export interface SnapshotRunOptions {

@@ -71,6 +71,7 @@ export class StreamPipeline {
   private blocked = false;
   private queued: Buffer[] = [];
   private failed = false;
+  private holdRequested: (() => void) | null = null;
 
   constructor(private readonly o: StreamPipelineOptions) {}
 
@@ -136,6 +137,58 @@ export class StreamPipeline {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Stops processing at the next transaction boundary: the caller's socket is paused and what
+   * already arrived waits in order. Resolves once held (used by on-demand snapshots).
+   */
+  hold(): Promise<void> {
+    return new Promise((resolve) => {
+      const held = (): void => {
+        this.block();
+        resolve();
+      };
+      if (this.tx === null && !this.blocked) held();
+      else this.holdRequested = held;
+    });
+  }
+
+  /** Goes on after `hold()`. */
+  release(): void {
+    if (!this.failed) this.unblock();
+  }
+
+  /** The session is over: nothing more is processed or written. */
+  close(): void {
+    this.failed = true;
+  }
+
+  private block(): void {
+    this.blocked = true;
+    this.o.setBlocked(true);
+  }
+
+  /** Drains what queued while blocked, in order, unless something blocks again. */
+  private unblock(): void {
+    this.blocked = false;
+    const queued = this.queued;
+    this.queued = [];
+    for (let i = 0; i < queued.length; i++) {
+      if (this.blocked) {
+        this.queued = queued.slice(i).concat(this.queued);
+        return;
+      }
+      this.push(queued[i]!, 0);
+    }
+    if (this.blocked) return;
+    const held = this.holdRequested;
+    if (held !== null && this.tx === null) {
+      this.holdRequested = null;
+      held();
+      return;
+    }
+    this.o.setBlocked(false);
   }
 
   private fail(err: unknown): void {
@@ -226,8 +279,7 @@ export class StreamPipeline {
       return;
     }
     // A table this source has not prepared: look it up (and create its topic) before going on.
-    this.blocked = true;
-    this.o.setBlocked(true);
+    this.block();
     this.o.prepareTable(msg.oid).then(
       (prepared) => {
         if (prepared) {
@@ -236,18 +288,7 @@ export class StreamPipeline {
         } else {
           this.ignored.add(msg.oid);
         }
-        this.blocked = false;
-        const queued = this.queued;
-        this.queued = [];
-        for (let i = 0; i < queued.length; i++) {
-          if (this.blocked) {
-            // Blocked again by another new table: keep the rest in order.
-            this.queued = queued.slice(i).concat(this.queued);
-            return;
-          }
-          this.push(queued[i]!, 0);
-        }
-        if (!this.blocked) this.o.setBlocked(false);
+        this.unblock();
       },
       (err: unknown) => this.fail(err),
     );
@@ -325,6 +366,11 @@ export class StreamPipeline {
     }
     this.fifo.push(tx);
     this.onDurable();
+    const held = this.holdRequested;
+    if (held !== null && !this.blocked) {
+      this.holdRequested = null;
+      held();
+    }
   }
 }
 

@@ -318,6 +318,55 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
     await stopSource(source);
   });
 
+  it('takes an on-demand snapshot while streaming, consistent with the stream', async () => {
+    await db.client.query(`CREATE TABLE ondemand_t (id int PRIMARY KEY, v int); INSERT INTO ondemand_t SELECT g, 0 FROM generate_series(1, 3000) g`);
+    const prefix = db.unique('t10');
+    const source = await startSource({ tables: ['public.ondemand_t'], slot: db.unique('slot'), publication: db.unique('pub'), topicPrefix: prefix, snapshotChunkRows: 250 });
+    const writer = new pg.Client({ connectionString: db.url });
+    await writer.connect();
+    let writing = true;
+    let n = 0;
+    const load = (async () => {
+      while (writing) {
+        n++;
+        await writer.query('UPDATE ondemand_t SET v = v + 1 WHERE id = $1', [1 + (n % 3000)]);
+        await writer.query('DELETE FROM ondemand_t WHERE id = $1', [1 + ((n * 7) % 3000)]);
+        await writer.query('INSERT INTO ondemand_t VALUES ($1, 9) ON CONFLICT (id) DO UPDATE SET v = ondemand_t.v + 10', [1 + ((n * 13) % 3000)]);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    await source.snapshot(['public.ondemand_t']);
+    await new Promise((r) => setTimeout(r, 200));
+    writing = false;
+    await load;
+    await writer.end();
+    await expect(source.snapshot(['public.other'])).rejects.toMatchObject({ code: 'CDC_TABLE_NOT_FOUND' });
+    const end = await currentLsn();
+    await eventually(async () => {
+      const s = source.status().confirmedLsn;
+      return s !== null && parseLsn(s) >= end;
+    }, 20_000, 'the stream to catch up');
+    const events = await readTopic(engine, `${prefix}.public.ondemand_t`);
+    const state = new Map<number, number>();
+    for (const { value: v } of events) {
+      if (v.op === 't') state.clear();
+      else if (v.op === 'd') state.delete(v.before!['id'] as number);
+      else state.set(v.after!['id'] as number, v.after!['v'] as number);
+    }
+    const rows = await db.client.query<{ id: number; v: number }>('SELECT id, v FROM ondemand_t ORDER BY id');
+    expect([...state].sort((a, b) => a[0] - b[0])).toEqual(rows.rows.map((r) => [r.id, r.v]));
+    const resets = events.filter((e) => e.value.op === 't');
+    expect(resets).toHaveLength(1);
+    expect(resets[0]!.value.source.snapshot).toBe(true);
+    // Stream events between the two snapshots and after the second, none twice.
+    const resetAt = events.indexOf(resets[0]!);
+    expect(events.slice(0, resetAt).filter((e) => e.value.op !== 'r').length).toBeGreaterThan(0);
+    expect(events.slice(resetAt).filter((e) => e.value.op !== 'r' && e.value.op !== 't').length).toBeGreaterThan(0);
+    const positions = events.filter((e) => e.headers['cdc-lsn'] !== undefined).map((e) => `${e.headers['cdc-lsn']}|${e.headers['cdc-seq']}`);
+    expect(new Set(positions).size).toBe(positions.length);
+    await stopSource(source);
+  });
+
   it('idle captured tables do not hold WAL back', async () => {
     await db.client.query(`CREATE TABLE idle_t (id int PRIMARY KEY); CREATE TABLE busy_t (id int PRIMARY KEY, pad text)`);
     const slot = db.unique('slot');
