@@ -110,6 +110,12 @@ Examples:
     .option('--nats-tls-ca <file>', 'CA certificate to verify the NATS servers with (implies TLS)')
     .option('--nats-tls-cert <file>', 'client certificate for NATS (with --nats-tls-key; implies TLS)')
     .option('--nats-tls-key <file>', 'private key of --nats-tls-cert')
+    .option('--cdc-url <url>', 'capture row changes from this PostgreSQL database (postgres://...)')
+    .option('--cdc-tables <list>', 'tables to capture with --cdc-url, comma-separated schema.table')
+    .option('--cdc-schemas <list>', 'schemas to capture whole with --cdc-url, comma-separated')
+    .option('--cdc-slot <name>', 'replication slot of the CDC source (created if missing)', 'brook_cdc')
+    .option('--cdc-publication <name>', 'publication of the CDC source (created if missing)', 'brook_cdc')
+    .option('--cdc-topic-prefix <prefix>', 'CDC topics are <prefix>.<schema>.<table>', 'cdc')
     .action(
       async (opts: {
         port: number;
@@ -128,6 +134,12 @@ Examples:
         natsTlsCa?: string;
         natsTlsCert?: string;
         natsTlsKey?: string;
+        cdcUrl?: string;
+        cdcTables?: string;
+        cdcSchemas?: string;
+        cdcSlot: string;
+        cdcPublication: string;
+        cdcTopicPrefix: string;
       }) => {
         await start(
           {
@@ -147,6 +159,17 @@ Examples:
             natsTlsCa: opts.natsTlsCa,
             natsTlsCert: opts.natsTlsCert,
             natsTlsKey: opts.natsTlsKey,
+            cdc:
+              opts.cdcUrl === undefined
+                ? undefined
+                : {
+                    url: opts.cdcUrl,
+                    tables: opts.cdcTables,
+                    schemas: opts.cdcSchemas,
+                    slot: opts.cdcSlot,
+                    publication: opts.cdcPublication,
+                    topicPrefix: opts.cdcTopicPrefix,
+                  },
           },
           process.stdout,
         );

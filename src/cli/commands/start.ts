@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import type { JSONWebKeySet } from 'jose';
 import { pino, type LevelWithSilent } from 'pino';
 import { z } from 'zod';
+import { assertDistinctSources, CdcSource, createCdcMetrics, parseCdcSourceConfig, type CdcSourceConfig } from '../../cdc/index.js';
 import { EmbeddedEngine } from '../../engine/embedded/index.js';
 import type { Engine } from '../../engine/index.js';
 import { JetStreamEngine } from '../../engine/jetstream/index.js';
@@ -39,6 +40,19 @@ export interface StartOptions {
   readonly natsTlsCa?: string | undefined;
   readonly natsTlsCert?: string | undefined;
   readonly natsTlsKey?: string | undefined;
+  /** A PostgreSQL CDC source from flags (`--cdc-url`, ...); more go in the config file's `cdc` list. */
+  readonly cdc?: CdcFlags | undefined;
+}
+
+export interface CdcFlags {
+  readonly url: string;
+  /** `schema.table`, comma-separated. */
+  readonly tables?: string | undefined;
+  /** Schemas captured whole, comma-separated. */
+  readonly schemas?: string | undefined;
+  readonly slot?: string | undefined;
+  readonly publication?: string | undefined;
+  readonly topicPrefix?: string | undefined;
 }
 
 /**
@@ -61,10 +75,13 @@ const configFileSchema = z.strictObject({
     })
     .optional(),
   quotas: quotasFileSchema.optional(),
+  /** PostgreSQL CDC sources (docs/cdc.md, "Configuration"); each is validated by parseCdcSourceConfig. */
+  cdc: z.array(z.unknown()).optional(),
 });
 
 interface ServerSettings {
   readonly auth: AuthConfig;
+  readonly cdc: readonly CdcSourceConfig[];
   readonly quotas?: QuotaConfig;
   readonly maxInFlightProduceBytes?: number;
 }
@@ -113,6 +130,23 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
     throw err;
   }
   const running = server;
+  // CDC sources append to the engine; a source that cannot start stops `brook start` with its error.
+  const sources: CdcSource[] = [];
+  if (settings.cdc.length > 0) {
+    const cdcMetrics = createCdcMetrics(metrics.registry);
+    try {
+      for (const config of settings.cdc) {
+        const source = new CdcSource({ config, engine, logger, metrics: cdcMetrics });
+        await source.start();
+        sources.push(source);
+      }
+    } catch (err) {
+      for (const source of sources) await source.stop();
+      await running.close();
+      await engine.close();
+      throw err;
+    }
+  }
 
   await new Promise<void>((resolve, reject) => {
     let stopping = false;
@@ -123,8 +157,8 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       }
       stopping = true;
       logger.info({ signal }, 'shutting down');
-      running
-        .close()
+      Promise.all(sources.map((source) => source.stop()))
+        .then(() => running.close())
         .then(() => engine.close())
         .then(() => {
           process.off('SIGTERM', onSignal);
@@ -162,9 +196,35 @@ async function serverSettings(options: StartOptions): Promise<ServerSettings> {
     ...(file.auth?.issuer === undefined ? {} : { issuer: file.auth.issuer }),
     ...(file.auth?.audience === undefined ? {} : { audience: file.auth.audience }),
   };
-  if (file.quotas === undefined) return { auth };
+  const cdc = cdcSources(options.cdc, file.cdc ?? []);
+  if (file.quotas === undefined) return { auth, cdc };
   const { quotas, maxInFlightBytes } = quotaConfigFromFile(file.quotas);
-  return maxInFlightBytes === undefined ? { auth, quotas } : { auth, quotas, maxInFlightProduceBytes: maxInFlightBytes };
+  return maxInFlightBytes === undefined ? { auth, cdc, quotas } : { auth, cdc, quotas, maxInFlightProduceBytes: maxInFlightBytes };
+}
+
+/** The config file's CDC sources plus the one from flags, validated before anything opens. */
+function cdcSources(flags: CdcFlags | undefined, fromFile: readonly unknown[]): CdcSourceConfig[] {
+  const list = (value: string | undefined): string[] | undefined =>
+    value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const sources = fromFile.map((entry) => parseCdcSourceConfig(entry));
+  if (flags !== undefined) {
+    sources.push(
+      parseCdcSourceConfig(
+        Object.fromEntries(
+          Object.entries({
+            url: flags.url,
+            tables: list(flags.tables),
+            schemas: list(flags.schemas),
+            slot: flags.slot,
+            publication: flags.publication,
+            topicPrefix: flags.topicPrefix,
+          }).filter(([, v]) => v !== undefined),
+        ),
+      ),
+    );
+  }
+  assertDistinctSources(sources);
+  return sources;
 }
 
 async function readConfigFile(path: string): Promise<z.infer<typeof configFileSchema>> {

@@ -1,0 +1,138 @@
+/**
+ * Appends CDC records to the engine, in order, and tells when they are durable.
+ *
+ * One append in flight per partition; records arriving meanwhile wait in that partition's queue
+ * and go out together in the next append (group commit on top of the engine's). So within a
+ * partition records become durable in the order written, which the restart dedupe relies on
+ * (docs/cdc.md, "Exactly once"). Everything not yet durable counts against `maxBufferedBytes`;
+ * `onPressure(true)` asks the caller to stop reading (pause the replication socket) and
+ * `onPressure(false)` to resume once below half.
+ */
+import type { Engine, ProduceRecord } from '../engine/index.js';
+
+/** Something waiting for a set of records to be durable (a transaction, a snapshot chunk). */
+export interface DurabilityWaiter {
+  outstanding: number;
+}
+
+interface Pending {
+  readonly record: ProduceRecord;
+  readonly bytes: number;
+  readonly waiter: DurabilityWaiter;
+}
+
+class PartitionQueue {
+  queue: Pending[] = [];
+  head = 0;
+  inFlight = false;
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {}
+  get size(): number {
+    return this.queue.length - this.head;
+  }
+}
+
+export interface LogWriterOptions {
+  readonly engine: Engine;
+  readonly maxBufferedBytes: number;
+  readonly maxBatchRecords: number;
+  /** After each append: some waiters may have reached zero. */
+  readonly onDurable: () => void;
+  /** An append failed; the writer stops accepting records. */
+  readonly onError: (err: unknown) => void;
+  readonly onPressure: (paused: boolean) => void;
+}
+
+export class LogWriter {
+  private readonly partitions = new Map<string, PartitionQueue>();
+  private buffered = 0;
+  private paused = false;
+  private failed: unknown = null;
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: LogWriterOptions) {}
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  write(topic: string, partition: number, record: ProduceRecord, waiter: DurabilityWaiter): void {
+    // After a failed append nothing is written, and the waiter never completes: nothing after
+    // the failure can be confirmed to PostgreSQL.
+    if (this.failed !== null) {
+      waiter.outstanding++;
+      return;
+    }
+    const bytes = (record.value?.length ?? 0) + (record.key?.length ?? 0) + 64;
+    const id = `${partition}:${topic}`;
+    let q = this.partitions.get(id);
+    if (!q) this.partitions.set(id, (q = new PartitionQueue(topic, partition)));
+    waiter.outstanding++;
+    q.queue.push({ record, bytes, waiter });
+    this.buffered += bytes;
+    if (!this.paused && this.buffered > this.options.maxBufferedBytes) {
+      this.paused = true;
+      this.options.onPressure(true);
+    }
+    if (!q.inFlight) this.flush(q);
+  }
+
+  /** Resolves once no append is in flight (used before re-reading positions after a failure). */
+  async idle(): Promise<void> {
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private flush(q: PartitionQueue): void {
+    const n = Math.min(q.size, this.options.maxBatchRecords);
+    if (n === 0 || this.failed !== null) return;
+    const batch = q.queue.slice(q.head, q.head + n);
+    q.head += n;
+    if (q.head > 1024 && q.head * 2 > q.queue.length) {
+      q.queue = q.queue.slice(q.head);
+      q.head = 0;
+    }
+    q.inFlight = true;
+    this.inFlight++;
+    const records = batch.map((p) => p.record);
+    this.options.engine.append(q.topic, q.partition, records).then(
+      () => {
+        q.inFlight = false;
+        let bytes = 0;
+        for (const p of batch) {
+          bytes += p.bytes;
+          p.waiter.outstanding--;
+        }
+        this.buffered -= bytes;
+        this.settle();
+        if (this.paused && this.buffered <= this.options.maxBufferedBytes / 2) {
+          this.paused = false;
+          this.options.onPressure(false);
+        }
+        this.options.onDurable();
+        this.flush(q);
+      },
+      (err: unknown) => {
+        // The batch's waiters keep their counts: they never complete.
+        q.inFlight = false;
+        this.settle();
+        if (this.failed === null) {
+          this.failed = err;
+          this.options.onError(err);
+        }
+      },
+    );
+  }
+
+  private settle(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/** What a CDC source reports; src/server/metrics.ts implements it on the server's registry. */
+export interface CdcMetricsSink {
+  events(source: string, op: string, count: number): void;
+  transaction(source: string): void;
+  duplicatesDropped(source: string, count: number): void;
+  slotLagBytes(source: string, bytes: number): void;
+  confirmedLsn(source: string, lsn: bigint): void;
+  error(source: string, code: string): void;
+}
+
+export const NO_METRICS: CdcMetricsSink = {
+  events: () => undefined,
+  transaction: () => undefined,
+  duplicatesDropped: () => undefined,
+  slotLagBytes: () => undefined,
+  confirmedLsn: () => undefined,
+  error: () => undefined,
+};

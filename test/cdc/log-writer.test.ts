@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
+import { LogWriter, type DurabilityWaiter } from '../../src/cdc/log-writer.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+describe('CDC log writer', () => {
+  let dir: { path: string; remove: () => Promise<void> };
+  let engine: EmbeddedEngine;
+  beforeAll(async () => {
+    dir = await tempDir('brook-cdc-writer-');
+    engine = new EmbeddedEngine({ dataDir: dir.path });
+    await engine.open();
+    await engine.createTopic('w', { partitions: 2 });
+  });
+  afterAll(async () => {
+    await engine.close();
+    await dir.remove();
+  });
+
+  it('appends in write order per partition, reports durability, and asks for a pause past its bound', async () => {
+    const pressure: boolean[] = [];
+    let durableCalls = 0;
+    const writer = new LogWriter({
+      engine,
+      maxBufferedBytes: 256 * 1024,
+      maxBatchRecords: 500,
+      onDurable: () => durableCalls++,
+      onError: (err) => {
+        throw err;
+      },
+      onPressure: (paused) => pressure.push(paused),
+    });
+    const waiters: DurabilityWaiter[] = [];
+    const value = Buffer.alloc(1000, 'v');
+    for (let i = 0; i < 5000; i++) {
+      if (i % 100 === 0) waiters.push({ outstanding: 0 });
+      writer.write('w', i % 2, { key: null, value: Buffer.concat([Buffer.from(`${i}:`), value]) }, waiters.at(-1)!);
+    }
+    // 5 MB written at once against a 256 KiB bound: the writer asked for a pause.
+    expect(pressure[0]).toBe(true);
+    expect(writer.bufferedBytes).toBeGreaterThan(256 * 1024);
+    await writer.idle();
+    while (waiters.some((w) => w.outstanding > 0)) await new Promise((r) => setTimeout(r, 5));
+    expect(pressure).toEqual([true, false]);
+    expect(writer.bufferedBytes).toBe(0);
+    expect(durableCalls).toBeGreaterThan(1);
+    for (const p of [0, 1]) {
+      const r = await engine.read('w', p, 0, { maxRecords: 5000, maxBytes: 64 * 1024 * 1024 });
+      const ids = r.records.map((rec) => Number(Buffer.from(rec.value!).toString().split(':')[0]));
+      expect(ids).toEqual(Array.from({ length: 2500 }, (_, i) => i * 2 + p));
+    }
+  });
+
+  it('never completes a waiter whose records could not be appended', async () => {
+    let failure: unknown = null;
+    const writer = new LogWriter({
+      engine,
+      maxBufferedBytes: 1024 * 1024,
+      maxBatchRecords: 100,
+      onDurable: () => undefined,
+      onError: (err) => (failure = err),
+      onPressure: () => undefined,
+    });
+    const lost: DurabilityWaiter = { outstanding: 0 };
+    writer.write('no-such-topic', 0, { key: null, value: Buffer.from('x') }, lost);
+    await writer.idle();
+    expect(failure).not.toBeNull();
+    const later: DurabilityWaiter = { outstanding: 0 };
+    writer.write('w', 0, { key: null, value: Buffer.from('y') }, later);
+    await writer.idle();
+    expect(lost.outstanding).toBe(1);
+    expect(later.outstanding).toBe(1);
+  });
+});
