@@ -234,6 +234,14 @@ export interface Engine {
   /** First offset whose timestamp is >= `timestamp`; the high watermark when there is none. */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number>;
   watermarks(topic: string, partition: number): Promise<PartitionDescription>;
+  /**
+   * Discards records below `offset` (the caller no longer needs them; work queues call it for
+   * finished messages). Engines may keep some of them (the embedded engine drops whole sealed
+   * segments only), so the low watermark afterwards is at most `offset`; records at or above
+   * `offset` are never touched. An offset above the high watermark is an OffsetOutOfRangeError.
+   * Resolves to the new low watermark.
+   */
+  truncateBefore(topic: string, partition: number, offset: number): Promise<number>;
 
   commitOffsets(group: string, commits: readonly OffsetCommit[], fence?: MemberFence): Promise<void>;
   fetchOffsets(group: string, topic?: string): Promise<CommittedOffset[]>;

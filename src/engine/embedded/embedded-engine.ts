@@ -347,6 +347,11 @@ export class EmbeddedEngine implements Engine {
     return this.partition(topic, partition).describe();
   }
 
+  async truncateBefore(topic: string, partition: number, offset: number): Promise<number> {
+    this.assertOpen();
+    return this.partition(topic, partition).truncateBefore(offset);
+  }
+
   // ── consumer groups ───────────────────────────────────────────────────────────────────────
 
   async commitOffsets(group: string, commits: readonly OffsetCommit[], fence?: MemberFence): Promise<void> {

@@ -510,6 +510,22 @@ export class JetStreamEngine implements Engine {
     return { partition, ...(await this.streamWatermarks(ref)) };
   }
 
+  async truncateBefore(topic: string, partition: number, offset: number): Promise<number> {
+    const ref = this.ref(await this.topicEntry(topic), partition);
+    const w = await this.streamWatermarks(ref);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > w.highWatermark) {
+      throw new OffsetOutOfRangeError(offset, w.lowWatermark, w.highWatermark);
+    }
+    if (offset <= w.lowWatermark) return w.lowWatermark;
+    try {
+      // Offset = sequence − 1, so purging below sequence `offset + 1` drops exactly offsets < offset.
+      await this.connected().jsm.streams.purge(ref.stream, { seq: offset + 1 });
+    } catch (err) {
+      throw this.wrap(err, `truncating ${topic}/${partition} before ${offset}`, topic);
+    }
+    return (await this.streamWatermarks(ref)).lowWatermark;
+  }
+
   // ── consumer groups ───────────────────────────────────────────────────────────────────────
 
   async commitOffsets(group: string, commits: readonly OffsetCommit[], fence?: MemberFence): Promise<void> {
