@@ -193,6 +193,12 @@ export interface GroupDescription {
   readonly offsets: readonly CommittedOffset[];
 }
 
+/** Topics whose names start with `__` belong to Brook: only its own components create or delete them. */
+export interface InternalTopicOptions {
+  /** @defaultValue false */
+  readonly internal?: boolean;
+}
+
 /** What an engine can and cannot do; the conformance suite skips with these reasons. */
 export interface EngineCapabilities {
   readonly compaction: boolean;
@@ -209,10 +215,11 @@ export interface Engine {
   /** Flushes everything acknowledged or pending and releases resources. Idempotent. */
   close(): Promise<void>;
 
-  createTopic(name: string, config?: TopicConfigInput): Promise<TopicDescription>;
+  /** `internal` lets Brook's own components (work queues) create `__` topics; users never pass it. */
+  createTopic(name: string, config?: TopicConfigInput, options?: InternalTopicOptions): Promise<TopicDescription>;
   describeTopic(name: string): Promise<TopicDescription>;
   listTopics(): Promise<TopicDescription[]>;
-  deleteTopic(name: string): Promise<void>;
+  deleteTopic(name: string, options?: InternalTopicOptions): Promise<void>;
 
   /** Appends a batch to one partition; resolves after the topic's durability is met. */
   append(

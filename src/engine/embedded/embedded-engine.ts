@@ -38,6 +38,7 @@ import type {
   RecordPosition,
   TopicConfig,
   TopicConfigInput,
+  InternalTopicOptions,
   TopicDescription,
   WaitOptions,
 } from '../types.js';
@@ -230,10 +231,12 @@ export class EmbeddedEngine implements Engine {
 
   // ── topics ────────────────────────────────────────────────────────────────────────────────
 
-  async createTopic(name: string, config: TopicConfigInput = {}): Promise<TopicDescription> {
+  async createTopic(name: string, config: TopicConfigInput = {}, options: InternalTopicOptions = {}): Promise<TopicDescription> {
     this.assertOpen();
     assertValidTopicName(name);
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    if (isInternalTopic(name) && options.internal !== true) {
+      throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    }
     return this.createTopicUnchecked(name, config);
   }
 
@@ -274,9 +277,9 @@ export class EmbeddedEngine implements Engine {
     return [...this.topics.values()].filter((t) => !isInternalTopic(t.name)).map(describe);
   }
 
-  async deleteTopic(name: string): Promise<void> {
+  async deleteTopic(name: string, options: InternalTopicOptions = {}): Promise<void> {
     const topic = this.topic(name);
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
+    if (isInternalTopic(name) && options.internal !== true) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
     this.topics.delete(name);
     await Promise.all(topic.partitions.map((p) => p.close()));
     const trash = join(this.options.dataDir, 'trash');

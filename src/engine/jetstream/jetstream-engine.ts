@@ -46,6 +46,7 @@ import type {
   StoredRecord,
   TopicConfig,
   TopicConfigInput,
+  InternalTopicOptions,
   TopicDescription,
   WaitOptions,
 } from '../types.js';
@@ -300,10 +301,12 @@ export class JetStreamEngine implements Engine {
 
   // ── topics ────────────────────────────────────────────────────────────────────────────────
 
-  async createTopic(name: string, input: TopicConfigInput = {}): Promise<TopicDescription> {
+  async createTopic(name: string, input: TopicConfigInput = {}, options: InternalTopicOptions = {}): Promise<TopicDescription> {
     const conn = this.connected();
     assertValidTopicName(name);
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    if (isInternalTopic(name) && options.internal !== true) {
+      throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    }
     const config = validateTopicConfig(input, this.capabilities.durabilityModes);
     if (conn.catalog.size >= this.settings.maxTopics) {
       throw new InvalidArgumentError(`too many topics (limit ${this.settings.maxTopics})`);
@@ -363,9 +366,9 @@ export class JetStreamEngine implements Engine {
     }));
   }
 
-  async deleteTopic(name: string): Promise<void> {
+  async deleteTopic(name: string, options: InternalTopicOptions = {}): Promise<void> {
     const conn = this.connected();
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
+    if (isInternalTopic(name) && options.internal !== true) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
     const topic = await this.topicEntry(name);
     try {
       try {
