@@ -20,6 +20,7 @@ const LOG_TOPIC_CONFIG: TopicConfigInput = {
   segmentBytes: 8 * 1024 * 1024,
   maxRecordBytes: 1024 * 1024 + 64 * 1024,
 };
+const CATALOG_TOPIC_CONFIG: TopicConfigInput = { partitions: 1, cleanupPolicy: 'compact', durability: 'fsync' };
 /** Bytes per engine append; a tick's records past it go in several appends (still in order). */
 const MAX_APPEND_BYTES = 4 * 1024 * 1024;
 const REPLAY_BATCH = { maxRecords: 5_000, maxBytes: 8 * 1024 * 1024 } as const;
@@ -32,8 +33,14 @@ export class EngineQueueStorage implements QueueStorage {
   constructor(private readonly engine: Engine) {}
 
   async loadCatalog(): Promise<Map<string, unknown>> {
-    await ensureTopic(this.engine, CATALOG_TOPIC, { partitions: 1, cleanupPolicy: 'compact', durability: 'fsync' });
     const out = new Map<string, unknown>();
+    // Created by the first saveConfig: a server whose users never touch queues keeps no queue topics.
+    try {
+      await this.engine.describeTopic(CATALOG_TOPIC);
+    } catch (err) {
+      if (err instanceof TopicNotFoundError) return out;
+      throw err;
+    }
     await replayTopic(this.engine, CATALOG_TOPIC, (r) => {
       if (r.key === null) return;
       const name = Buffer.from(r.key).toString('utf8');
@@ -44,6 +51,7 @@ export class EngineQueueStorage implements QueueStorage {
   }
 
   async saveConfig(name: string, config: unknown): Promise<void> {
+    await ensureTopic(this.engine, CATALOG_TOPIC, CATALOG_TOPIC_CONFIG);
     const value = config === null ? null : Buffer.from(JSON.stringify(config));
     await this.engine.append(CATALOG_TOPIC, 0, [{ key: Buffer.from(name), value }]);
   }

@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
+import { QueueManager } from '../queues/index.js';
 import { bindExposure, createAuthenticator, NOBODY, type AuthConfig } from './auth/index.js';
 import { declaredLength, tooLarge } from './body.js';
 import {
@@ -25,6 +26,7 @@ import type { RouteDeps } from './routes/deps.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { queueRoutes } from './routes/queues.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
@@ -62,6 +64,11 @@ export interface ServerOptions {
   readonly metrics?: Metrics;
   /** The WebSocket endpoint at `/v1/ws` (docs/protocol.md). @defaultValue the bounds in ./defaults.ts */
   readonly ws?: WebSocketOptions;
+  /**
+   * Work queues served under `/v1/queues`. When given, the caller opens and closes it.
+   * @defaultValue a QueueManager on `engine`, opened (recovered) here and closed by `close()`
+   */
+  readonly queues?: QueueManager;
 }
 
 export interface BrookServer {
@@ -104,6 +111,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   }
   const metrics = options.metrics ?? new Metrics({ logger });
   metrics.trackConsumerLag(options.engine);
+  const queues = options.queues ?? (await QueueManager.open({ engine: options.engine, logger: options.logger }));
   const shutdown = new AbortController();
   // Every pending long poll listens on it; their number is bounded by open requests, not by 10.
   setMaxListeners(0, shutdown.signal);
@@ -111,6 +119,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
 
   const deps: RouteDeps = {
     engine: options.engine,
+    queues,
     logger,
     autoCreateTopics: options.autoCreateTopics ?? true,
     maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
@@ -125,6 +134,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   topicRoutes(router, deps);
   recordRoutes(router, deps);
   groupRoutes(router, deps);
+  queueRoutes(router, deps);
   metricsRoutes(router, deps);
 
   const send = (res: ServerResponse, reply: Reply): void => {
@@ -275,7 +285,12 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
         server.close(() => {
           clearTimeout(grace);
           logger.info('http server closed');
-          resolve();
+          // Queues opened here are closed here; everything they acknowledged is already durable.
+          if (options.queues) resolve();
+          else queues.close().then(resolve, (err: unknown) => {
+            logger.error({ err }, 'closing queues failed');
+            resolve();
+          });
         });
         gateway.close();
         closeIdle();
