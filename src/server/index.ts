@@ -111,7 +111,9 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   }
   const metrics = options.metrics ?? new Metrics({ logger });
   metrics.trackConsumerLag(options.engine);
-  const queues = options.queues ?? (await QueueManager.open({ engine: options.engine, logger: options.logger }));
+  const queues =
+    options.queues ?? (await QueueManager.open({ engine: options.engine, logger: options.logger, observer: metrics.queueObserver }));
+  metrics.trackQueues(queues);
   const shutdown = new AbortController();
   // Every pending long poll listens on it; their number is bounded by open requests, not by 10.
   setMaxListeners(0, shutdown.signal);

@@ -38,6 +38,17 @@ describe('queues over HTTP', () => {
     expect((list.body as { queues: { name: string }[] }).queues.map((q) => q.name)).toContain('h-basic');
   });
 
+  it('exports queue metrics', async () => {
+    const res = await fetch(`${s.url}/metrics`);
+    const text = await res.text();
+    expect(text).toMatch(/brook_queue_depth\{queue="h-basic"\} 1/);
+    expect(text).toMatch(/brook_queue_delayed\{queue="h-basic"\} 1/);
+    expect(text).toMatch(/brook_queue_acks_total\{queue="h-basic"\} 2/);
+    expect(text).toMatch(/brook_queue_deliveries_total\{queue="h-basic"\} 2/);
+    expect(text).toMatch(/brook_queue_processing_seconds_count 2/);
+    expect(text).toMatch(/brook_queue_oldest_age_seconds\{queue="h-basic"\}/);
+  });
+
   it('long-polls until a message arrives', async () => {
     await call(s.url, 'PUT', '/v1/queues/h-wait', {});
     const waiting = call(s.url, 'POST', '/v1/queues/h-wait/receive', { wait_ms: 10_000 });
