@@ -7,3 +7,4 @@ export { DEFAULT_QUEUE_CONFIG, MAX_PRIORITY, MAX_RECEIVE, MAX_VISIBILITY_MS, ass
 export { fullJitterDelay } from './backoff.js';
 export * from './errors.js';
 export type * from './types.js';
+export { deadLetterJson, deliveriesJson, enqueueMessageFromWire, type WireEnqueueMessage } from './wire.js';

@@ -246,6 +246,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
 
   const gateway = createWebSocketGateway({
     engine: options.engine,
+    queues,
     logger: options.logger,
     options: options.ws,
     autoCreateTopics: deps.autoCreateTopics,

@@ -9,13 +9,13 @@
 import { z } from 'zod';
 import {
   assertValidQueueName,
+  deadLetterJson,
+  deliveriesJson,
+  enqueueMessageFromWire,
   MAX_PRIORITY,
   MAX_RECEIVE,
   MAX_VISIBILITY_MS,
-  type DeadLetter,
   type DeadLetterSelection,
-  type Delivery,
-  type EnqueueMessage,
   type QueueConfig,
   type QueueConfigInput,
   type QueueStats,
@@ -126,7 +126,7 @@ export function queueRoutes(router: Router, deps: RouteDeps): void {
       let bytes = 0;
       const messages = parsed.map((m, i) => {
         if (m.value === undefined) throw new HttpError('INVALID_REQUEST', `body.messages.${i}.value: required`);
-        const msg = toEnqueueMessage(m);
+        const msg = enqueueMessageFromWire(m);
         bytes += msg.value.length;
         return msg;
       });
@@ -148,7 +148,7 @@ export function queueRoutes(router: Router, deps: RouteDeps): void {
     if (body.worker !== undefined) options.worker = body.worker;
     const waitMs = deps.isClosing() ? 0 : (body.wait_ms ?? 0);
     const got = await queues.receive(queue, options, waitMs, waitMs > 0 ? ctx.signal : undefined);
-    return rawJson(200, deliveriesBody(got));
+    return rawJson(200, `{"messages":${deliveriesJson(got)}}`);
   });
 
   router.add('POST', '/v1/queues/:queue/ack', async (ctx) => {
@@ -190,7 +190,7 @@ export function queueRoutes(router: Router, deps: RouteDeps): void {
     const after = ctx.query.get('after') ?? undefined;
     if (after !== undefined && !/^\d{1,16}$/.test(after)) throw new HttpError('INVALID_REQUEST', 'after must be a message id');
     const letters = await queues.deadLetters(queue, limit, after);
-    return rawJson(200, `{"messages":[${letters.map(deadLetterWire).join(',')}]}`);
+    return rawJson(200, `{"messages":[${letters.map(deadLetterJson).join(',')}]}`);
   });
 
   router.add('GET', '/v1/queues/:queue/dead-letters/:id', async (ctx) => {
@@ -198,7 +198,7 @@ export function queueRoutes(router: Router, deps: RouteDeps): void {
     authorize(ctx.principal, 'read', queue);
     const letter = await queues.deadLetter(queue, ctx.param('id'));
     if (!letter) throw new HttpError('NOT_FOUND', `queue ${JSON.stringify(queue)} has no dead letter ${JSON.stringify(ctx.param('id').slice(0, 40))}`);
-    return rawJson(200, deadLetterWire(letter));
+    return rawJson(200, deadLetterJson(letter));
   });
 
   router.add('POST', '/v1/queues/:queue/dead-letters/redrive', async (ctx) => {
@@ -215,17 +215,6 @@ export function queueRoutes(router: Router, deps: RouteDeps): void {
     const selection = toSelection(await ctx.body(selectionSchema));
     return json(200, { deleted: await queues.deleteDeadLetters(queue, selection) });
   });
-}
-
-function toEnqueueMessage(m: z.infer<typeof messageSchema>): EnqueueMessage {
-  const out: { -readonly [K in keyof EnqueueMessage]: EnqueueMessage[K] } = { value: Buffer.from(JSON.stringify(m.value)) };
-  if (m.delay_ms !== undefined) out.delayMs = m.delay_ms;
-  if (m.deadline !== undefined) out.deadline = m.deadline;
-  if (m.priority !== undefined) out.priority = m.priority;
-  if (m.dedup_id !== undefined) out.dedupId = m.dedup_id;
-  if (m.key !== undefined) out.key = m.key;
-  if (m.ttl_ms !== undefined) out.ttlMs = m.ttl_ms;
-  return out;
 }
 
 function toSelection(body: z.infer<typeof selectionSchema>): DeadLetterSelection {
@@ -285,30 +274,4 @@ export function statsWire(s: QueueStats): Record<string, unknown> {
     dead_lettered: s.deadLettered,
     config: configWire(s.config),
   };
-}
-
-/** Serialized by hand: the stored JSON text of each value goes into the body without a parse. */
-function deliveriesBody(got: readonly Delivery[]): string {
-  let body = '{"messages":[';
-  for (let i = 0; i < got.length; i++) {
-    const d = got[i]!;
-    if (i > 0) body += ',';
-    body +=
-      `{"id":"${d.id}","receipt":"${d.receipt}","deliveries":${d.deliveries},"value":${utf8(d.value)}` +
-      `,"key":${d.key === null ? 'null' : JSON.stringify(d.key)},"enqueued_at":${d.enqueuedAt}` +
-      `,"deadline":${d.deadline ?? 'null'},"priority":${d.priority},"lease_expires_at":${d.leaseExpiresAt}}`;
-  }
-  return body + ']}';
-}
-
-function deadLetterWire(d: DeadLetter): string {
-  return (
-    `{"id":"${d.id}","value":${utf8(d.value)},"deliveries":${d.deliveries},"last_error":${JSON.stringify(d.lastError)}` +
-    `,"dead_lettered_at":${d.deadLetteredAt},"reason":"${d.reason}","enqueued_at":${d.enqueuedAt}` +
-    `,"key":${d.key === null ? 'null' : JSON.stringify(d.key)},"deadline":${d.deadline ?? 'null'},"priority":${d.priority}}`
-  );
-}
-
-function utf8(value: Uint8Array): string {
-  return value.length === 0 ? 'null' : Buffer.from(value.buffer, value.byteOffset, value.length).toString('utf8');
 }
