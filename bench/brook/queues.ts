@@ -1,8 +1,10 @@
 import { pino } from 'pino';
+import type { BrookClient, Worker } from '../../src/client/index.js';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import { QueueManager } from '../../src/queues/index.js';
 import type { BrookHttpClient } from './http-client.js';
 import { BrookProcess } from './process.js';
+import { ClientErrors, sdkClient } from './sdk-client.js';
 import type { Job, JobHandler, QueueSystem } from '../lib/queue-system.js';
 import { makeTempDir, removeTempDir } from '../lib/temp.js';
 
@@ -148,6 +150,71 @@ export class BrookQueuesHttp implements QueueSystem {
 
   async stop(): Promise<void> {
     await this.stopWorkers();
+    await this.process?.stop();
+    this.process = null;
+  }
+}
+
+/**
+ * A Brook server child process over WebSocket with the SDK: enqueue is one `client.enqueue` per
+ * batch (fsynced before it resolves); each worker is its own client running
+ * `client.worker(queue, handler, { concurrency: prefetch })` — jobs pushed under credits, each
+ * acknowledged when its handler returns (the SDK batches the acks of one tick into one frame).
+ */
+export class BrookQueuesWs implements QueueSystem {
+  readonly name = 'brook-ws';
+  readonly label = 'Brook over WebSocket (SDK worker)';
+  readonly durability = 'enqueue answered after fdatasync (group commit); deliveries and acks journaled and fsynced too';
+  readonly workerModel: string;
+  private process: BrookProcess | null = null;
+  private producer: BrookClient | null = null;
+  private workerClients: BrookClient[] = [];
+  private workers: Worker<Job>[] = [];
+  private readonly errors = new ClientErrors();
+
+  constructor(
+    private readonly root: string,
+    private readonly serverBin: string,
+    private readonly prefetch: number,
+  ) {
+    this.workerModel = `client.worker(concurrency ${prefetch}) per worker, pushed jobs, ack per job (batched per tick by the SDK)`;
+  }
+
+  async start(): Promise<void> {
+    this.process = await BrookProcess.start(this.root, this.serverBin, 'queues-ws', 4);
+    await this.process.http.expect('PUT', `/v1/queues/${QUEUE}`, [200], JSON.stringify({ max_depth: 10_000_000 }));
+    this.producer = sdkClient(this.process.url, this.errors);
+    await this.producer.connect();
+  }
+
+  async enqueue(jobs: readonly Job[]): Promise<void> {
+    await this.producer!.enqueue(
+      QUEUE,
+      jobs.map((value) => ({ value })),
+    );
+  }
+
+  async startWorkers(count: number, handler: JobHandler): Promise<void> {
+    for (let w = 0; w < count; w++) {
+      const client = sdkClient(this.process!.url, this.errors);
+      await client.connect();
+      this.workerClients.push(client);
+      this.workers.push(client.worker<Job>(QUEUE, (job) => handler(job.value), { concurrency: this.prefetch }));
+    }
+  }
+
+  async stopWorkers(): Promise<void> {
+    const workers = this.workers;
+    this.workers = [];
+    await Promise.all(workers.map((w) => w.stop()));
+    if (this.errors.count > 0) throw new Error(`SDK errors: ${this.errors.seen.join('; ')}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.stopWorkers().catch(() => undefined);
+    await Promise.all([...this.workerClients, ...(this.producer ? [this.producer] : [])].map((c) => c.close()));
+    this.workerClients = [];
+    this.producer = null;
     await this.process?.stop();
     this.process = null;
   }

@@ -7,7 +7,7 @@ import type { BenchOptions } from '../lib/args.js';
 import type { Job, QueueSystem } from '../lib/queue-system.js';
 import { sleep } from '../lib/processes.js';
 import { beforeDeadline, Latency, runWindowed, type LatencySummary } from '../lib/workload.js';
-import { BrookQueuesHttp, BrookQueuesInProcess } from '../brook/queues.js';
+import { BrookQueuesHttp, BrookQueuesInProcess, BrookQueuesWs } from '../brook/queues.js';
 import { BullMqSystem } from '../competitors/bullmq.js';
 import { RabbitMqSystem } from '../competitors/rabbitmq.js';
 
@@ -142,6 +142,7 @@ export async function runQueues(options: BenchOptions): Promise<QueuesResult> {
   const systems: QueueSystem[] = [
     new BrookQueuesInProcess(options.dir, QUEUE_PREFETCH),
     new BrookQueuesHttp(options.dir, options.serverBin, QUEUE_PREFETCH),
+    new BrookQueuesWs(options.dir, options.serverBin, QUEUE_PREFETCH),
     new BullMqSystem(QUEUE_PREFETCH),
     new RabbitMqSystem(QUEUE_PREFETCH),
   ];

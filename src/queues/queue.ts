@@ -158,6 +158,8 @@ export class Queue {
   /** Enqueues accepted but not yet durable: they count against maxDepth. */
   private pendingEnqueues = 0;
   private pendingDeadLetters = 0;
+  private ackIds: number[] = [];
+  private ackWrite: Promise<void> | null = null;
   private counters = { deliveries: 0, redeliveries: 0, acked: 0, deadLettered: 0, droppedDeadLetters: 0 };
 
   /** Dead-letter writes started by timers and receives (nobody awaits them); `idle()` does. */
@@ -765,7 +767,7 @@ export class Queue {
       this.counters.acked += found.length;
       this.dropStaleEntries();
       this.observer?.acked(this.name, latencies);
-      await this.append([{ key: bareKey(Tag.Acked), value: jsonValue(ids) }]);
+      await this.journalAcks(ids);
     }
     this.refuse(unknown, receipts.length, 'acknowledged');
   }
@@ -1036,6 +1038,22 @@ export class Queue {
 
   private assertOpen(): void {
     if (this.closed) throw new QueueClosedError();
+  }
+
+  /**
+   * Acks of one tick share one A record (workers ack job by job; a record per ack would cost a
+   * buffer, a JSON list and an engine record each). Deferring the A to the end of the tick keeps
+   * the journal correct: nothing is ever written about a message after its A.
+   */
+  private journalAcks(ids: readonly number[]): Promise<void> {
+    for (const id of ids) this.ackIds.push(id);
+    this.ackWrite ??= Promise.resolve().then(() => {
+      const batch = this.ackIds;
+      this.ackIds = [];
+      this.ackWrite = null;
+      return this.append([{ key: bareKey(Tag.Acked), value: jsonValue(batch) }]).then(() => undefined);
+    });
+    return this.ackWrite;
   }
 
   private append(records: readonly ProduceRecord[]): Promise<number> {
