@@ -1,4 +1,5 @@
 import {
+  type Durability,
   TopicExistsError,
   TopicNotFoundError,
   type Engine,
@@ -16,11 +17,10 @@ export const deadLetterTopic = (queue: string): string => `__dlq.${queue}`;
 /** Small segments, so truncating finished messages frees disk soon after they finish. */
 const LOG_TOPIC_CONFIG: TopicConfigInput = {
   partitions: 1,
-  durability: 'fsync',
   segmentBytes: 8 * 1024 * 1024,
   maxRecordBytes: 1024 * 1024 + 64 * 1024,
 };
-const CATALOG_TOPIC_CONFIG: TopicConfigInput = { partitions: 1, cleanupPolicy: 'compact', durability: 'fsync' };
+const CATALOG_TOPIC_CONFIG: TopicConfigInput = { partitions: 1, cleanupPolicy: 'compact' };
 /** Bytes per engine append; a tick's records past it go in several appends (still in order). */
 const MAX_APPEND_BYTES = 4 * 1024 * 1024;
 const REPLAY_BATCH = { maxRecords: 5_000, maxBytes: 8 * 1024 * 1024 } as const;
@@ -30,7 +30,15 @@ const REPLAY_BATCH = { maxRecords: 5_000, maxBytes: 8 * 1024 * 1024 } as const;
  * and one compacted catalog topic keyed by queue name.
  */
 export class EngineQueueStorage implements QueueStorage {
-  constructor(private readonly engine: Engine) {}
+  /**
+   * `fsync` wherever the engine offers it; an engine that cannot (JetStream without
+   * `sync_interval: always`) gets its strongest mode, and `durability` says which.
+   */
+  readonly durability: Durability;
+
+  constructor(private readonly engine: Engine) {
+    this.durability = engine.capabilities.durabilityModes.includes('fsync') ? 'fsync' : 'os';
+  }
 
   async loadCatalog(): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
@@ -51,14 +59,15 @@ export class EngineQueueStorage implements QueueStorage {
   }
 
   async saveConfig(name: string, config: unknown): Promise<void> {
-    await ensureTopic(this.engine, CATALOG_TOPIC, CATALOG_TOPIC_CONFIG);
+    await ensureTopic(this.engine, CATALOG_TOPIC, { ...CATALOG_TOPIC_CONFIG, durability: this.durability });
     const value = config === null ? null : Buffer.from(JSON.stringify(config));
     await this.engine.append(CATALOG_TOPIC, 0, [{ key: Buffer.from(name), value }]);
   }
 
   async open(name: string): Promise<QueueLogs> {
-    await ensureTopic(this.engine, journalTopic(name), LOG_TOPIC_CONFIG);
-    await ensureTopic(this.engine, deadLetterTopic(name), LOG_TOPIC_CONFIG);
+    const config = { ...LOG_TOPIC_CONFIG, durability: this.durability };
+    await ensureTopic(this.engine, journalTopic(name), config);
+    await ensureTopic(this.engine, deadLetterTopic(name), config);
     const [journal, deadLetters] = await Promise.all([
       EngineQueueLog.open(this.engine, journalTopic(name)),
       EngineQueueLog.open(this.engine, deadLetterTopic(name)),

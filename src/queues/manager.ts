@@ -72,6 +72,12 @@ export class QueueManager {
   /** Loads every configured queue and recovers its state from storage. */
   static async open(options: QueueManagerOptions): Promise<QueueManager> {
     const manager = new QueueManager(options);
+    if (manager.storage instanceof EngineQueueStorage && manager.storage.durability !== 'fsync') {
+      manager.logger.warn(
+        { engine: options.engine?.kind, durability: manager.storage.durability },
+        'this engine cannot fsync before acknowledging: queue operations are acknowledged once the engine has them, not on disk',
+      );
+    }
     const catalog = await manager.storage.loadCatalog();
     for (const [name, stored] of catalog) {
       const config = resolveQueueConfig(stored as QueueConfigInput);
