@@ -878,12 +878,19 @@ export class Queue {
     await Promise.all(writes);
   }
 
-  /** Dead letters, oldest first, starting after id `after`. */
+  /**
+   * Dead letters in the order they were dead-lettered, starting after the one with id `after`
+   * (from the start when it is absent or no longer a dead letter).
+   */
   listDeadLetters(limit: number, after?: string): DeadLetter[] {
     const out: DeadLetter[] = [];
-    const from = after === undefined ? -1 : Number(after);
+    const from = after === undefined ? undefined : Number(after);
+    let collecting = from === undefined || !this.deadLetters.has(from);
     for (const [id, { letter }] of this.deadLetters) {
-      if (id <= from) continue;
+      if (!collecting) {
+        collecting = id === from;
+        continue;
+      }
       out.push(letter);
       if (out.length >= limit) break;
     }

@@ -301,6 +301,7 @@ describe('dead letters', () => {
       ['c', 'REJECTED', null],
       ['d', 'REJECTED', null],
     ]);
+    expect((await h.manager.deadLetters('dlq', 2, dead[1]!.id)).map((d) => text(d.value))).toEqual(['c', 'd']);
     expect(await h.manager.redrive('dlq', { ids: [dead[0]!.id] })).toHaveLength(1);
     expect(await h.manager.redrive('dlq', { olderThanMs: 30_000 })).toHaveLength(1);
     expect(values(await h.manager.receive('dlq', { max: 10 }))).toEqual(['a', 'b']);
