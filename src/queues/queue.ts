@@ -302,7 +302,7 @@ export class Queue {
     const records: ProduceRecord[] = [];
     const metas: EnqueueMeta[] = [];
     const slots: number[] = [];
-    const fresh = new Map<string, number>(); // dedup ids first seen in this batch → slot
+    const fresh = new Map<string, { slot: number; index: number }>(); // dedup ids first seen in this batch
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       const meta = this.checkMessage(m, now);
@@ -314,10 +314,10 @@ export class Queue {
         }
         const first = fresh.get(meta.u);
         if (first !== undefined) {
-          ids[i] = -1 - first; // resolved below to the id of slot `first`
+          ids[i] = -1 - first.slot; // resolved below to the id of that slot
           continue;
         }
-        fresh.set(meta.u, i);
+        fresh.set(meta.u, { slot: i, index: records.length });
       }
       slots.push(i);
       metas.push(meta);
@@ -333,10 +333,7 @@ export class Queue {
         fail = reject;
       });
       written.catch(() => undefined); // observed through the dedup entries and the await below
-      for (const [dedupId, slot] of fresh) {
-        const index = slots.indexOf(slot);
-        this.rememberDedup(dedupId, written.then((base) => base + index), now);
-      }
+      for (const [dedupId, { index }] of fresh) this.rememberDedup(dedupId, written.then((base) => base + index), now);
       let base: number;
       try {
         base = await this.logs.journal.append(records);
