@@ -8,6 +8,7 @@ export const DEFAULT_QUEUE_CONFIG: QueueConfig = {
   backoff: { baseMs: 1_000, capMs: 60_000 },
   balance: 'round-robin',
   maxDepth: 1_000_000,
+  maxBytes: 256 * 1024 * 1024,
   overflow: 'reject',
   dedupWindowMs: 300_000,
   maxInFlightPerWorker: 10_000,
@@ -55,6 +56,7 @@ export function resolveQueueConfig(input: QueueConfigInput, base: QueueConfig = 
     backoff: { baseMs: input.backoff?.baseMs ?? base.backoff.baseMs, capMs: input.backoff?.capMs ?? base.backoff.capMs },
     balance: input.balance ?? base.balance,
     maxDepth: input.maxDepth ?? base.maxDepth,
+    maxBytes: input.maxBytes ?? base.maxBytes,
     overflow: input.overflow ?? base.overflow,
     dedupWindowMs: input.dedupWindowMs ?? base.dedupWindowMs,
     maxInFlightPerWorker: input.maxInFlightPerWorker ?? base.maxInFlightPerWorker,
@@ -67,6 +69,8 @@ export function resolveQueueConfig(input: QueueConfigInput, base: QueueConfig = 
   positiveInt('backoff.cap_ms', config.backoff.capMs, MAX_DELAY_MS);
   if (config.backoff.capMs < config.backoff.baseMs) throw new InvalidArgumentError('backoff.cap_ms must be at least backoff.base_ms');
   positiveInt('max_depth', config.maxDepth, 100_000_000);
+  positiveInt('max_bytes', config.maxBytes, 64 * 1024 * 1024 * 1024);
+  if (config.maxBytes < MAX_MESSAGE_BYTES) throw new InvalidArgumentError(`max_bytes must be at least ${MAX_MESSAGE_BYTES} (one largest message)`);
   positiveInt('dedup_window_ms', config.dedupWindowMs, 7 * 86_400_000);
   positiveInt('max_in_flight_per_worker', config.maxInFlightPerWorker, 1_000_000);
   positiveInt('visibility_ms', config.visibilityMs, MAX_VISIBILITY_MS);

@@ -21,9 +21,9 @@ export class QueueFullError extends QueueError {
   readonly code = 'QUEUE_FULL';
   constructor(
     readonly queue: string,
-    readonly maxDepth: number,
+    limit: string,
   ) {
-    super(`queue ${JSON.stringify(queue)} holds its limit of ${maxDepth} messages; retry later or raise max_depth`);
+    super(`queue ${JSON.stringify(queue)} holds its limit of ${limit}; retry later or raise the limit`);
   }
 }
 

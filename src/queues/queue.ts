@@ -157,6 +157,9 @@ export class Queue {
   private blockedCount = 0;
   /** Enqueues accepted but not yet durable: they count against maxDepth. */
   private pendingEnqueues = 0;
+  /** Payload bytes of the live messages, and of the enqueues being written. */
+  private liveBytes = 0;
+  private pendingBytes = 0;
   private pendingDeadLetters = 0;
   private ackIds: number[] = [];
   private ackWrite: Promise<void> | null = null;
@@ -212,6 +215,7 @@ export class Queue {
       this.inBackground(marked.then(() => undefined), 'marking dead-lettered messages');
     }
     revived.sort((a, b) => a.id - b.id);
+    for (const msg of revived) this.liveBytes += msg.value.length;
     const exhausted: Message[] = [];
     for (const msg of revived) {
       if (msg.leased) {
@@ -225,7 +229,10 @@ export class Queue {
       this.schedule(msg, now);
     }
     if (exhausted.length > 0) {
-      for (const msg of exhausted) this.live.delete(msg.id);
+      for (const msg of exhausted) {
+        this.live.delete(msg.id);
+        this.liveBytes -= msg.value.length;
+      }
       this.inBackground(this.deadLetter(exhausted, 'MAX_DELIVERIES', now), 'dead-lettering at recovery');
     }
     await this.idle();
@@ -324,8 +331,11 @@ export class Queue {
       records.push({ key: hasMeta(meta) ? metaKey(Tag.Enqueue, meta) : bareKey(Tag.Enqueue), value: m.value });
     }
     if (records.length > 0) {
-      this.makeRoom(records.length, now);
+      let bytes = 0;
+      for (const r of records) bytes += r.value!.length;
+      this.makeRoom(records.length, bytes, now);
       this.pendingEnqueues += records.length;
+      this.pendingBytes += bytes;
       let settle!: (base: number) => void;
       let fail!: (err: unknown) => void;
       const written = new Promise<number>((resolve, reject) => {
@@ -344,12 +354,14 @@ export class Queue {
         throw err;
       } finally {
         this.pendingEnqueues -= records.length;
+        this.pendingBytes -= bytes;
       }
       const at = this.clock();
       for (let j = 0; j < records.length; j++) {
         if (this.closed) throw new QueueClosedError(); // written, but nobody will serve it before a restart
         const msg = newMessage(base + j, records[j]!.value!, metas[j]!, at, base + j);
         this.live.set(msg.id, msg);
+        this.liveBytes += msg.value.length;
         this.schedule(msg, at);
         ids[slots[j]!] = msg.id;
       }
@@ -405,18 +417,27 @@ export class Queue {
     return meta;
   }
 
-  /** Enforces maxDepth before `incoming` messages are written: refuse, or dead-letter the oldest. */
-  private makeRoom(incoming: number, now: number): void {
-    const { maxDepth, overflow } = this.config;
-    const over = this.live.size + this.pendingEnqueues + incoming - maxDepth;
-    if (over <= 0) return;
-    if (overflow === 'reject' || incoming > maxDepth) throw new QueueFullError(this.name, maxDepth);
+  /**
+   * Enforces maxDepth and maxBytes before `incoming` messages of `incomingBytes` are written:
+   * refuse the whole batch, or dead-letter the oldest ready or delayed messages.
+   */
+  private makeRoom(incoming: number, incomingBytes: number, now: number): void {
+    const { maxDepth, maxBytes, overflow } = this.config;
+    const overCount = this.live.size + this.pendingEnqueues + incoming - maxDepth;
+    const overBytes = this.liveBytes + this.pendingBytes + incomingBytes - maxBytes;
+    if (overCount <= 0 && overBytes <= 0) return;
+    const limit = overCount > 0 ? `${maxDepth} messages (max_depth)` : `${maxBytes} bytes (max_bytes)`;
+    if (overflow === 'reject' || incoming > maxDepth || incomingBytes > maxBytes) throw new QueueFullError(this.name, limit);
     const victims: Message[] = [];
+    let freedBytes = 0;
     for (const msg of this.live.values()) {
-      if (victims.length >= over) break;
-      if (msg.state === READY || msg.state === DELAYED) victims.push(msg);
+      if (victims.length >= overCount && freedBytes >= overBytes) break;
+      if (msg.state === READY || msg.state === DELAYED) {
+        victims.push(msg);
+        freedBytes += msg.value.length;
+      }
     }
-    if (victims.length < over) throw new QueueFullError(this.name, maxDepth); // the rest is in flight
+    if (victims.length < overCount || freedBytes < overBytes) throw new QueueFullError(this.name, limit); // the rest is in flight
     for (const msg of victims) {
       msg.lastError = 'dropped: the queue was full';
       this.finish(msg, now);
@@ -490,7 +511,7 @@ export class Queue {
         break;
     }
     msg.state = DONE;
-    this.live.delete(msg.id);
+    if (this.live.delete(msg.id)) this.liveBytes -= msg.value.length;
     if (msg.key !== null) {
       const chain = this.chains.get(msg.key);
       if (chain !== undefined) {
@@ -1020,6 +1041,7 @@ export class Queue {
       name: this.name,
       config: this.config,
       depth: this.live.size,
+      bytes: this.liveBytes,
       ready: this.readyCount,
       inFlight: this.inFlightCount,
       delayed: this.delayedCount + this.blockedCount,

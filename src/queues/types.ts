@@ -7,7 +7,7 @@
 /** How ready messages are spread over workers. `key-sticky` also keeps per-key order. */
 export type BalanceMode = 'round-robin' | 'least-loaded' | 'key-sticky';
 
-/** What an enqueue does when the queue holds `maxDepth` messages. */
+/** What an enqueue does when the queue holds `maxDepth` messages or `maxBytes` bytes. */
 export type OverflowPolicy = 'reject' | 'drop_oldest';
 
 export interface BackoffConfig {
@@ -26,6 +26,8 @@ export interface QueueConfig {
   readonly balance: BalanceMode;
   /** Messages held (ready + delayed + in flight); past it `overflow` applies. @defaultValue 1_000_000 */
   readonly maxDepth: number;
+  /** Payload bytes held (the values are kept in memory); past it `overflow` applies. @defaultValue 256 MiB */
+  readonly maxBytes: number;
   /** @defaultValue 'reject' */
   readonly overflow: OverflowPolicy;
   /** A second enqueue with the same `dedupId` within this window returns the first id. @defaultValue 300_000 */
@@ -107,6 +109,8 @@ export interface QueueStats {
   readonly name: string;
   readonly config: QueueConfig;
   readonly depth: number;
+  /** Payload bytes of the messages held. */
+  readonly bytes: number;
   readonly ready: number;
   readonly inFlight: number;
   readonly delayed: number;

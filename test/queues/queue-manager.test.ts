@@ -232,6 +232,24 @@ describe('limits', () => {
     expect((await h.manager.deadLetters('full')).map((d) => [text(d.value), d.reason])).toEqual([['1', 'DROPPED']]);
   });
 
+  it('bounds the payload bytes a queue holds by max_bytes', async () => {
+    await h.manager.configure('bytes', { maxBytes: 1024 * 1024 });
+    const big = Buffer.alloc(600 * 1024, 'a');
+    await h.manager.enqueue('bytes', [{ value: big }]);
+    expect((await h.manager.describe('bytes')).bytes).toBe(big.length);
+    await expect(h.manager.enqueue('bytes', [{ value: big }])).rejects.toMatchObject({
+      code: 'QUEUE_FULL',
+      message: expect.stringContaining('max_bytes') as unknown,
+    });
+    await h.manager.configure('bytes', { overflow: 'drop_oldest' });
+    await h.manager.enqueue('bytes', [{ value: Buffer.alloc(600 * 1024, 'b') }]);
+    const got = await h.manager.receive('bytes', { max: 10 });
+    expect(got.map((d) => d.value[0])).toEqual(['b'.charCodeAt(0)]);
+    expect((await h.manager.deadLetters('bytes')).map((d) => d.reason)).toEqual(['DROPPED']);
+    await h.manager.ack('bytes', [got[0]!.receipt]);
+    expect((await h.manager.describe('bytes')).bytes).toBe(0);
+  });
+
   it('bounds what one worker holds by max_in_flight_per_worker', async () => {
     await h.manager.configure('wip', { maxInFlightPerWorker: 2 });
     await h.manager.enqueue('wip', Array.from({ length: 5 }, (_, i) => ({ value: bytes(String(i)) })));

@@ -61,6 +61,7 @@ const configSchema = z.strictObject({
   backoff: z.strictObject({ base_ms: z.int().positive().optional(), cap_ms: z.int().positive().optional() }).optional(),
   balance: z.enum(['round-robin', 'least-loaded', 'key-sticky']).optional(),
   max_depth: z.int().positive().optional(),
+  max_bytes: z.int().positive().optional(),
   overflow: z.enum(['reject', 'drop_oldest']).optional(),
   dedup_window_ms: z.int().positive().optional(),
   max_in_flight_per_worker: z.int().positive().optional(),
@@ -234,6 +235,7 @@ function configInput(body: z.infer<typeof configSchema>): QueueConfigInput {
   }
   if (body.balance !== undefined) out.balance = body.balance;
   if (body.max_depth !== undefined) out.maxDepth = body.max_depth;
+  if (body.max_bytes !== undefined) out.maxBytes = body.max_bytes;
   if (body.overflow !== undefined) out.overflow = body.overflow;
   if (body.dedup_window_ms !== undefined) out.dedupWindowMs = body.dedup_window_ms;
   if (body.max_in_flight_per_worker !== undefined) out.maxInFlightPerWorker = body.max_in_flight_per_worker;
@@ -250,6 +252,7 @@ export function configWire(c: QueueConfig): Record<string, unknown> {
     backoff: { base_ms: c.backoff.baseMs, cap_ms: c.backoff.capMs },
     balance: c.balance,
     max_depth: c.maxDepth,
+    max_bytes: c.maxBytes,
     overflow: c.overflow,
     dedup_window_ms: c.dedupWindowMs,
     max_in_flight_per_worker: c.maxInFlightPerWorker,
@@ -263,6 +266,7 @@ export function statsWire(s: QueueStats): Record<string, unknown> {
   return {
     name: s.name,
     depth: s.depth,
+    bytes: s.bytes,
     ready: s.ready,
     in_flight: s.inFlight,
     delayed: s.delayed,
