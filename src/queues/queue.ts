@@ -328,7 +328,7 @@ export class Queue {
       }
       slots.push(i);
       metas.push(meta);
-      records.push({ key: hasMeta(meta) ? metaKey(Tag.Enqueue, meta) : bareKey(Tag.Enqueue), value: m.value });
+      records.push({ key: meta === NO_META || !hasMeta(meta) ? ENQUEUE_KEY : metaKey(Tag.Enqueue, meta), value: m.value });
     }
     if (records.length > 0) {
       let bytes = 0;
@@ -378,6 +378,18 @@ export class Queue {
 
   private checkMessage(m: EnqueueMessage, now: number): EnqueueMeta {
     if (m.value.length > MAX_MESSAGE_BYTES) throw new MessageTooLargeError('record', m.value.length, MAX_MESSAGE_BYTES);
+    // Most messages carry no options: they share one empty meta and the one-byte key.
+    if (
+      m.delayMs === undefined &&
+      m.deadline === undefined &&
+      m.priority === undefined &&
+      m.key === undefined &&
+      m.dedupId === undefined &&
+      m.ttlMs === undefined &&
+      this.config.defaultTtlMs === null
+    ) {
+      return NO_META;
+    }
     const meta: EnqueueMeta = {};
     if (m.delayMs !== undefined) {
       if (!Number.isSafeInteger(m.delayMs) || m.delayMs < 0 || m.delayMs > MAX_DELAY_MS) {
@@ -1100,6 +1112,9 @@ export class Queue {
     this.logger.error({ err }, `${what} failed; the journal still holds the messages, so a restart recovers them`);
   }
 }
+
+const NO_META: EnqueueMeta = Object.freeze({});
+const ENQUEUE_KEY = bareKey(Tag.Enqueue);
 
 function hasMeta(meta: EnqueueMeta): boolean {
   for (const _ in meta) return true;
