@@ -110,10 +110,10 @@ export class QueueManager {
 
   private async queue(name: string): Promise<Queue> {
     if (this.closed) throw new QueueClosedError();
-    assertValidQueueName(name);
     const queue = this.queues.get(name);
-    if (!queue) throw new QueueNotFoundError(name);
-    return queue;
+    if (queue) return queue; // only valid names are ever in the map
+    assertValidQueueName(name);
+    throw new QueueNotFoundError(name);
   }
 
   /** Creates a queue, or changes the configuration of an existing one (fields not given keep their value). */

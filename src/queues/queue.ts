@@ -128,7 +128,13 @@ const readyOrder = (a: Message, b: Message): boolean =>
 const delayedOrder = (a: Message, b: Message): boolean => (a.readyAt !== b.readyAt ? a.readyAt < b.readyAt : a.id < b.id);
 const leaseOrder = (a: LeaseEntry, b: LeaseEntry): boolean => a.at < b.at;
 
-const RECEIPT = /^(\d{1,16})\.(\d{1,6})\.([0-9a-z]{1,12})$/;
+/** The message id of a receipt `<id>.<delivery>.<nonce>`, or -1; the whole receipt is compared with the lease's. */
+function receiptId(receipt: string): number {
+  const dot = receipt.indexOf('.');
+  if (dot < 1 || dot > 16) return -1;
+  const id = Number(receipt.slice(0, dot));
+  return Number.isSafeInteger(id) ? id : -1;
+}
 
 export class Queue {
   readonly name: string;
@@ -756,8 +762,7 @@ export class Queue {
     const unknown: string[] = [];
     const seen = receipts.length > 1 ? new Set<Message>() : null;
     for (const receipt of receipts) {
-      const m = RECEIPT.exec(receipt);
-      const msg = m ? this.live.get(Number(m[1])) : undefined;
+      const msg = this.live.get(receiptId(receipt));
       if (msg === undefined || msg.state !== IN_FLIGHT || msg.receipt !== receipt || seen?.has(msg) === true) {
         unknown.push(receipt);
         continue;
