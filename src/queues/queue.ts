@@ -26,7 +26,6 @@ import {
   Tag,
   tagOf,
   type CarryMeta,
-  type DeadMeta,
   type EnqueueMeta,
 } from './codec.js';
 import {
@@ -43,6 +42,7 @@ import {
 } from './config.js';
 import { QueueClosedError, QueueFullError, TooManyWaitersError, UnknownReceiptError } from './errors.js';
 import { Heap } from './heap.js';
+import { DeadLetterStore } from './dead-letter-store.js';
 import type { QueueLogs } from './storage.js';
 import type {
   DeadLetter,
@@ -100,11 +100,6 @@ interface DedupEntry {
   id: number | Promise<number>;
 }
 
-interface StoredDeadLetter {
-  readonly letter: DeadLetter;
-  readonly offset: number;
-}
-
 /** What the queue reports to metrics; every method is called once per batch, not per message. */
 export interface QueueObserver {
   delivered(queue: string, count: number, redelivered: number): void;
@@ -153,7 +148,7 @@ export class Queue {
   /** key-sticky: per key, its unfinished messages in id order; only the head is scheduled. */
   private readonly chains = new Map<string, Message[]>();
   private readonly dedup = new Map<string, DedupEntry>();
-  private readonly deadLetters = new Map<number, StoredDeadLetter>();
+  private readonly deadLetters: DeadLetterStore;
   private readonly workers = new Map<string, number>();
   private waiters: (() => void)[] = [];
 
@@ -166,10 +161,9 @@ export class Queue {
   /** Payload bytes of the live messages, and of the enqueues being written. */
   private liveBytes = 0;
   private pendingBytes = 0;
-  private pendingDeadLetters = 0;
   private ackIds: number[] = [];
   private ackWrite: Promise<void> | null = null;
-  private counters = { deliveries: 0, redeliveries: 0, acked: 0, deadLettered: 0, droppedDeadLetters: 0 };
+  private counters = { deliveries: 0, redeliveries: 0, acked: 0, deadLettered: 0 };
 
   /** Dead-letter writes started by timers and receives (nobody awaits them); `idle()` does. */
   private readonly background = new Set<Promise<void>>();
@@ -188,6 +182,7 @@ export class Queue {
     this.random = deps.random;
     this.observer = deps.observer;
     this.timers = deps.timers;
+    this.deadLetters = new DeadLetterStore(deps.logs.deadLetters, this.logger);
   }
 
   get currentConfig(): QueueConfig {
@@ -202,7 +197,7 @@ export class Queue {
 
   /** Rebuilds the queue from its logs: dead letters first, then the journal. */
   async recover(): Promise<void> {
-    await this.logs.deadLetters.replay((r) => this.replayDeadLetter(r));
+    await this.deadLetters.replay();
     const now = this.clock();
     await this.logs.journal.replay((r) => this.replayJournal(r, now));
     const revived: Message[] = [];
@@ -247,16 +242,6 @@ export class Queue {
       'queue recovered',
     );
     this.advance();
-  }
-
-  private replayDeadLetter(r: StoredRecord): void {
-    const tag = tagOf(r.key);
-    if (tag === Tag.Dead) {
-      const meta = metaOf<DeadMeta>(r.key!)!;
-      this.deadLetters.set(meta.i, { letter: deadLetterOf(meta, r.value ?? new Uint8Array(0)), offset: r.offset });
-    } else if (tag === Tag.Removed) {
-      for (const id of parseJsonValue<number[]>(r.value)) this.deadLetters.delete(id);
-    }
   }
 
   private replayJournal(r: StoredRecord, now: number): void {
@@ -875,42 +860,10 @@ export class Queue {
    * between the two leaves the message in both; recovery trusts the dead-letter log.
    */
   private async deadLetter(msgs: readonly Message[], reason: DeadLetterReason, now: number): Promise<void> {
-    const records: ProduceRecord[] = new Array<ProduceRecord>(msgs.length);
-    const letters: DeadLetter[] = new Array<DeadLetter>(msgs.length);
-    for (let i = 0; i < msgs.length; i++) {
-      const msg = msgs[i]!;
-      const meta: DeadMeta = { i: msg.id, n: msg.deliveries, t: msg.enqueuedAt, a: now, w: reason };
-      if (msg.lastError !== null) meta.e = msg.lastError;
-      if (msg.deadline !== Infinity) meta.d = msg.deadline;
-      if (msg.priority !== 0) meta.p = msg.priority;
-      if (msg.key !== null) meta.k = msg.key;
-      records[i] = { key: metaKey(Tag.Dead, meta), value: msg.value };
-      letters[i] = deadLetterOf(meta, msg.value);
-    }
     this.counters.deadLettered += msgs.length;
     this.observer?.deadLettered(this.name, reason, msgs.length);
-    this.pendingDeadLetters += msgs.length;
-    let base: number;
-    try {
-      base = await this.logs.deadLetters.append(records);
-    } finally {
-      this.pendingDeadLetters -= msgs.length;
-    }
-    for (let i = 0; i < letters.length; i++) this.deadLetters.set(msgs[i]!.id, { letter: letters[i]!, offset: base + i });
-    const overflow = this.deadLetters.size - this.config.maxDeadLetters;
-    const writes = [this.append([{ key: bareKey(Tag.Killed), value: jsonValue(msgs.map((m) => m.id)) }])];
-    if (overflow > 0) {
-      const dropped: number[] = [];
-      for (const id of this.deadLetters.keys()) {
-        if (dropped.length >= overflow) break;
-        dropped.push(id);
-      }
-      for (const id of dropped) this.deadLetters.delete(id);
-      this.counters.droppedDeadLetters += dropped.length;
-      this.logger.warn({ dropped: dropped.length, maxDeadLetters: this.config.maxDeadLetters }, 'dead-letter queue full: oldest discarded');
-      writes.push(this.logs.deadLetters.append([{ key: bareKey(Tag.Removed), value: jsonValue(dropped) }]));
-    }
-    await Promise.all(writes);
+    await this.deadLetters.add(msgs, reason, now, this.config.maxDeadLetters);
+    await this.append([{ key: bareKey(Tag.Killed), value: jsonValue(msgs.map((m) => m.id)) }]);
   }
 
   /**
@@ -918,30 +871,11 @@ export class Queue {
    * (from the start when it is absent or no longer a dead letter).
    */
   listDeadLetters(limit: number, after?: string): DeadLetter[] {
-    const out: DeadLetter[] = [];
-    const from = after === undefined ? undefined : Number(after);
-    let collecting = from === undefined || !this.deadLetters.has(from);
-    for (const [id, { letter }] of this.deadLetters) {
-      if (!collecting) {
-        collecting = id === from;
-        continue;
-      }
-      out.push(letter);
-      if (out.length >= limit) break;
-    }
-    return out;
+    return this.deadLetters.list(limit, after === undefined ? undefined : Number(after));
   }
 
   getDeadLetter(id: string): DeadLetter | undefined {
-    return this.deadLetters.get(Number(id))?.letter;
-  }
-
-  private selectDeadLetters(selection: DeadLetterSelection): number[] {
-    if ('ids' in selection) return selection.ids.map(Number).filter((id) => this.deadLetters.has(id));
-    const cutoff = 'olderThanMs' in selection ? this.clock() - selection.olderThanMs : Infinity;
-    const out: number[] = [];
-    for (const [id, { letter }] of this.deadLetters) if (letter.deadLetteredAt <= cutoff) out.push(id);
-    return out;
+    return this.deadLetters.get(Number(id));
   }
 
   /**
@@ -950,11 +884,11 @@ export class Queue {
    */
   async redrive(selection: DeadLetterSelection): Promise<string[]> {
     this.assertOpen();
-    const ids = this.selectDeadLetters(selection);
+    const ids = this.deadLetters.select(selection, this.clock());
     if (ids.length === 0) return [];
     const messages: EnqueueMessage[] = [];
     for (const id of ids) {
-      const { letter } = this.deadLetters.get(id)!;
+      const letter = this.deadLetters.get(id)!;
       const m: { -readonly [K in keyof EnqueueMessage]: EnqueueMessage[K] } = { value: letter.value };
       if (letter.key !== null) m.key = letter.key;
       if (letter.priority !== 0) m.priority = letter.priority;
@@ -962,21 +896,15 @@ export class Queue {
     }
     const newIds: string[] = [];
     for (let i = 0; i < messages.length; i += 1_000) newIds.push(...(await this.enqueue(messages.slice(i, i + 1_000))));
-    await this.removeDeadLetters(ids);
+    await this.deadLetters.remove(ids);
     return newIds;
   }
 
   async deleteDeadLetters(selection: DeadLetterSelection): Promise<number> {
     this.assertOpen();
-    const ids = this.selectDeadLetters(selection);
-    await this.removeDeadLetters(ids);
+    const ids = this.deadLetters.select(selection, this.clock());
+    await this.deadLetters.remove(ids);
     return ids.length;
-  }
-
-  private async removeDeadLetters(ids: readonly number[]): Promise<void> {
-    if (ids.length === 0) return;
-    for (const id of ids) this.deadLetters.delete(id);
-    await this.logs.deadLetters.append([{ key: bareKey(Tag.Removed), value: jsonValue(ids) }]);
   }
 
   // ── compaction ────────────────────────────────────────────────────────────────────────────
@@ -1009,12 +937,7 @@ export class Queue {
       break;
     }
     if (this.pendingEnqueues === 0) await journal.truncateBefore(keep);
-    let keepDead = this.logs.deadLetters.nextOffset;
-    for (const { offset } of this.deadLetters.values()) {
-      keepDead = offset;
-      break;
-    }
-    if (this.pendingDeadLetters === 0) await this.logs.deadLetters.truncateBefore(keepDead);
+    await this.deadLetters.truncate();
   }
 
   private async carryForward(below: number, now: number): Promise<void> {
@@ -1150,17 +1073,3 @@ function newMessage(id: number, value: Uint8Array, meta: EnqueueMeta, enqueuedAt
   };
 }
 
-function deadLetterOf(meta: DeadMeta, value: Uint8Array): DeadLetter {
-  return {
-    id: String(meta.i),
-    value,
-    key: meta.k ?? null,
-    deliveries: meta.n,
-    reason: meta.w,
-    lastError: meta.e ?? null,
-    enqueuedAt: meta.t,
-    deadLetteredAt: meta.a,
-    deadline: meta.d ?? null,
-    priority: meta.p ?? 0,
-  };
-}
