@@ -36,6 +36,8 @@ export const MAX_ERROR_LENGTH = 2_048;
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** How often finished messages are truncated from the journal. */
 export const DEFAULT_COMPACT_INTERVAL_MS = 5_000;
+/** Journal records beyond which compaction carries old live messages forward (with 4 × live). */
+export const DEFAULT_CARRY_FORWARD_AFTER = 10_000;
 
 const QUEUE_NAME = /^[a-zA-Z0-9._-]{1,200}$/;
 

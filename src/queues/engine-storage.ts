@@ -36,8 +36,17 @@ export class EngineQueueStorage implements QueueStorage {
    */
   readonly durability: Durability;
 
-  constructor(private readonly engine: Engine) {
+  private readonly logConfig: TopicConfigInput;
+
+  constructor(
+    private readonly engine: Engine,
+    options: {
+      /** Segment size of the journal and dead-letter topics: what truncation frees at a time. @defaultValue 8 MiB */
+      readonly segmentBytes?: number;
+    } = {},
+  ) {
     this.durability = engine.capabilities.durabilityModes.includes('fsync') ? 'fsync' : 'os';
+    this.logConfig = { ...LOG_TOPIC_CONFIG, durability: this.durability, ...(options.segmentBytes ? { segmentBytes: options.segmentBytes } : {}) };
   }
 
   async loadCatalog(): Promise<Map<string, unknown>> {
@@ -65,9 +74,8 @@ export class EngineQueueStorage implements QueueStorage {
   }
 
   async open(name: string): Promise<QueueLogs> {
-    const config = { ...LOG_TOPIC_CONFIG, durability: this.durability };
-    await ensureTopic(this.engine, journalTopic(name), config);
-    await ensureTopic(this.engine, deadLetterTopic(name), config);
+    await ensureTopic(this.engine, journalTopic(name), this.logConfig);
+    await ensureTopic(this.engine, deadLetterTopic(name), this.logConfig);
     const [journal, deadLetters] = await Promise.all([
       EngineQueueLog.open(this.engine, journalTopic(name)),
       EngineQueueLog.open(this.engine, deadLetterTopic(name)),

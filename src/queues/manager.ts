@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
-import { assertValidQueueName, DEFAULT_COMPACT_INTERVAL_MS, resolveQueueConfig } from './config.js';
+import { assertValidQueueName, DEFAULT_CARRY_FORWARD_AFTER, DEFAULT_COMPACT_INTERVAL_MS, resolveQueueConfig } from './config.js';
 import { EngineQueueStorage } from './engine-storage.js';
 import { QueueClosedError, QueueNotFoundError } from './errors.js';
 import { Queue, type QueueObserver } from './queue.js';
@@ -33,6 +33,11 @@ export interface QueueManagerOptions {
   /** Enqueue to an unknown queue creates it with the defaults. @defaultValue true */
   readonly autoCreate?: boolean;
   readonly observer?: QueueObserver;
+  /**
+   * Compaction carries the oldest live messages forward once the journal holds more than
+   * `max(carryForwardAfter, 4 × live messages)` records. @defaultValue 10_000
+   */
+  readonly carryForwardAfter?: number;
 }
 
 /**
@@ -54,6 +59,7 @@ export class QueueManager {
   private readonly timers: boolean;
   private readonly autoCreate: boolean;
   private readonly observer: QueueObserver | undefined;
+  private readonly carryForwardAfter: number;
   private compactTimer: NodeJS.Timeout | null = null;
   private compacting: Promise<void> | null = null;
   private closed = false;
@@ -67,6 +73,7 @@ export class QueueManager {
     this.timers = options.timers ?? true;
     this.autoCreate = options.autoCreate ?? true;
     this.observer = options.observer;
+    this.carryForwardAfter = options.carryForwardAfter ?? DEFAULT_CARRY_FORWARD_AFTER;
   }
 
   /** Loads every configured queue and recovers its state from storage. */
@@ -97,7 +104,16 @@ export class QueueManager {
     const opening = (async () => {
       const logs = await this.storage.open(name);
       const queue = new Queue(
-        { name, logs, logger: this.logger, clock: this.clock, random: this.random, timers: this.timers, ...(this.observer ? { observer: this.observer } : {}) },
+        {
+          name,
+          logs,
+          logger: this.logger,
+          clock: this.clock,
+          random: this.random,
+          timers: this.timers,
+          carryForwardAfter: this.carryForwardAfter,
+          ...(this.observer ? { observer: this.observer } : {}),
+        },
         config,
       );
       await queue.recover();

@@ -116,6 +116,8 @@ export interface QueueDeps {
   /** Schedule the timer for due delays, leases and deadlines (off in tests that drive `advance`). */
   readonly timers: boolean;
   readonly observer?: QueueObserver;
+  /** See QueueManagerOptions.carryForwardAfter. */
+  readonly carryForwardAfter: number;
 }
 
 const readyOrder = (a: Message, b: Message): boolean =>
@@ -139,6 +141,7 @@ export class Queue {
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly observer: QueueObserver | undefined;
+  private readonly carryForwardAfter: number;
 
   /** Every message not finished, in anchor order (Map keeps insertion order): the first pins the journal. */
   private readonly live = new Map<number, Message>();
@@ -182,6 +185,7 @@ export class Queue {
     this.random = deps.random;
     this.observer = deps.observer;
     this.timers = deps.timers;
+    this.carryForwardAfter = deps.carryForwardAfter;
     this.deadLetters = new DeadLetterStore(deps.logs.deadLetters, this.logger);
   }
 
@@ -920,7 +924,7 @@ export class Queue {
     const now = this.clock();
     const journal = this.logs.journal;
     const end = journal.nextOffset;
-    const slack = Math.max(10_000, 4 * this.live.size);
+    const slack = Math.max(this.carryForwardAfter, 4 * this.live.size);
     if (end - journal.lowWatermark > slack) await this.carryForward(end - slack / 2, now);
     let keep = end;
     for (const msg of this.live.values()) {

@@ -1,5 +1,5 @@
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
-import { QueueManager, type QueueManagerOptions } from '../../src/queues/index.js';
+import { EngineQueueStorage, QueueManager, type QueueManagerOptions } from '../../src/queues/index.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /** A deterministic uniform [0, 1) source (mulberry32). */
@@ -25,7 +25,8 @@ export interface QueueHarness {
   cleanup(): Promise<void>;
 }
 
-export async function queueHarness(options: Partial<QueueManagerOptions> = {}): Promise<QueueHarness> {
+/** `segmentBytes`: small queue-log segments, so truncation happens with little data. */
+export async function queueHarness(options: Partial<QueueManagerOptions> = {}, segmentBytes?: number): Promise<QueueHarness> {
   const dir = await tempDir('brook-queues-');
   let clock = 1_700_000_000_000;
   const now = (): number => clock;
@@ -38,6 +39,7 @@ export async function queueHarness(options: Partial<QueueManagerOptions> = {}): 
       random: seeded(42),
       timers: false,
       compactIntervalMs: 0,
+      ...(segmentBytes === undefined ? {} : { storage: new EngineQueueStorage(engine, { segmentBytes }) }),
       ...options,
     });
     return { engine, manager };
