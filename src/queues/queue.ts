@@ -88,6 +88,12 @@ interface Message {
   leased: boolean;
 }
 
+/** A receiver parked in a long poll; `wake(share)` lets it take up to `share` messages (0: take what it asked for). */
+interface Waiter {
+  readonly worker: string;
+  readonly wake: (share: number) => void;
+}
+
 interface LeaseEntry {
   readonly at: number;
   readonly msg: Message;
@@ -153,7 +159,9 @@ export class Queue {
   private readonly dedup = new Map<string, DedupEntry>();
   private readonly deadLetters: DeadLetterStore;
   private readonly workers = new Map<string, number>();
-  private waiters: (() => void)[] = [];
+  private waiters: Waiter[] = [];
+  /** Round-robin: where the next wake starts in the list of waiting receivers. */
+  private turn = 0;
 
   private readyCount = 0;
   private delayedCount = 0;
@@ -647,12 +655,14 @@ export class Queue {
     const worker = options.worker ?? '';
     // A long poll waits in real time, whatever clock the queue's timestamps come from.
     const until = performance.now() + waitMs;
+    let take = max;
     for (;;) {
-      const got = await this.tryReceive(max, visibility, worker);
+      const got = await this.tryReceive(take, visibility, worker);
       if (got.length > 0 || waitMs <= 0 || signal?.aborted) return got;
       const left = until - performance.now();
       if (left <= 0) return got;
-      await this.waitForReady(left, signal);
+      const share = await this.waitForReady(left, worker, signal);
+      take = share > 0 ? Math.min(max, share) : max;
       if (this.closed) return [];
     }
   }
@@ -715,28 +725,49 @@ export class Queue {
     return (dead === null ? delivered : Promise.all([delivered, dead])).then(() => out);
   }
 
-  private waitForReady(ms: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves with the share the receiver may take when messages arrive, or 0 on timeout, abort or close. */
+  private waitForReady(ms: number, worker: string, signal?: AbortSignal): Promise<number> {
     if (this.waiters.length >= MAX_WAITERS_PER_QUEUE) throw new TooManyWaitersError(this.name);
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        const at = this.waiters.indexOf(done);
-        if (at >= 0) this.waiters.splice(at, 1);
-        resolve();
+    return new Promise<number>((resolve) => {
+      const waiter: Waiter = {
+        worker,
+        wake: (share) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', timedOut);
+          const at = this.waiters.indexOf(waiter);
+          if (at >= 0) this.waiters.splice(at, 1);
+          resolve(share);
+        },
       };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-      this.waiters.push(done);
+      const timedOut = (): void => waiter.wake(0);
+      const timer = setTimeout(timedOut, ms);
+      signal?.addEventListener('abort', timedOut, { once: true });
+      this.waiters.push(waiter);
     });
   }
 
+  /**
+   * Messages became ready: wakes the parked receivers in the order the queue's `balance` says —
+   * `least-loaded`: fewest messages in flight first; otherwise round-robin, starting one further
+   * along each time — each allowed an equal share of what is ready. Their receives run in that
+   * order, so the order decides who gets what.
+   */
   private wake(): void {
     if (this.waiters.length === 0 || this.wakeScheduled) return;
     this.wakeScheduled = true;
     queueMicrotask(() => {
       this.wakeScheduled = false;
-      for (const w of this.waiters.slice()) w();
+      const parked = this.waiters.slice();
+      if (parked.length === 0) return;
+      let order: Waiter[];
+      if (this.config.balance === 'least-loaded') {
+        order = parked.sort((a, b) => (this.workers.get(a.worker) ?? 0) - (this.workers.get(b.worker) ?? 0));
+      } else {
+        const start = this.turn++ % parked.length;
+        order = [...parked.slice(start), ...parked.slice(0, start)];
+      }
+      const share = Math.max(1, Math.ceil(this.readyCount / parked.length));
+      for (const w of order) w.wake(share);
     });
   }
 
@@ -1003,7 +1034,7 @@ export class Queue {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    for (const w of this.waiters.slice()) w();
+    for (const w of this.waiters.slice()) w.wake(0);
   }
 
   private assertOpen(): void {

@@ -262,6 +262,33 @@ describe('limits', () => {
   });
 });
 
+describe('balance', () => {
+  const parked = async (): Promise<void> => {
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('round-robin: a burst is shared equally by the receivers waiting for it', async () => {
+    await h.manager.configure('rr', { balance: 'round-robin' });
+    const waiting = ['a', 'b', 'c'].map((worker) => h.manager.receive('rr', { max: 10, worker }, 10_000));
+    await parked();
+    await h.manager.enqueue('rr', Array.from({ length: 9 }, (_, i) => ({ value: bytes(String(i)) })));
+    const got = await Promise.all(waiting);
+    expect(got.map((g) => g.length)).toEqual([3, 3, 3]);
+  });
+
+  it('least-loaded: the waiting receiver with the fewest messages in flight is served first', async () => {
+    await h.manager.configure('ll', { balance: 'least-loaded' });
+    await h.manager.enqueue('ll', [{ value: bytes('x') }, { value: bytes('y') }]);
+    expect(await h.manager.receive('ll', { max: 2, worker: 'busy' })).toHaveLength(2);
+    const busy = h.manager.receive('ll', { max: 5, worker: 'busy' }, 300);
+    const idle = h.manager.receive('ll', { max: 5, worker: 'idle' }, 300);
+    await parked();
+    await h.manager.enqueue('ll', [{ value: bytes('z') }]);
+    expect((await idle).map((d) => text(d.value))).toEqual(['z']);
+    expect(await busy).toEqual([]);
+  });
+});
+
 describe('key-sticky', () => {
   it('keeps per-key order across 4 concurrent workers, one message per key at a time', async () => {
     await h.cleanup();
