@@ -92,6 +92,21 @@ describe('queues over HTTP', () => {
     expect(back.messages.map((m) => [m.value, m.deliveries])).toEqual([['poison', 1]]);
   });
 
+  it('deletes a queue with its messages and dead letters', async () => {
+    await call(s.url, 'POST', '/v1/queues/h-del/messages', { messages: [{ value: 1 }, { value: 2 }] });
+    const got = (await call(s.url, 'POST', '/v1/queues/h-del/receive', { max: 1 })).body as Received;
+    await call(s.url, 'POST', '/v1/queues/h-del/reject', { receipts: [got.messages[0]!.receipt] });
+    expect((await call(s.url, 'DELETE', '/v1/queues/h-del')).status).toBe(204);
+    const gone = await call(s.url, 'GET', '/v1/queues/h-del');
+    expect([gone.status, codeOf(gone)]).toEqual([404, 'QUEUE_NOT_FOUND']);
+    expect(codeOf(await call(s.url, 'POST', '/v1/queues/h-del/ack', { receipts: [got.messages[0]!.receipt] }))).toBe('QUEUE_NOT_FOUND');
+    // Enqueueing again starts a new, empty queue.
+    await call(s.url, 'POST', '/v1/queues/h-del/messages', { messages: [{ value: 3 }] });
+    expect((await call(s.url, 'GET', '/v1/queues/h-del')).body).toMatchObject({ depth: 1, dead_letters: 0 });
+    const topics = (await call(s.url, 'GET', '/v1/topics')).body as { topics: { name: string }[] };
+    expect(topics.topics.map((t) => t.name).filter((n) => n.startsWith('__'))).toEqual([]);
+  });
+
   it('answers bad requests with clear errors', async () => {
     await call(s.url, 'PUT', '/v1/queues/h-bad', { max_depth: 1 });
     const cases: [string, string, unknown, number, string][] = [
