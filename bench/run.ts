@@ -3,8 +3,9 @@
  * Runs the disk floor, the log suite (Brook in-process, over HTTP and on JetStream, NATS
  * JetStream, Redis Streams on the same workload), the scale suite, the sdk suite (Brook's
  * TypeScript SDK against NATS and Redis clients), the latency suite (end-to-end at a steady rate),
- * the groups suite (consumer-group consumption and rebalancing) and the cdc suite (PostgreSQL
- * commit → subscriber against a bare pg-logical-replication consumer); prints tables with ratios
+ * the groups suite (consumer-group consumption and rebalancing), the cdc suite (PostgreSQL
+ * commit → subscriber against a bare pg-logical-replication consumer) and the queues suite (work
+ * queues against BullMQ and RabbitMQ); prints tables with ratios
  * and targets and writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists
  * the flags.
  */
@@ -23,6 +24,7 @@ import { runSdk, type SdkResult } from './suites/sdk.js';
 import { runLatency, type LatencyResult } from './suites/latency.js';
 import { runGroups, type GroupsResult } from './suites/groups.js';
 import { runCdc, type CdcResult } from './suites/cdc.js';
+import { runQueues, type QueuesResult } from './suites/queues.js';
 
 const run = promisify(execFile);
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -425,6 +427,53 @@ function printCdc(cdc: CdcResult, targets: readonly Target[]): void {
   for (const t of targets) console.log(`  target: ${t.name}: ${figure(t.unit, t.value)} ${t.unit} → ${verdict(t)}`);
 }
 
+// --------------------------------------------------------------------------- queues suite
+
+/** Issue #4: Brook's queue ≥ 5× BullMQ and ≥ 3× RabbitMQ on enqueue and process rates. */
+const QUEUE_RATIO_TARGETS = { bullmq: 5, rabbitmq: 3 } as const;
+
+function queuesTargets(queues: QueuesResult): Target[] {
+  const out: Target[] = [];
+  const brook = queues.runs.find((r) => r.system === 'brook-inprocess' && r.error === undefined);
+  if (brook === undefined) return out;
+  for (const [competitor, threshold] of Object.entries(QUEUE_RATIO_TARGETS)) {
+    const other = queues.runs.find((r) => r.system === competitor && r.error === undefined);
+    if (other === undefined) continue;
+    for (const phase of ['enqueue', 'process'] as const) {
+      const a = brook[phase]?.jobsPerSec;
+      const b = other[phase]?.jobsPerSec;
+      if (a === undefined || b === undefined) continue;
+      out.push(
+        target(`queue ${phase} ≥ ${threshold}× ${other.label}`, `queues ${int(queues.jobs)} jobs, Brook in-process ÷ ${competitor} ${phase}`, a / b, '×', '>=', threshold),
+      );
+    }
+  }
+  return out;
+}
+
+function printQueues(queues: QueuesResult, targets: readonly Target[]): void {
+  console.log(
+    `\nQueues: ${int(queues.jobs)} jobs (~100 B JSON) enqueued in batches of ${queues.enqueueBatch} (${queues.enqueueWindow} in flight), ` +
+      `then processed by ${queues.workers} concurrent workers acking each (prefetch ${queues.prefetch}); pickup latency over ${queues.pickupJobs} jobs enqueued one at a time to idle workers`,
+  );
+  const byName = new Map(queues.runs.map((r) => [r.system, r]));
+  const rows = queues.runs.map((r) => [
+    r.label,
+    r.enqueue ? int(r.enqueue.jobsPerSec) : '-',
+    r.process ? int(r.process.jobsPerSec) : '-',
+    r.pickup ? ms(r.pickup.p50Ms) : '-',
+    r.pickup ? ms(r.pickup.p99Ms) : '-',
+    ratio(r.enqueue?.jobsPerSec, byName.get('bullmq')?.enqueue?.jobsPerSec) + ' / ' + ratio(r.process?.jobsPerSec, byName.get('bullmq')?.process?.jobsPerSec),
+    ratio(r.enqueue?.jobsPerSec, byName.get('rabbitmq')?.enqueue?.jobsPerSec) + ' / ' + ratio(r.process?.jobsPerSec, byName.get('rabbitmq')?.process?.jobsPerSec),
+    r.error === undefined ? (r.process && (r.process.duplicates > 0 || r.process.missing > 0) ? `dup ${r.process.duplicates} missing ${r.process.missing}` : 'ok') : `FAILED: ${r.error.slice(0, 80)}`,
+  ]);
+  console.log(
+    indent(table(['system', 'enqueue jobs/s', 'process jobs/s', 'pickup p50 ms', 'p99 ms', 'vs BullMQ enq / proc', 'vs RabbitMQ enq / proc', ''], rows)),
+  );
+  for (const r of queues.runs) console.log(`  ${r.label}: ${r.durability}; workers: ${r.workerModel}`);
+  for (const t of targets) console.log(`  target ${t.name}: ${fixed(t.value, 2)}× (${verdict(t)})`);
+}
+
 // -------------------------------------------------------------------------------------- main
 
 async function main(): Promise<number> {
@@ -434,7 +483,7 @@ async function main(): Promise<number> {
   let suites: SuiteName[] = [...options.suites];
   let systems = [...options.systems];
 
-  const serverSuites: readonly SuiteName[] = ['scale', 'sdk', 'latency', 'groups', 'cdc'];
+  const serverSuites: readonly SuiteName[] = ['scale', 'sdk', 'latency', 'groups', 'cdc', 'queues'];
   const needsBuild = suites.some((s) => serverSuites.includes(s)) || (suites.includes('log') && systems.includes('brook-http'));
   if (needsBuild && !options.noBuild) {
     const failure = await build();
@@ -456,6 +505,7 @@ async function main(): Promise<number> {
   let latency: LatencyResult | null = null;
   let groups: GroupsResult | null = null;
   let cdc: CdcResult | null = null;
+  let queues: QueuesResult | null = null;
   const wall = performance.now();
   if (suites.includes('floor')) {
     process.stderr.write('floor: sequential write and fsync latency\n');
@@ -514,13 +564,25 @@ async function main(): Promise<number> {
       problems.push(`groups failed: ${errorText(err)}`);
     }
   }
-
   if (suites.includes('cdc')) {
     try {
       cdc = await runCdc(effective);
       for (const r of [...cdc.latency, ...cdc.throughput]) if (r.error !== undefined) problems.push(`cdc ${r.system}: ${r.error}`);
     } catch (err) {
       problems.push(`cdc failed: ${errorText(err)}`);
+    }
+  }
+  if (suites.includes('queues')) {
+    try {
+      queues = await runQueues(effective);
+      for (const r of queues.runs) {
+        if (r.error !== undefined) problems.push(`queues ${r.system}: ${r.error}`);
+        else if (r.process && (r.process.duplicates > 0 || r.process.missing > 0)) {
+          problems.push(`queues ${r.system}: ${r.process.duplicates} jobs processed twice, ${r.process.missing} never`);
+        }
+      }
+    } catch (err) {
+      problems.push(`queues failed: ${errorText(err)}`);
     }
   }
 
@@ -530,7 +592,16 @@ async function main(): Promise<number> {
   const latencyTargetList = latency === null ? [] : latencyTargets(latency);
   const groupsTargetList = groups === null ? [] : groupsTargets(groups);
   const cdcTargetList = cdc === null ? [] : cdcTargets(cdc);
-  const targets = [...logTargetMap.values(), ...scaleTargetList, ...sdkTargetLists.flat(), ...latencyTargetList, ...groupsTargetList, ...cdcTargetList];
+  const queuesTargetList = queues === null ? [] : queuesTargets(queues);
+  const targets = [
+    ...logTargetMap.values(),
+    ...scaleTargetList,
+    ...sdkTargetLists.flat(),
+    ...latencyTargetList,
+    ...groupsTargetList,
+    ...cdcTargetList,
+    ...queuesTargetList,
+  ];
 
   console.log(`\nBrook benchmarks — ${startedAt.toISOString()}${options.quick ? ' (quick: small counts, figures are indicative only)' : ''}`);
   if (floor !== null) printFloor(floor);
@@ -540,6 +611,7 @@ async function main(): Promise<number> {
   if (latency !== null) printLatency(latency, latencyTargetList);
   if (groups !== null) printGroups(groups, groupsTargetList);
   if (cdc !== null) printCdc(cdc, cdcTargetList);
+  if (queues !== null) printQueues(queues, queuesTargetList);
   printTargets(targets);
   if (problems.length > 0) {
     console.log('\nProblems');
@@ -560,6 +632,7 @@ async function main(): Promise<number> {
     latency,
     groups,
     cdc,
+    queues,
     targets,
     problems,
   });

@@ -21,10 +21,11 @@ export class BrookProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  static async start(root: string, serverBin: string, tempPrefix: string): Promise<BrookProcess> {
+  /** `maxSockets`: keep-alive connections of `http` (requests beyond it wait for one). */
+  static async start(root: string, serverBin: string, tempPrefix: string, maxSockets = 4): Promise<BrookProcess> {
     const port = await freePort();
     const dataDir = makeTempDir(root, tempPrefix);
-    const http = new BrookHttpClient(port, 4);
+    const http = new BrookHttpClient(port, maxSockets);
     try {
       const { server } = await startBrookServer(serverBin, dataDir, port, http);
       return new BrookProcess(port, server, http, dataDir);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from './paths.js';
 
-export const SUITES = ['floor', 'log', 'scale', 'sdk', 'latency', 'groups', 'cdc'] as const;
+export const SUITES = ['floor', 'log', 'scale', 'sdk', 'latency', 'groups', 'cdc', 'queues'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export const SYSTEMS = ['brook-embedded', 'brook-http', 'brook-jetstream', 'nats-jetstream', 'redis-streams'] as const;
@@ -49,6 +49,8 @@ export interface BenchOptions {
   readonly latencyRate: number;
   /** Session timeout the groups suite's members ask for. @defaultValue 10_000 (the server's default) */
   readonly sessionTimeoutMs: number;
+  /** Jobs enqueued and processed by the queues suite. @defaultValue 100_000 (20_000 with --quick) */
+  readonly queueJobs: number;
 }
 
 const USAGE = `usage: node --import tsx bench/run.ts [flags]
@@ -68,6 +70,7 @@ const USAGE = `usage: node --import tsx bench/run.ts [flags]
   --latency-seconds=N  measured seconds of the latency suite's steady load (default 30, quick 5)
   --latency-rate=N     records per second of the latency suite (default 10000)
   --session-timeout-ms=N  the groups suite members' session timeout (default 10000)
+  --jobs=N             jobs of the queues suite (default 100000, quick 20000)
   --dir=PATH           where data and temp files go (default: the OS temp dir)
   --server-bin=PATH    Brook launcher to spawn (default bin/brook.js; e.g. another build to compare)
   --name=NAME          results file name prefix
@@ -118,6 +121,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'latency-seconds': { type: 'string' },
       'latency-rate': { type: 'string' },
       'session-timeout-ms': { type: 'string' },
+      jobs: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -160,5 +164,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     latencyRate: values['latency-rate'] === undefined ? 10_000 : positiveInt('latency-rate', values['latency-rate']),
     sessionTimeoutMs:
       values['session-timeout-ms'] === undefined ? 10_000 : positiveInt('session-timeout-ms', values['session-timeout-ms']),
+    queueJobs: values.jobs === undefined ? (quick ? 20_000 : 100_000) : positiveInt('jobs', values.jobs),
   };
 }

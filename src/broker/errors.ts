@@ -4,6 +4,7 @@
  * and WebSocket close codes in one place (src/server/errors.ts).
  */
 import type { EngineErrorCode } from '../engine/index.js';
+import type { QueueErrorCode } from '../queues/index.js';
 
 export type StreamErrorCode =
   | 'INVALID_FRAME'
@@ -15,7 +16,7 @@ export type StreamErrorCode =
   | 'INTERNAL';
 
 /** Every code an `error` frame can carry. */
-export type FrameErrorCode = StreamErrorCode | EngineErrorCode;
+export type FrameErrorCode = StreamErrorCode | EngineErrorCode | QueueErrorCode;
 
 /** A refusal by the session; `code` is stable, `message` is for people. */
 export class StreamError extends Error {

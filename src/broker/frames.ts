@@ -101,7 +101,59 @@ const commit = z.strictObject({
 
 const leave = z.strictObject({ type: z.literal('leave'), id: requestId, group: z.string().min(1) });
 
+// Work queues (docs/protocol.md, "Queues"); the shapes follow the HTTP API.
+const queueName = z.string().min(1).max(MAX_NAME_LENGTH);
+const queueMessage = z.strictObject({
+  value: z.unknown(),
+  delay_ms: count.optional(),
+  deadline: z.int().positive().optional(),
+  priority: z.int().min(0).max(9).optional(),
+  dedup_id: z.string().min(1).max(128).optional(),
+  key: z.string().min(1).max(256).optional(),
+  ttl_ms: z.int().positive().optional(),
+});
+const receipts = z.array(z.string().max(64)).min(1).max(1000);
+
+const enqueue = z.strictObject({ type: z.literal('enqueue'), id: requestId, queue: queueName, messages: z.array(queueMessage).min(1) });
+const receive = z.strictObject({
+  type: z.literal('receive'),
+  id: requestId,
+  queue: queueName,
+  max: z.int().min(1).max(1000).optional(),
+  visibility_ms: z.int().positive().optional(),
+  wait_ms: count.optional(),
+});
+/** Pushed deliveries: up to `credits` messages at once; each `credit` frame for `sub` allows more. */
+const work = z.strictObject({
+  type: z.literal('work'),
+  id: requestId,
+  sub: name,
+  queue: queueName,
+  credits: z.int().min(0).max(1000),
+  visibility_ms: z.int().positive().optional(),
+});
+const stopWork = z.strictObject({ type: z.literal('stop_work'), id: requestId, sub: name });
+const ack = z.strictObject({ type: z.literal('ack'), id: requestId, queue: queueName, receipts });
+const nack = z.strictObject({
+  type: z.literal('nack'),
+  id: requestId,
+  queue: queueName,
+  receipts,
+  delay_ms: count.optional(),
+  error: z.string().max(2048).optional(),
+});
+const extend = z.strictObject({ type: z.literal('extend'), id: requestId, queue: queueName, receipts, visibility_ms: z.int().positive().optional() });
+const reject = z.strictObject({ type: z.literal('reject'), id: requestId, queue: queueName, receipts, error: z.string().max(2048).optional() });
+
 const clientFrame = z.discriminatedUnion('type', [
+  enqueue,
+  receive,
+  work,
+  stopWork,
+  ack,
+  nack,
+  extend,
+  reject,
   produce,
   subscribe,
   credit,
@@ -124,6 +176,13 @@ export type FetchFrame = z.infer<typeof fetch>;
 export type JoinFrame = z.infer<typeof join>;
 export type CommitFrame = z.infer<typeof commit>;
 export type From = z.infer<typeof from>;
+export type EnqueueFrame = z.infer<typeof enqueue>;
+export type ReceiveFrame = z.infer<typeof receive>;
+export type WorkFrame = z.infer<typeof work>;
+export type QueueMessageFrame = z.infer<typeof queueMessage>;
+export type SettleFrame = z.infer<typeof ack> | z.infer<typeof nack> | z.infer<typeof extend> | z.infer<typeof reject>;
+/** The frame types a queue session handles. */
+export const QUEUE_FRAME_TYPES = ['enqueue', 'receive', 'work', 'stop_work', 'ack', 'nack', 'extend', 'reject'] as const;
 export type Credits = z.infer<typeof credits>;
 export type RequestId = z.infer<typeof requestId>;
 
@@ -138,6 +197,7 @@ const CLIENT_FRAME_TYPES: ReadonlySet<string> = new Set<ClientFrameType>([
   'heartbeat',
   'commit',
   'leave',
+  ...QUEUE_FRAME_TYPES,
 ]);
 
 export type ParsedFrame =
@@ -244,7 +304,14 @@ export type ServerFrame =
       readonly code: FrameErrorCode;
       readonly message: string;
     }
-  | { readonly type: 'slow_down'; readonly retry_after_ms: number };
+  | { readonly type: 'slow_down'; readonly retry_after_ms: number }
+  | { readonly type: 'enqueued'; readonly id: RequestId; readonly ids: readonly string[] }
+  /** `messages`: the deliveries as one JSON array, already encoded (values spliced in as stored). */
+  | { readonly type: 'received'; readonly id: RequestId; readonly messages: string }
+  | { readonly type: 'working'; readonly id: RequestId; readonly sub: string }
+  | { readonly type: 'jobs'; readonly sub: string; readonly queue: string; readonly messages: string }
+  | { readonly type: 'work_stopped'; readonly id: RequestId; readonly sub: string }
+  | { readonly type: 'settled'; readonly id: RequestId };
 
 export type ServerFrameType = ServerFrame['type'];
 
@@ -255,6 +322,10 @@ export function encodeFrame(frame: ServerFrame): string {
       return `{"type":"records","sub":${JSON.stringify(frame.sub)},"partition":${frame.partition},"records":${frame.records},"next_offset":${frame.next_offset}}`;
     case 'fetched':
       return `{"type":"fetched","id":${JSON.stringify(frame.id)},"records":${frame.records},"next_offset":${frame.next_offset},"high_watermark":${frame.high_watermark},"low_watermark":${frame.low_watermark}}`;
+    case 'received':
+      return `{"type":"received","id":${JSON.stringify(frame.id)},"messages":${frame.messages}}`;
+    case 'jobs':
+      return `{"type":"jobs","sub":${JSON.stringify(frame.sub)},"queue":${JSON.stringify(frame.queue)},"messages":${frame.messages}}`;
     case 'produced':
       return `{"type":"produced","id":${JSON.stringify(frame.id)},"offsets":${offsetsJson(frame.offsets)},"duplicate":${frame.duplicate}}`;
     case 'welcome':
@@ -266,6 +337,10 @@ export function encodeFrame(frame: ServerFrame): string {
     case 'left':
     case 'error':
     case 'slow_down':
+    case 'enqueued':
+    case 'working':
+    case 'work_stopped':
+    case 'settled':
       return JSON.stringify(frame);
     default:
       return unreachable(frame);

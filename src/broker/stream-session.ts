@@ -32,6 +32,8 @@ import {
   type SubscribeFrame,
 } from './frames.js';
 import { GroupMemberSession, offsetCommits, type GroupAnswer, type GroupHost } from './group-member-session.js';
+import { QueueSession } from './queue-session.js';
+import { QueueError, type QueueManager } from '../queues/index.js';
 import { resolveFrom } from './positions.js';
 import { recordsJson, type RecordCodec } from './record-codec.js';
 import { Subscription, type SubscriptionSink, type SubscriptionStats } from './subscription.js';
@@ -88,6 +90,8 @@ export interface StreamSessionOptions {
   readonly readBudget?: ReadBudget;
   /** Told about records appended and delivered (metrics). @defaultValue nobody */
   readonly observer?: StreamObserver;
+  /** Work queues served over this session (queue frames); absent, they are refused. */
+  readonly queues?: QueueManager;
 }
 
 /** Watches what a session moves, for metrics; called synchronously, so it must be cheap. */
@@ -152,6 +156,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private invalidInARow = 0;
   private lastSlowDownAt = Number.NEGATIVE_INFINITY;
   private closing: Promise<void> | undefined;
+  private readonly queueSession: QueueSession | null;
 
   constructor(options: StreamSessionOptions) {
     this.id = options.id;
@@ -167,6 +172,22 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.readBudget = options.readBudget;
     // One listener per pending long poll; their number is bounded by maxInflightRequests.
     setMaxListeners(0, this.abort.signal);
+    this.queueSession =
+      options.queues === undefined
+        ? null
+        : new QueueSession(
+            options.queues,
+            {
+              id: this.id,
+              logger: this.logger,
+              send: (frame) => this.send(frame),
+              canSend: () => this.writable,
+              authorize: (action, name) => this.authorize(action, name),
+              hasSubscription: (sub) => this.subs.has(sub),
+              workFailed: (sub, err) => this.sendError(err, { sub }),
+            },
+            { maxBatchRecords: this.limits.maxBatchRecords, maxWaitMs: this.limits.maxWaitMs, maxWorkSubscriptions: this.limits.maxSubscriptions },
+          );
   }
 
   /** Sends `welcome`; call once, before handing frames in. */
@@ -206,6 +227,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
 
   /** The transport's send buffer drained: resume subscriptions paused on it. */
   drained(): void {
+    this.queueSession?.drained();
     if (this.parked.size === 0) return;
     const parked = [...this.parked];
     this.parked.clear();
@@ -224,6 +246,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       this.parked.clear();
       await Promise.all([...this.groups.values()].map((g) => g.close()));
       this.groups.clear();
+      await this.queueSession?.close();
     })();
     return this.closing;
   }
@@ -292,6 +315,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       case 'produce':
         return this.produce(frame);
       case 'credit': {
+        if (this.queueSession?.credit(frame.sub, frame.records ?? 0) === true) return;
         const sub = this.subs.get(frame.sub);
         if (sub) sub.addCredit(frame.records ?? 0, frame.bytes ?? 0);
         else this.sendError(notFound(frame.sub), { sub: frame.sub });
@@ -320,6 +344,20 @@ export class StreamSession implements SubscriptionSink, GroupHost {
         return this.request(frame.id, async () => {
           if (group) await group.run(() => group.leave());
           return { frame: { type: 'left', id: frame.id }, started: [] };
+        });
+      }
+      case 'enqueue':
+      case 'receive':
+      case 'work':
+      case 'stop_work':
+      case 'ack':
+      case 'nack':
+      case 'extend':
+      case 'reject': {
+        const queues = this.queueSession;
+        return this.request(frame.id, async () => {
+          if (queues === null) throw new StreamError('INVALID_FRAME', 'this server does not serve work queues');
+          return { frame: await queues.handle(frame), started: [] };
         });
       }
       default:
@@ -362,7 +400,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private sendError(err: unknown, context: { id?: RequestId; sub?: string }): void {
     let code: FrameErrorCode;
     let message: string;
-    if (err instanceof StreamError || err instanceof BrookError) {
+    if (err instanceof StreamError || err instanceof BrookError || err instanceof QueueError) {
       code = err.code;
       message = err.message;
     } else {

@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { consume } from './commands/consume.js';
 import { describeGroup, listGroups, parseResetTarget, resetGroup, type ResetTarget } from './commands/groups.js';
 import { produce } from './commands/produce.js';
+import { describeQueue, enqueue, enqueueValues, listDeadLetters, listQueues, redrive, redriveSelection } from './commands/queues.js';
 import { start } from './commands/start.js';
 import { tail } from './commands/tail.js';
 import { createTopic, deleteTopic, describeTopic, listTopics } from './commands/topics.js';
@@ -262,6 +263,39 @@ Examples:
     )
     .action(async (group: string, opts: ClientOpts & { topic: string; to: ResetTarget; partition?: number }) =>
       resetGroup(opts, group, opts, process.stdout),
+    );
+
+  const queues = program.command('queues').description('list, describe and feed work queues; list and redrive dead letters');
+  client(queues, 'list', 'list queues with depth, in flight, delayed and dead letters', { isDefault: true }).action(async (opts: ClientOpts) =>
+    listQueues(opts, process.stdout),
+  );
+  client(queues, 'describe <queue>', 'show counts and configuration')
+    .option('--json', "print the server's JSON answer")
+    .action(async (queue: string, opts: ClientOpts & { json?: boolean }) => describeQueue(opts, queue, opts, process.stdout));
+  client(queues, 'enqueue <queue> [values...]', 'enqueue JSON values (arguments, or one per line on stdin); prints their ids')
+    .option('--delay-ms <ms>', 'deliver no earlier than this', nonNegativeInt('delay-ms'))
+    .option('--priority <p>', 'priority 0-9 (higher first)', nonNegativeInt('priority'))
+    .option('--key <key>', 'key (one at a time and in order under key-sticky balance)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ brook queues enqueue mail '{"to":"a@b.c"}'
+  $ jq -c '.[]' jobs.json | brook queues enqueue jobs --priority 5`,
+    )
+    .action(async (queue: string, values: string[], opts: ClientOpts & { delayMs?: number; priority?: number; key?: string }) =>
+      enqueue(opts, queue, await enqueueValues(values, process.stdin), opts, process.stdout),
+    );
+  client(queues, 'dead-letters <queue>', 'list dead letters, oldest first')
+    .option('--limit <n>', 'at most this many (max 1000)', positiveInt('limit'), 100)
+    .option('--json', 'one JSON line per dead letter')
+    .action(async (queue: string, opts: ClientOpts & { limit: number; json?: boolean }) => listDeadLetters(opts, queue, opts, process.stdout));
+  client(queues, 'redrive <queue>', 'enqueue dead letters again as new messages (admin)')
+    .option('--all', 'every dead letter')
+    .option('--ids <ids>', 'these dead letters (comma-separated ids)')
+    .option('--older-than-ms <ms>', 'those dead-lettered at least this long ago', nonNegativeInt('older-than-ms'))
+    .action(async (queue: string, opts: ClientOpts & { all?: boolean; ids?: string; olderThanMs?: number }) =>
+      redrive(opts, queue, redriveSelection(opts), process.stdout),
     );
 
   await program.parseAsync(argv);

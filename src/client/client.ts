@@ -6,7 +6,10 @@ import { Connection, type ClientEvents, type ConnectionState } from './connectio
 import { Consumer } from './consumer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS } from './defaults.js';
 import { ClientClosedError } from './errors.js';
-import type { ClientOptions, ConsumerOptions, ProducerOptions } from './options.js';
+import type { ClientOptions, ConsumerOptions, EnqueueJob, JobHandler, ProducerOptions, WorkerOptions } from './options.js';
+import { Worker } from './worker.js';
+import { InvalidArgumentError } from './errors.js';
+import type { WireEnqueue } from './wire.js';
 import { Producer } from './producer.js';
 import type { ServerLimits } from './wire.js';
 
@@ -26,6 +29,7 @@ export class BrookClient {
   private readonly conn: Connection;
   private readonly producers = new Set<{ close(): Promise<void> }>();
   private readonly consumers = new Set<{ close(): Promise<void> }>();
+  private readonly workers = new Set<{ stop(): Promise<void> }>();
   private subs = 0;
   private closing: Promise<void> | null = null;
 
@@ -88,6 +92,47 @@ export class BrookClient {
   }
 
   /**
+   * Enqueues jobs on a work queue (created with the defaults if new); resolves to their ids once
+   * the server has them on disk.
+   *
+   * @example
+   * const [id] = await client.enqueue('mail', [{ value: { to: 'a@b.c' }, delayMs: 5_000 }]);
+   */
+  async enqueue<T = unknown>(queue: string, jobs: readonly EnqueueJob<T>[]): Promise<string[]> {
+    this.assertOpen();
+    if (jobs.length === 0) throw new InvalidArgumentError('enqueue needs at least one job');
+    const messages: WireEnqueue[] = jobs.map((j) => {
+      const m: { -readonly [K in keyof WireEnqueue]: WireEnqueue[K] } = { value: j.value };
+      if (j.delayMs !== undefined) m.delay_ms = j.delayMs;
+      if (j.deadline !== undefined) m.deadline = j.deadline;
+      if (j.priority !== undefined) m.priority = j.priority;
+      if (j.dedupId !== undefined) m.dedup_id = j.dedupId;
+      if (j.key !== undefined) m.key = j.key;
+      if (j.ttlMs !== undefined) m.ttl_ms = j.ttlMs;
+      return m;
+    });
+    const reply = await this.conn.request({ type: 'enqueue', queue, messages }, 'enqueued');
+    return [...reply.ids];
+  }
+
+  /**
+   * A pool of `concurrency` workers on `queue`: each pushed job runs `handler`; resolving acks it,
+   * throwing releases it for a retry with backoff. Leases of long jobs are extended; `stop()`
+   * finishes running jobs first. A throwing handler fails its job, never the pool.
+   *
+   * @example
+   * const worker = client.worker<{ to: string }>('mail', async (job) => send(job.value), { concurrency: 8 });
+   * // later
+   * await worker.stop();
+   */
+  worker<T = unknown>(queue: string, handler: JobHandler<T>, options: WorkerOptions<T> = {}): Worker<T> {
+    this.assertOpen();
+    const worker = new Worker<T>(this.conn, queue, handler, options, `q${++this.subs}`, (w) => this.workers.delete(w));
+    this.workers.add(worker);
+    return worker;
+  }
+
+  /**
    * Flushes producers and closes consumers (committing and leaving groups) for up to
    * `closeTimeoutMs`, then closes the connection; whatever is still pending fails with
    * CLIENT_CLOSED. Idempotent.
@@ -98,7 +143,10 @@ export class BrookClient {
   }
 
   private async doClose(): Promise<void> {
-    const graceful = Promise.allSettled([...this.producers, ...this.consumers].map((x) => x.close()));
+    const graceful = Promise.allSettled([
+      ...[...this.producers, ...this.consumers].map((x) => x.close()),
+      ...[...this.workers].map((w) => w.stop()),
+    ]);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);

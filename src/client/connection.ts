@@ -43,6 +43,7 @@ import {
   type AssignmentFrame,
   type ClientRequest,
   type CreditFrame,
+  type JobsFrame,
   type RecordsFrame,
   type Reply,
   type ServerLimits,
@@ -99,6 +100,13 @@ export interface GroupHandlers extends PushHandlers {
   ended(err: BrookServerError): void;
 }
 
+export interface JobHandlers {
+  /** Deliveries pushed to a work subscription this handler registered. */
+  jobs(frame: JobsFrame): void;
+  /** The server stopped the work subscription (`error` with `sub`, e.g. the queue was deleted). */
+  failed(err: BrookServerError, sub: string): void;
+}
+
 export class Connection {
   readonly events = new Emitter<ClientEvents>();
   private stateValue: ConnectionState = 'idle';
@@ -131,6 +139,7 @@ export class Connection {
 
   private readonly routes = new Map<string, PushHandlers>();
   private readonly groups = new Map<string, GroupHandlers>();
+  private readonly jobRoutes = new Map<string, JobHandlers>();
   private readonly openHooks = new Set<(reconnect: boolean) => void>();
   private readonly closeHooks = new Set<(err: Error) => void>();
 
@@ -243,6 +252,14 @@ export class Connection {
     this.routes.set(sub, handlers);
     return () => {
       if (this.routes.get(sub) === handlers) this.routes.delete(sub);
+    };
+  }
+
+  /** Routes `jobs` pushes of one work subscription; returns the unregister function. */
+  routeJobs(sub: string, handlers: JobHandlers): () => void {
+    this.jobRoutes.set(sub, handlers);
+    return () => {
+      if (this.jobRoutes.get(sub) === handlers) this.jobRoutes.delete(sub);
     };
   }
 
@@ -360,6 +377,11 @@ export class Connection {
           return;
         }
         if (frame.sub !== undefined) {
+          const worker = this.jobRoutes.get(frame.sub);
+          if (worker !== undefined) {
+            worker.failed(err, frame.sub);
+            return;
+          }
           const handlers = this.routeOf(frame.sub);
           // SUBSCRIPTION_NOT_FOUND for credit sent just before an unsubscribe: nothing to do.
           if (handlers !== undefined) handlers.failed(err, frame.sub);
@@ -380,6 +402,13 @@ export class Connection {
         const group = frame.group !== undefined ? this.groups.get(frame.group) : this.groups.size === 1 ? [...this.groups.values()][0] : undefined;
         if (group !== undefined) group.assignment(frame);
         else this.report(new ProtocolError('an assignment push for no group this client is in'));
+        return;
+      }
+      case 'jobs': {
+        const worker = this.jobRoutes.get(frame.sub);
+        // No handler: jobs pushed just before the worker stopped; their leases expire or were released.
+        if (worker !== undefined) worker.jobs(frame);
+        else this.report(new ProtocolError(`jobs pushed for ${JSON.stringify(frame.sub)}, which no worker of this client runs`));
         return;
       }
       case 'slow_down':

@@ -31,3 +31,7 @@ export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5_000;
 export const FALLBACK_MAX_FRAME_BYTES = 8 * 1024 * 1024;
 /** Room in a produce frame for everything but the records (type, id, topic, producer). */
 export const PRODUCE_FRAME_OVERHEAD_BYTES = 1024;
+
+export const DEFAULT_WORKER_CONCURRENCY = 10;
+export const MAX_WORKER_CONCURRENCY = 1_000;
+export const DEFAULT_WORKER_VISIBILITY_MS = 30_000;

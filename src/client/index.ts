@@ -6,6 +6,7 @@
 export { BrookClient } from './client.js';
 export { Producer } from './producer.js';
 export { Consumer } from './consumer.js';
+export { Worker } from './worker.js';
 export {
   BrookClientError,
   BrookServerError,
@@ -28,6 +29,10 @@ export type {
   ClientOptions,
   ConsumedRecord,
   ConsumerOptions,
+  EnqueueJob,
+  Job,
+  JobHandler,
+  WorkerOptions,
   OutgoingRecord,
   ProducerOptions,
   ReconnectOptions,

@@ -139,3 +139,50 @@ export interface RecordMetadata {
   readonly partition: number;
   readonly offset: number;
 }
+
+/** A message for `BrookClient.enqueue`; all but `value` optional (docs/queues.md). */
+export interface EnqueueJob<T = unknown> {
+  readonly value: T;
+  /** Deliver no earlier than this from now. */
+  readonly delayMs?: number;
+  /** Epoch ms: served earliest-deadline-first, dead-lettered once past. */
+  readonly deadline?: number;
+  /** 0-9, higher first among equal deadlines. @defaultValue 0 */
+  readonly priority?: number;
+  /** Accepted once per queue within its dedup window. */
+  readonly dedupId?: string;
+  /** One at a time and in order under the queue's `key-sticky` balance. */
+  readonly key?: string;
+  readonly ttlMs?: number;
+}
+
+/** A job as a worker's handler gets it. */
+export interface Job<T = unknown> {
+  readonly id: string;
+  /** What ack/nack/extend name; the worker settles it for you. */
+  readonly receipt: string;
+  /** 1 on the first delivery. */
+  readonly deliveries: number;
+  readonly value: T;
+  readonly key: string | null;
+  readonly enqueuedAt: number;
+  readonly deadline: number | null;
+  readonly priority: number;
+}
+
+export interface WorkerOptions<T = unknown> {
+  /** Jobs handled at once; the server pushes no more than this. @defaultValue 10 (at most 1000) */
+  readonly concurrency?: number;
+  /** Lease of each delivery. @defaultValue 30_000 */
+  readonly visibilityMs?: number;
+  /** How often the leases of running jobs are extended. @defaultValue visibilityMs / 3 */
+  readonly extendEveryMs?: number;
+  /**
+   * Delay before a failed job is retried; undefined leaves it to the queue's backoff (exponential,
+   * full jitter). @defaultValue the queue's backoff
+   */
+  readonly retryDelayMs?: (error: unknown, job: Job<T>) => number | undefined;
+}
+
+/** Runs one job; resolving acknowledges it, throwing (or rejecting) releases it for a retry. */
+export type JobHandler<T = unknown> = (job: Job<T>) => unknown;

@@ -65,7 +65,48 @@ export type ClientRequest =
     }
   | { readonly type: 'heartbeat'; readonly group: string }
   | { readonly type: 'commit'; readonly group: string; readonly offsets: readonly (TopicPartition & { readonly offset: number })[] }
-  | { readonly type: 'leave'; readonly group: string };
+  | { readonly type: 'leave'; readonly group: string }
+  | { readonly type: 'enqueue'; readonly queue: string; readonly messages: readonly WireEnqueue[] }
+  | { readonly type: 'work'; readonly sub: string; readonly queue: string; readonly credits: number; readonly visibility_ms?: number }
+  | { readonly type: 'stop_work'; readonly sub: string }
+  | {
+      readonly type: 'ack' | 'nack' | 'extend' | 'reject';
+      readonly queue: string;
+      readonly receipts: readonly string[];
+      readonly delay_ms?: number;
+      readonly visibility_ms?: number;
+      readonly error?: string;
+    };
+
+/** A message of an `enqueue` frame. */
+export interface WireEnqueue {
+  readonly value: unknown;
+  readonly delay_ms?: number;
+  readonly deadline?: number;
+  readonly priority?: number;
+  readonly dedup_id?: string;
+  readonly key?: string;
+  readonly ttl_ms?: number;
+}
+
+/** A delivery in a `jobs` push. */
+export interface WireJob {
+  readonly id: string;
+  readonly receipt: string;
+  readonly deliveries: number;
+  readonly value: unknown;
+  readonly key: string | null;
+  readonly enqueuedAt: number;
+  readonly deadline: number | null;
+  readonly priority: number;
+}
+
+export interface JobsFrame {
+  readonly type: 'jobs';
+  readonly sub: string;
+  readonly queue: string;
+  readonly jobs: readonly WireJob[];
+}
 
 /** Frames sent without expecting a reply. */
 export interface CreditFrame {
@@ -82,7 +123,11 @@ export type Reply =
   | { readonly type: 'joined'; readonly memberId: string; readonly generation: number; readonly assignment: readonly TopicPartition[]; readonly heartbeatIntervalMs: number }
   | AssignmentFrame
   | { readonly type: 'committed' }
-  | { readonly type: 'left' };
+  | { readonly type: 'left' }
+  | { readonly type: 'enqueued'; readonly ids: readonly string[] }
+  | { readonly type: 'working'; readonly sub: string }
+  | { readonly type: 'work_stopped'; readonly sub: string }
+  | { readonly type: 'settled' };
 
 export interface AssignmentFrame {
   readonly type: 'assignment';
@@ -123,6 +168,7 @@ export type ServerFrame =
     }
   | RecordsFrame
   | AssignmentFrame
+  | JobsFrame
   | { readonly type: 'slow_down'; readonly retryAfterMs: number }
   | { readonly type: 'unknown'; readonly name: string };
 
@@ -168,6 +214,23 @@ function wireRecord(v: unknown): WireRecord {
   if (key !== null && key !== undefined && typeof key !== 'string') bad('record key is not a string');
   const headers = r['headers'] === undefined ? {} : (obj(r['headers'], 'headers') as Readonly<Record<string, string>>);
   return { offset: int(r, 'offset'), key: key ?? null, value: r['value'] ?? null, headers, timestamp: int(r, 'timestamp') };
+}
+
+function wireJob(v: unknown): WireJob {
+  const j = obj(v, 'job');
+  const key = j['key'];
+  if (key !== null && key !== undefined && typeof key !== 'string') bad('job key is not a string');
+  const deadline = j['deadline'];
+  return {
+    id: str(j, 'id'),
+    receipt: str(j, 'receipt'),
+    deliveries: int(j, 'deliveries'),
+    value: j['value'] ?? null,
+    key: key ?? null,
+    enqueuedAt: int(j, 'enqueued_at'),
+    deadline: typeof deadline === 'number' ? deadline : null,
+    priority: int(j, 'priority'),
+  };
 }
 
 function optionalInt(o: Obj, field: string): number {
@@ -227,7 +290,13 @@ function reply(type: string, o: Obj): Reply | null {
       return assignment(o);
     case 'committed':
     case 'left':
+    case 'settled':
       return { type };
+    case 'enqueued':
+      return { type, ids: arr(o, 'ids').map((id) => (typeof id === 'string' ? id : bad('ids holds a non-string'))) };
+    case 'working':
+    case 'work_stopped':
+      return { type, sub: str(o, 'sub') };
     default:
       return null;
   }
@@ -272,6 +341,8 @@ export function parseServerFrame(text: string): ServerFrame {
     }
     case 'slow_down':
       return { type, retryAfterMs: int(o, 'retry_after_ms') };
+    case 'jobs':
+      return { type, sub: str(o, 'sub'), queue: str(o, 'queue'), jobs: arr(o, 'messages').map(wireJob) };
     default: {
       if (type === 'assignment' && id === undefined) return assignment(o);
       const r = reply(type, o);

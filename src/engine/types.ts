@@ -193,6 +193,12 @@ export interface GroupDescription {
   readonly offsets: readonly CommittedOffset[];
 }
 
+/** Topics whose names start with `__` belong to Brook: only its own components create or delete them. */
+export interface InternalTopicOptions {
+  /** @defaultValue false */
+  readonly internal?: boolean;
+}
+
 /** What an engine can and cannot do; the conformance suite skips with these reasons. */
 export interface EngineCapabilities {
   readonly compaction: boolean;
@@ -209,10 +215,11 @@ export interface Engine {
   /** Flushes everything acknowledged or pending and releases resources. Idempotent. */
   close(): Promise<void>;
 
-  createTopic(name: string, config?: TopicConfigInput): Promise<TopicDescription>;
+  /** `internal` lets Brook's own components (work queues) create `__` topics; users never pass it. */
+  createTopic(name: string, config?: TopicConfigInput, options?: InternalTopicOptions): Promise<TopicDescription>;
   describeTopic(name: string): Promise<TopicDescription>;
   listTopics(): Promise<TopicDescription[]>;
-  deleteTopic(name: string): Promise<void>;
+  deleteTopic(name: string, options?: InternalTopicOptions): Promise<void>;
 
   /** Appends a batch to one partition; resolves after the topic's durability is met. */
   append(
@@ -234,6 +241,14 @@ export interface Engine {
   /** First offset whose timestamp is >= `timestamp`; the high watermark when there is none. */
   offsetForTimestamp(topic: string, partition: number, timestamp: number): Promise<number>;
   watermarks(topic: string, partition: number): Promise<PartitionDescription>;
+  /**
+   * Discards records below `offset` (the caller no longer needs them; work queues call it for
+   * finished messages). Engines may keep some of them (the embedded engine drops whole sealed
+   * segments only), so the low watermark afterwards is at most `offset`; records at or above
+   * `offset` are never touched. An offset above the high watermark is an OffsetOutOfRangeError.
+   * Resolves to the new low watermark.
+   */
+  truncateBefore(topic: string, partition: number, offset: number): Promise<number>;
 
   commitOffsets(group: string, commits: readonly OffsetCommit[], fence?: MemberFence): Promise<void>;
   fetchOffsets(group: string, topic?: string): Promise<CommittedOffset[]>;

@@ -8,6 +8,7 @@ import { STATUS_CODES as STATUS_TEXT } from 'node:http';
 import type { Logger } from 'pino';
 import { BrookError, type EngineErrorCode } from '../engine/index.js';
 import { StreamError, type SessionCloseReason, type StreamErrorCode } from '../broker/index.js';
+import { QueueError, type QueueErrorCode } from '../queues/index.js';
 
 export type ServerErrorCode =
   | 'INVALID_JSON'
@@ -27,7 +28,7 @@ export type ServerErrorCode =
   | 'INTERNAL';
 
 /** Codes of HTTP answers and of WebSocket `error` frames (docs/protocol.md). */
-export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode;
+export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode | QueueErrorCode;
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_JSON: 400,
@@ -35,6 +36,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_FRAME: 400,
   INVALID_ARGUMENT: 400,
   INVALID_TOPIC_NAME: 400,
+  INVALID_QUEUE_NAME: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
@@ -42,6 +44,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   TOPIC_NOT_FOUND: 404,
   PARTITION_NOT_FOUND: 404,
   UNKNOWN_MEMBER: 404,
+  QUEUE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
   TOPIC_EXISTS: 409,
@@ -50,18 +53,21 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   NOT_PARTITION_OWNER: 409,
   SUBSCRIPTION_EXISTS: 409,
   GROUP_NOT_EMPTY: 409,
+  UNKNOWN_RECEIPT: 409,
   MESSAGE_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OFFSET_OUT_OF_RANGE: 416,
   TOO_MANY_WAITERS: 429,
   PARTITION_BUSY: 429,
   RATE_LIMITED: 429,
+  QUEUE_FULL: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   CORRUPT_RECORD: 500,
   STORAGE_ERROR: 500,
   ENGINE_CLOSED: 503,
   COORDINATOR_NOT_AVAILABLE: 503,
+  QUEUE_CLOSED: 503,
   AUTH_UNAVAILABLE: 503,
 };
 
@@ -70,6 +76,8 @@ const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
   TOO_MANY_WAITERS: { 'retry-after': '1' },
   PARTITION_BUSY: { 'retry-after': '1' },
   RATE_LIMITED: { 'retry-after': '1' },
+  QUEUE_FULL: { 'retry-after': '1' },
+  QUEUE_CLOSED: { 'retry-after': '1' },
   ENGINE_CLOSED: { 'retry-after': '1' },
   COORDINATOR_NOT_AVAILABLE: { 'retry-after': '1' },
 };
@@ -137,7 +145,7 @@ export function errorReply(err: unknown, logger: Logger, context: Readonly<Recor
   let headers: Readonly<Record<string, string>> = {};
   if (err instanceof HttpError) {
     ({ code, message, headers } = err);
-  } else if (err instanceof BrookError || err instanceof StreamError) {
+  } else if (err instanceof BrookError || err instanceof StreamError || err instanceof QueueError) {
     code = err.code;
     message = err.message;
     headers = HEADERS[code] ?? {};

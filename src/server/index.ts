@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { ReadBudget, TopicAutoCreator } from '../broker/index.js';
+import { QueueManager } from '../queues/index.js';
 import { bindExposure, createAuthenticator, NOBODY, type AuthConfig } from './auth/index.js';
 import { declaredLength, tooLarge } from './body.js';
 import {
@@ -27,6 +28,7 @@ import type { RouteDeps } from './routes/deps.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { queueRoutes } from './routes/queues.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
@@ -66,6 +68,11 @@ export interface ServerOptions {
   readonly metrics?: Metrics;
   /** The WebSocket endpoint at `/v1/ws` (docs/protocol.md). @defaultValue the bounds in ./defaults.ts */
   readonly ws?: WebSocketOptions;
+  /**
+   * Work queues served under `/v1/queues`. When given, the caller opens and closes it.
+   * @defaultValue a QueueManager on `engine`, opened (recovered) here and closed by `close()`
+   */
+  readonly queues?: QueueManager;
 }
 
 export interface BrookServer {
@@ -108,6 +115,9 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   }
   const metrics = options.metrics ?? new Metrics({ logger });
   metrics.trackConsumerLag(options.engine);
+  const queues =
+    options.queues ?? (await QueueManager.open({ engine: options.engine, logger: options.logger, observer: metrics.queueObserver }));
+  metrics.trackQueues(queues);
   const shutdown = new AbortController();
   // Every pending long poll listens on it; their number is bounded by open requests, not by 10.
   setMaxListeners(0, shutdown.signal);
@@ -115,6 +125,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
 
   const deps: RouteDeps = {
     engine: options.engine,
+    queues,
     logger,
     autoCreateTopics: options.autoCreateTopics ?? true,
     autoCreate: (options.autoCreateTopics ?? true) ? new TopicAutoCreator(options.engine, logger) : null,
@@ -131,6 +142,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   topicRoutes(router, deps);
   recordRoutes(router, deps);
   groupRoutes(router, deps);
+  queueRoutes(router, deps);
   metricsRoutes(router, deps);
 
   const send = (res: ServerResponse, reply: Reply): void => {
@@ -240,6 +252,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
 
   const gateway = createWebSocketGateway({
     engine: options.engine,
+    queues,
     logger: options.logger,
     options: options.ws,
     autoCreate: deps.autoCreate,
@@ -286,7 +299,12 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
         server.close(() => {
           clearTimeout(grace);
           logger.info('http server closed');
-          resolve();
+          // Queues opened here are closed here; everything they acknowledged is already durable.
+          if (options.queues) resolve();
+          else queues.close().then(resolve, (err: unknown) => {
+            logger.error({ err }, 'closing queues failed');
+            resolve();
+          });
         });
         gateway.close();
         closeIdle();

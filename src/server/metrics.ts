@@ -13,6 +13,11 @@
  * | `brook_connections` | gauge | transport (`http`, `ws`, ...) |
  * | `brook_consumer_group_lag` | gauge, computed per scrape | group, topic, partition |
  * | `brook_fsync_duration_seconds` | histogram | (fed by the engine through `observeFsync`) |
+ * | `brook_queue_depth`, `brook_queue_in_flight`, `brook_queue_delayed`, `brook_queue_dead_letters` | gauge, per scrape | queue |
+ * | `brook_queue_oldest_age_seconds` | gauge, per scrape | queue |
+ * | `brook_queue_deliveries_total`, `brook_queue_redeliveries_total`, `brook_queue_acks_total` | counter | queue |
+ * | `brook_queue_dead_lettered_total` | counter | queue, reason |
+ * | `brook_queue_processing_seconds` | histogram | (delivery to ack) |
  *
  * Bytes are record bytes (key + value + headers, see quota/record-size.ts). Label cardinality is
  * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `_other`;
@@ -21,6 +26,7 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine/index.js';
+import type { DeadLetterReason, QueueObserver, QueueStats } from '../queues/index.js';
 import { MAX_LAG_SERIES, MAX_TOPIC_LABELS } from './defaults.js';
 import type { ThrottleReason } from './quota/index.js';
 
@@ -39,6 +45,11 @@ export interface MetricsOptions {
 
 /** What the consumer-lag collector reads from an engine, once per scrape. */
 export type LagSource = Pick<Engine, 'listTopics' | 'listGroups' | 'fetchOffsets'>;
+
+/** What the queue gauges read, once per scrape. */
+export interface QueueStatsSource {
+  list(): Promise<QueueStats[]>;
+}
 
 /** The topic label value for other topics once `maxTopicLabels` are in use. */
 export const OTHER_TOPICS = '_other';
@@ -77,6 +88,13 @@ export class Metrics {
   private readonly connections: Gauge<'transport'>;
   private readonly fsync: Histogram;
   private lagSource: LagSource | null = null;
+  private queueSource: QueueStatsSource | null = null;
+  private readonly queueLabels = new Set<string>();
+  private readonly queueDeliveries: Counter<'queue'>;
+  private readonly queueRedeliveries: Counter<'queue'>;
+  private readonly queueAcks: Counter<'queue'>;
+  private readonly queueDeadLettered: Counter<'queue' | 'reason'>;
+  private readonly queueProcessing: Histogram;
   /** One lag computation at a time; concurrent scrapes share it. */
   private lagRun: Promise<LagPoint[]> | null = null;
   private lagTruncatedLogged = false;
@@ -126,6 +144,33 @@ export class Metrics {
       registers,
       collect: () => this.collectLag(lag),
     });
+    this.queueDeliveries = counter('brook_queue_deliveries_total', 'Queue messages delivered (leased) to workers, by queue.', ['queue']);
+    this.queueRedeliveries = counter('brook_queue_redeliveries_total', 'Deliveries after the first of a message, by queue.', ['queue']);
+    this.queueAcks = counter('brook_queue_acks_total', 'Queue messages acknowledged, by queue.', ['queue']);
+    this.queueDeadLettered = counter('brook_queue_dead_lettered_total', 'Queue messages moved to the dead letters, by queue and reason.', [
+      'queue',
+      'reason',
+    ]);
+    this.queueProcessing = new Histogram({
+      name: 'brook_queue_processing_seconds',
+      help: 'Time from a queue message delivery to its acknowledgement.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    const queueGauge = (name: string, help: string, value: (q: QueueStats) => number): void => {
+      const gauge: Gauge<'queue'> = new Gauge({
+        name,
+        help,
+        labelNames: ['queue'],
+        registers,
+        collect: () => this.collectQueues(gauge, value),
+      });
+    };
+    queueGauge('brook_queue_depth', 'Messages held by a queue (ready, delayed and in flight).', (q) => q.depth);
+    queueGauge('brook_queue_in_flight', 'Queue messages leased to workers and not yet settled.', (q) => q.inFlight);
+    queueGauge('brook_queue_delayed', 'Queue messages waiting for their delay, backoff or key.', (q) => q.delayed);
+    queueGauge('brook_queue_dead_letters', 'Messages in a queue\'s dead letters.', (q) => q.deadLetters);
+    queueGauge('brook_queue_oldest_age_seconds', 'Age of the oldest message a queue holds.', (q) => q.oldestAgeMs / 1000);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   }
 
@@ -185,6 +230,45 @@ export class Metrics {
   readonly observeFsync = (seconds: number): void => {
     this.fsync.observe(seconds);
   };
+
+  /** Counts queue deliveries, acks and dead letters; give it to `QueueManager.open({ observer })`. */
+  readonly queueObserver: QueueObserver = {
+    delivered: (queue: string, count: number, redelivered: number): void => {
+      const label = this.queueLabel(queue);
+      this.queueDeliveries.inc({ queue: label }, count);
+      if (redelivered > 0) this.queueRedeliveries.inc({ queue: label }, redelivered);
+    },
+    acked: (queue: string, processingMs: readonly number[]): void => {
+      this.queueAcks.inc({ queue: this.queueLabel(queue) }, processingMs.length);
+      for (const ms of processingMs) this.queueProcessing.observe(ms / 1000);
+    },
+    deadLettered: (queue: string, reason: DeadLetterReason, count: number): void => {
+      this.queueDeadLettered.inc({ queue: this.queueLabel(queue), reason }, count);
+    },
+  };
+
+  /** Computes the queue gauges from `source` on every scrape. */
+  trackQueues(source: QueueStatsSource): void {
+    this.queueSource = source;
+  }
+
+  private queueLabel(queue: string): string {
+    if (this.queueLabels.has(queue)) return queue;
+    if (this.queueLabels.size >= this.maxTopicLabels) return OTHER_TOPICS;
+    this.queueLabels.add(queue);
+    return queue;
+  }
+
+  private async collectQueues(gauge: Gauge<'queue'>, value: (q: QueueStats) => number): Promise<void> {
+    gauge.reset();
+    if (this.queueSource === null) return;
+    try {
+      const all = await this.queueSource.list();
+      for (const q of all.slice(0, this.maxTopicLabels)) gauge.set({ queue: q.name }, value(q));
+    } catch (err) {
+      this.logger?.warn({ err }, 'could not compute queue metrics');
+    }
+  }
 
   /** Computes `brook_consumer_group_lag` from `source` on every scrape (replaces an earlier one). */
   trackConsumerLag(source: LagSource): void {

@@ -321,6 +321,29 @@ export function engineConformance(name: string, setup: () => Promise<EngineHarne
         await expect(engine.read('ret', 0, 0)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
       });
 
+      it('truncates records below an offset on request and never touches those at or above it', async () => {
+        await engine.createTopic('trunc', { segmentBytes: 4096 });
+        for (let i = 0; i < 40; i++) await engine.append('trunc', 0, [{ value: Buffer.alloc(500, i) }]);
+        const low = await engine.truncateBefore('trunc', 0, 30);
+        const w = await engine.watermarks('trunc', 0);
+        expect(w.lowWatermark).toBe(low);
+        expect(low).toBeGreaterThan(0);
+        expect(low).toBeLessThanOrEqual(30);
+        expect(w.highWatermark).toBe(40);
+        const rest = await readAll(engine, 'trunc', 0, low);
+        expect(rest.map((r) => r.offset)).toEqual(Array.from({ length: 40 - low }, (_, i) => low + i));
+        expect(rest.at(-1)!.value![0]).toBe(39);
+        if (low > 0) await expect(engine.read('trunc', 0, 0)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+        // Truncating below what is already gone changes nothing; past the end is refused.
+        expect(await engine.truncateBefore('trunc', 0, 0)).toBe(low);
+        await expect(engine.truncateBefore('trunc', 0, 41)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+        // Survives a reopen and appends continue at the same offsets.
+        engine = await h.reopen();
+        expect((await engine.watermarks('trunc', 0)).lowWatermark).toBe(low);
+        const appended = await engine.append('trunc', 0, [{ value: text('after') }]);
+        expect(appended.baseOffset).toBe(40);
+      });
+
       it('keeps only the latest value per key on compacted topics and drops old tombstones', async (ctx) => {
         if (!engine.capabilities.compaction) ctx.skip();
         await engine.createTopic('compact', { segmentBytes: 2048, cleanupPolicy: 'compact', deleteRetentionMs: 0 });

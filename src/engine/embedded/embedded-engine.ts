@@ -38,6 +38,7 @@ import type {
   RecordPosition,
   TopicConfig,
   TopicConfigInput,
+  InternalTopicOptions,
   TopicDescription,
   WaitOptions,
 } from '../types.js';
@@ -230,10 +231,12 @@ export class EmbeddedEngine implements Engine {
 
   // ── topics ────────────────────────────────────────────────────────────────────────────────
 
-  async createTopic(name: string, config: TopicConfigInput = {}): Promise<TopicDescription> {
+  async createTopic(name: string, config: TopicConfigInput = {}, options: InternalTopicOptions = {}): Promise<TopicDescription> {
     this.assertOpen();
     assertValidTopicName(name);
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    if (isInternalTopic(name) && options.internal !== true) {
+      throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    }
     return this.createTopicUnchecked(name, config);
   }
 
@@ -274,9 +277,9 @@ export class EmbeddedEngine implements Engine {
     return [...this.topics.values()].filter((t) => !isInternalTopic(t.name)).map(describe);
   }
 
-  async deleteTopic(name: string): Promise<void> {
+  async deleteTopic(name: string, options: InternalTopicOptions = {}): Promise<void> {
     const topic = this.topic(name);
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
+    if (isInternalTopic(name) && options.internal !== true) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
     // First, durably: a crash after it leaves the topic without offsets, never offsets without it.
     await this.groups.forgetOffsets(name);
     this.topics.delete(name);
@@ -347,6 +350,11 @@ export class EmbeddedEngine implements Engine {
 
   async watermarks(topic: string, partition: number): Promise<PartitionDescription> {
     return this.partition(topic, partition).describe();
+  }
+
+  async truncateBefore(topic: string, partition: number, offset: number): Promise<number> {
+    this.assertOpen();
+    return this.partition(topic, partition).truncateBefore(offset);
   }
 
   // ── consumer groups ───────────────────────────────────────────────────────────────────────

@@ -647,6 +647,25 @@ export class PartitionLog {
     });
   }
 
+  /**
+   * Deletes the sealed segments that hold only records below `offset` (the active segment stays,
+   * so up to one segment of older records may remain). Resolves to the new low watermark.
+   */
+  async truncateBefore(offset: number): Promise<number> {
+    if (this.closed) throw new EngineClosedError();
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.hw) {
+      throw new OffsetOutOfRangeError(offset, this.lowWatermark, this.hw);
+    }
+    if (this.failure) throw this.storageFailure();
+    return this.runExclusive(async () => {
+      // A segment ends where the next one begins; only sealed ones (not the last) can go.
+      while (this.segments.length > 1 && this.segments[1]!.baseOffset <= offset) {
+        await this.deleteOldestSegment();
+      }
+      return this.lowWatermark;
+    });
+  }
+
   private async deleteOldestSegment(): Promise<void> {
     const oldest = this.segments.shift()!;
     this.tail.dropBefore(this.lowWatermark);

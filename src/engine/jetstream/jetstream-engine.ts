@@ -48,6 +48,7 @@ import type {
   StoredRecord,
   TopicConfig,
   TopicConfigInput,
+  InternalTopicOptions,
   TopicDescription,
   WaitOptions,
 } from '../types.js';
@@ -328,10 +329,12 @@ export class JetStreamEngine implements Engine {
 
   // ── topics ────────────────────────────────────────────────────────────────────────────────
 
-  async createTopic(name: string, input: TopicConfigInput = {}): Promise<TopicDescription> {
+  async createTopic(name: string, input: TopicConfigInput = {}, options: InternalTopicOptions = {}): Promise<TopicDescription> {
     const conn = this.connected();
     assertValidTopicName(name);
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    if (isInternalTopic(name) && options.internal !== true) {
+      throw new InvalidArgumentError(`topic names starting with "__" are reserved for Brook`);
+    }
     const config = validateTopicConfig(input, this.capabilities.durabilityModes);
     if (conn.catalog.size >= this.settings.maxTopics) {
       throw new InvalidArgumentError(`too many topics (limit ${this.settings.maxTopics})`);
@@ -391,9 +394,9 @@ export class JetStreamEngine implements Engine {
     }));
   }
 
-  async deleteTopic(name: string): Promise<void> {
+  async deleteTopic(name: string, options: InternalTopicOptions = {}): Promise<void> {
     const conn = this.connected();
-    if (isInternalTopic(name)) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
+    if (isInternalTopic(name) && options.internal !== true) throw new InvalidArgumentError(`internal topic "${name}" cannot be deleted`);
     const topic = await this.topicEntry(name);
     try {
       try {
@@ -536,6 +539,22 @@ export class JetStreamEngine implements Engine {
   async watermarks(topic: string, partition: number): Promise<PartitionDescription> {
     const ref = this.ref(await this.topicEntry(topic), partition);
     return { partition, ...(await this.streamWatermarks(ref)) };
+  }
+
+  async truncateBefore(topic: string, partition: number, offset: number): Promise<number> {
+    const ref = this.ref(await this.topicEntry(topic), partition);
+    const w = await this.streamWatermarks(ref);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > w.highWatermark) {
+      throw new OffsetOutOfRangeError(offset, w.lowWatermark, w.highWatermark);
+    }
+    if (offset <= w.lowWatermark) return w.lowWatermark;
+    try {
+      // Offset = sequence − 1, so purging below sequence `offset + 1` drops exactly offsets < offset.
+      await this.connected().jsm.streams.purge(ref.stream, { seq: offset + 1 });
+    } catch (err) {
+      throw this.wrap(err, `truncating ${topic}/${partition} before ${offset}`, topic);
+    }
+    return (await this.streamWatermarks(ref)).lowWatermark;
   }
 
   // ── consumer groups ───────────────────────────────────────────────────────────────────────

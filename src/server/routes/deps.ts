@@ -1,12 +1,15 @@
 import type { Logger } from 'pino';
 import type { ReadBudget, TopicAutoCreator } from '../../broker/index.js';
 import type { Engine } from '../../engine/index.js';
+import type { QueueManager } from '../../queues/index.js';
 import type { Metrics } from '../metrics.js';
 import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
 
 /** What route groups are built from. */
 export interface RouteDeps {
   readonly engine: Engine;
+  /** Work queues (docs/queues.md). */
+  readonly queues: QueueManager;
   readonly logger: Logger;
   readonly autoCreateTopics: boolean;
   /** Creates unknown topics on produce (one for HTTP and WebSocket); null when auto-creation is off. */

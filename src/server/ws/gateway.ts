@@ -15,6 +15,7 @@ import {
   type TopicAction,
 } from '../../broker/index.js';
 import type { Engine, ProduceRecord } from '../../engine/index.js';
+import type { QueueManager } from '../../queues/index.js';
 import { can, type Authenticator, type Principal } from '../auth/index.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS, WS_PATH } from '../defaults.js';
 import { HttpError, rawErrorResponse, type CloseReason } from '../errors.js';
@@ -28,6 +29,8 @@ export const JSON_SUBPROTOCOL = 'brook.v1.json';
 
 export interface WebSocketGatewayDeps {
   readonly engine: Engine;
+  /** Work queues served over the socket (queue frames). @defaultValue not served */
+  readonly queues?: QueueManager | undefined;
   readonly logger: Logger;
   readonly options?: WebSocketOptions | undefined;
   /** Shared with HTTP; null answers TOPIC_NOT_FOUND for unknown topics. */
@@ -155,6 +158,7 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
       ...(deps.quotas?.enabled || deps.inFlight ? { admitProduce: produceAdmission(admission.principal, socket.remoteAddress) } : {}),
       ...(deps.observer === undefined ? {} : { observer: deps.observer }),
       ...(deps.readBudget === undefined ? {} : { readBudget: deps.readBudget }),
+      ...(deps.queues ? { queues: deps.queues } : {}),
     });
     live.add(connection);
     deps.connectionGauge?.opened();
