@@ -78,6 +78,11 @@ export class Channel {
     return { ...base, recovered: true, missed: this.history.after(since.offset) };
   }
 
+  /** Whether `client` is listed or could be. */
+  hasPresenceRoom(client: string): boolean {
+    return this.presence === null || this.presence.has(client) || this.presence.size < this.namespace.maxPresence;
+  }
+
   /** Adds a presence entry; false when the channel's presence is full. */
   join(entry: PresenceEntry): boolean {
     this.presence ??= new Map();

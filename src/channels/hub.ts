@@ -221,6 +221,7 @@ export class ChannelHub {
     );
     const now = this.now();
     const results: SubscribeResult[] = [];
+    const joins: Channel[] = [];
     for (const p of prepared) {
       if ('error' in p) {
         results.push({ channel: p.request.channel, error: p.error });
@@ -235,10 +236,15 @@ export class ChannelHub {
         p.channel.subscribers.add(subscriber);
         this.subscriptions++;
       }
-      const presenceFull = p.channel.namespace.presence ? !p.channel.join(subscriber.presence) : false;
+      const presenceFull = p.channel.namespace.presence && !p.channel.hasPresenceRoom(subscriber.presence.client);
+      if (p.channel.namespace.presence && !presenceFull) joins.push(p.channel);
       results.push({ channel: p.request.channel, ok: presenceFull ? { ...recovery, presenceFull } : recovery });
     }
-    if (subscriber.active) joined(results);
+    if (!subscriber.active) return;
+    joined(results);
+    // After the reply, so the subscriber's own join event follows its `subscribed` answer.
+    const entry = subscriber.presence;
+    for (const channel of joins) channel.join(entry);
   }
 
   /** Removes the subscriber (and its presence) from a channel; a no-op when not subscribed. */

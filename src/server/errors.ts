@@ -8,6 +8,7 @@ import { STATUS_CODES as STATUS_TEXT } from 'node:http';
 import type { Logger } from 'pino';
 import { BrookError, type EngineErrorCode } from '../engine/index.js';
 import type { SessionCloseReason, StreamErrorCode } from '../broker/index.js';
+import { ChannelError, type ChannelErrorCode } from '../channels/index.js';
 
 export type ServerErrorCode =
   | 'INVALID_JSON'
@@ -27,7 +28,7 @@ export type ServerErrorCode =
   | 'INTERNAL';
 
 /** Codes of HTTP answers and of WebSocket `error` frames (docs/protocol.md). */
-export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode;
+export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode | ChannelErrorCode;
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_JSON: 400,
@@ -35,11 +36,13 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_FRAME: 400,
   INVALID_ARGUMENT: 400,
   INVALID_TOPIC_NAME: 400,
+  INVALID_CHANNEL: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   SUBSCRIPTION_NOT_FOUND: 404,
   TOPIC_NOT_FOUND: 404,
+  UNKNOWN_CHANNEL: 404,
   PARTITION_NOT_FOUND: 404,
   UNKNOWN_MEMBER: 404,
   METHOD_NOT_ALLOWED: 405,
@@ -56,6 +59,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   TOO_MANY_WAITERS: 429,
   PARTITION_BUSY: 429,
   RATE_LIMITED: 429,
+  CHANNEL_LIMIT: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   CORRUPT_RECORD: 500,
@@ -99,7 +103,10 @@ export type CloseReason =
   | 'UNAUTHORIZED'
   | 'AUTH_UNAVAILABLE'
   | 'HEARTBEAT_TIMEOUT'
-  | 'TOO_MANY_CONNECTIONS';
+  | 'TOO_MANY_CONNECTIONS'
+  | 'SLOW_CLIENT'
+  | 'TOO_MANY_USER_CONNECTIONS'
+  | 'TOKEN_EXPIRED';
 
 /** WebSocket close codes (docs/protocol.md, "Close codes"); 1009 for oversized frames is sent by `ws` itself. */
 const CLOSE_CODES: Readonly<Record<CloseReason, number>> = {
@@ -109,6 +116,10 @@ const CLOSE_CODES: Readonly<Record<CloseReason, number>> = {
   INVALID_FRAME: 4000,
   HEARTBEAT_TIMEOUT: 4001,
   TOO_MANY_CONNECTIONS: 4008,
+  // /v1/realtime (docs/channels.md, "Close codes")
+  SLOW_CLIENT: 4004,
+  TOO_MANY_USER_CONNECTIONS: 4009,
+  TOKEN_EXPIRED: 4010,
 };
 
 export function closeCodeFor(reason: CloseReason): number {
@@ -132,6 +143,10 @@ export function errorReply(err: unknown, logger: Logger, context: Readonly<Recor
   let headers: Readonly<Record<string, string>> = {};
   if (err instanceof HttpError) {
     ({ code, message, headers } = err);
+  } else if (err instanceof ChannelError) {
+    code = err.code;
+    message = err.message;
+    if (err.retryAfterMs !== undefined) headers = { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
   } else if (err instanceof BrookError) {
     code = err.code;
     message = err.message;

@@ -82,6 +82,7 @@ describe('authenticator', () => {
       permissions: [{ topics: 'a.*', actions: ['read'] }],
       tenant: 't1',
       tier: 'premium',
+      expiresAt: expect.any(Number) as unknown,
     };
     await expect(auth.authenticate(`Bearer ${token}`)).resolves.toEqual(expected);
     await expect(auth.authenticate(`bearer  ${token}`)).resolves.toEqual(expected);

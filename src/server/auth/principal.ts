@@ -2,6 +2,7 @@
  * Who a request (or a WebSocket session) acts as, and what it may do. Permissions come from the
  * token; the checks here are pure functions so every transport answers alike.
  */
+import type { ChannelCapability } from '../../channels/index.js';
 import { ForbiddenError } from './errors.js';
 import { matchesTopic } from './topic-pattern.js';
 
@@ -26,6 +27,12 @@ export interface Principal {
   readonly tenant?: string;
   /** Quota tier (e.g. `regular`, `premium`). */
   readonly tier?: string;
+  /** Channel capabilities (docs/channels.md); none when absent. */
+  readonly channels?: readonly ChannelCapability[];
+  /** Presence info from the token, as JSON text. */
+  readonly info?: string;
+  /** The token's `exp`, in ms since the epoch. */
+  readonly expiresAt?: number;
 }
 
 /** Every caller when auth is off: all permissions on every topic, and admin. */
