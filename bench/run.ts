@@ -3,7 +3,8 @@
  * Runs the disk floor, the log suite (Brook in-process, over HTTP and on JetStream, NATS
  * JetStream, Redis Streams on the same workload), the scale suite, the sdk suite (Brook's
  * TypeScript SDK against NATS and Redis clients), the latency suite (end-to-end at a steady rate)
- * and the groups suite (consumer-group consumption and rebalancing); prints tables with ratios
+ * the groups suite (consumer-group consumption and rebalancing) and the fanout suite (channels to
+ * WebSocket subscribers vs Socket.IO and a naive ws loop, connection density); prints tables with ratios
  * and targets and writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists
  * the flags.
  */
@@ -21,6 +22,7 @@ import { runScale, type ScaleResult } from './suites/scale.js';
 import { runSdk, type SdkResult } from './suites/sdk.js';
 import { runLatency, type LatencyResult } from './suites/latency.js';
 import { runGroups, type GroupsResult } from './suites/groups.js';
+import { fanoutTargets, printFanout, runFanout, type FanoutResult } from './suites/fanout.js';
 
 const run = promisify(execFile);
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -417,6 +419,7 @@ async function main(): Promise<number> {
   let sdk: SdkResult | null = null;
   let latency: LatencyResult | null = null;
   let groups: GroupsResult | null = null;
+  let fanout: FanoutResult | null = null;
   const wall = performance.now();
   if (suites.includes('floor')) {
     process.stderr.write('floor: sequential write and fsync latency\n');
@@ -476,12 +479,22 @@ async function main(): Promise<number> {
     }
   }
 
+  if (suites.includes('fanout')) {
+    try {
+      fanout = await runFanout(effective);
+      for (const e of fanout.errors) problems.push(`fanout: ${e}`);
+    } catch (err) {
+      problems.push(`fanout failed: ${errorText(err)}`);
+    }
+  }
+
   const logTargetMap = log === null ? new Map<PhaseResult, Target>() : logTargets(log, floor);
   const scaleTargetList = scale === null ? [] : scaleTargets(scale);
   const sdkTargetLists = sdk === null ? [] : sdkTargets(sdk);
   const latencyTargetList = latency === null ? [] : latencyTargets(latency);
   const groupsTargetList = groups === null ? [] : groupsTargets(groups);
-  const targets = [...logTargetMap.values(), ...scaleTargetList, ...sdkTargetLists.flat(), ...latencyTargetList, ...groupsTargetList];
+  const fanoutTargetList = fanout === null ? [] : fanoutTargets(fanout);
+  const targets = [...logTargetMap.values(), ...scaleTargetList, ...sdkTargetLists.flat(), ...latencyTargetList, ...groupsTargetList, ...fanoutTargetList];
 
   console.log(`\nBrook benchmarks — ${startedAt.toISOString()}${options.quick ? ' (quick: small counts, figures are indicative only)' : ''}`);
   if (floor !== null) printFloor(floor);
@@ -490,6 +503,7 @@ async function main(): Promise<number> {
   if (sdk !== null) printSdk(sdk, sdkTargetLists);
   if (latency !== null) printLatency(latency, latencyTargetList);
   if (groups !== null) printGroups(groups, groupsTargetList);
+  if (fanout !== null) printFanout(fanout, fanoutTargetList);
   printTargets(targets);
   if (problems.length > 0) {
     console.log('\nProblems');
@@ -509,6 +523,7 @@ async function main(): Promise<number> {
     sdk,
     latency,
     groups,
+    fanout,
     targets,
     problems,
   });

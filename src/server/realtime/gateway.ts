@@ -43,7 +43,26 @@ export function createRealtimeGateway(deps: RealtimeGatewayDeps): RealtimeGatewa
   const logger = deps.logger.child({ component: 'realtime' });
   const now = deps.now ?? Date.now;
   const auth = deps.authenticator;
+  // One flush for every connection that got frames in this event-loop turn.
+  let dirty: RealtimeConnection[] = [];
+  let spare: RealtimeConnection[] = [];
+  let flushScheduled = false;
+  const flushAll = (): void => {
+    flushScheduled = false;
+    const list = dirty;
+    dirty = spare;
+    spare = list;
+    for (const c of list) c.flush();
+    list.length = 0;
+  };
   const ctx: RealtimeContext = {
+    flushLater(connection) {
+      dirty.push(connection);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushAll);
+      }
+    },
     hub: deps.hub,
     options,
     logger,
