@@ -38,12 +38,13 @@ export class CuttableProxy {
   ) {}
 
   static async start(targetPort: number): Promise<CuttableProxy> {
-    let proxy: CuttableProxy | undefined;
+    const holder: { proxy?: CuttableProxy } = {};
     const listener = createTcpServer((client) => {
-      const upstream = connect(proxy!.targetPort, '127.0.0.1');
+      const proxy = holder.proxy!;
+      const upstream = connect(proxy.targetPort, '127.0.0.1');
       for (const s of [client, upstream]) {
-        proxy!.sockets.add(s);
-        s.on('close', () => proxy!.sockets.delete(s));
+        proxy.sockets.add(s);
+        s.on('close', () => proxy.sockets.delete(s));
         s.on('error', () => undefined); // a cut connection errors on both ends; that is the point
       }
       client.pipe(upstream);
@@ -52,8 +53,8 @@ export class CuttableProxy {
       upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    proxy = new CuttableProxy(listener, targetPort);
-    return proxy;
+    holder.proxy = new CuttableProxy(listener, targetPort);
+    return holder.proxy;
   }
 
   get port(): number {
