@@ -81,6 +81,8 @@ async function sse(ctx: RequestContext, deps: ChannelRouteDeps): Promise<Reply> 
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
       connection: 'keep-alive',
+      // EventSource on another origin: the credential is the `?token=` (never a cookie), so any origin may read.
+      'access-control-allow-origin': '*',
     });
     stream.write('retry: 1000\n\n');
     const ok = r.ok;
