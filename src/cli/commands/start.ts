@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { EmbeddedEngine } from '../../engine/embedded/index.js';
 import type { Engine } from '../../engine/index.js';
 import { JetStreamEngine } from '../../engine/jetstream/index.js';
+import { channelsConfigSchema, type NamespaceInput } from '../../channels/index.js';
 import { bindExposure, type AuthConfig } from '../../server/auth/index.js';
 import { createServer } from '../../server/index.js';
 import { Metrics } from '../../server/metrics.js';
@@ -42,7 +43,8 @@ export interface StartOptions {
  * { "auth": { "jwks": "keys.json", "issuer": "https://id.example.com", "audience": "brook" },
  *   "quotas": { "default_tier": "regular", "max_in_flight_bytes": 67108864,
  *     "tiers": { "regular": { "records_per_second": 1000, "bytes_per_second": 1048576 },
- *                "premium": { "records_per_second": 20000, "bytes_per_second": 33554432 } } } }
+ *                "premium": { "records_per_second": 20000, "bytes_per_second": 33554432 } } },
+ *   "channels": { "namespaces": [{ "name": "chat", "history": { "size": 100 }, "presence": true }] } }
  * ```
  */
 const configFileSchema = z.strictObject({
@@ -55,12 +57,15 @@ const configFileSchema = z.strictObject({
     })
     .optional(),
   quotas: quotasFileSchema.optional(),
+  /** Channel namespaces (docs/channels.md). */
+  channels: channelsConfigSchema.optional(),
 });
 
 interface ServerSettings {
   readonly auth: AuthConfig;
   readonly quotas?: QuotaConfig;
   readonly maxInFlightProduceBytes?: number;
+  readonly namespaces?: readonly NamespaceInput[];
 }
 
 /**
@@ -95,6 +100,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       metrics,
       ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
       ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
+      ...(settings.namespaces === undefined ? {} : { channels: { namespaces: settings.namespaces } }),
     });
   } catch (err) {
     await engine.close();
@@ -138,9 +144,10 @@ async function serverSettings(options: StartOptions): Promise<ServerSettings> {
     ...(file.auth?.issuer === undefined ? {} : { issuer: file.auth.issuer }),
     ...(file.auth?.audience === undefined ? {} : { audience: file.auth.audience }),
   };
-  if (file.quotas === undefined) return { auth };
+  const channels = file.channels === undefined ? {} : { namespaces: file.channels.namespaces };
+  if (file.quotas === undefined) return { auth, ...channels };
   const { quotas, maxInFlightBytes } = quotaConfigFromFile(file.quotas);
-  return maxInFlightBytes === undefined ? { auth, quotas } : { auth, quotas, maxInFlightProduceBytes: maxInFlightBytes };
+  return maxInFlightBytes === undefined ? { auth, quotas, ...channels } : { auth, quotas, maxInFlightProduceBytes: maxInFlightBytes, ...channels };
 }
 
 async function readConfigFile(path: string): Promise<z.infer<typeof configFileSchema>> {
