@@ -8,7 +8,7 @@
  * Then connection density: server RSS per idle subscribed connection at 20,000 (and 50,000)
  * connections.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { BenchOptions } from '../lib/args.js';
 import { REPO_ROOT } from '../lib/paths.js';
@@ -153,6 +153,28 @@ export interface FanoutOptions {
   readonly systems: readonly FanoutSystem[];
 }
 
+/** The open-files limit the children can get (the hard limit, unless the bench may raise it). */
+function fdLimit(): number {
+  const out = spawnSync('bash', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null; ulimit -n`], { encoding: 'utf8' });
+  const n = Number(out.stdout.trim());
+  return Number.isFinite(n) && n > 0 ? n : 1024;
+}
+
+/**
+ * Connection counts for the density test: 20,000 and 50,000, each capped to what one server
+ * process can hold under the fd limit (less a margin for its own files), noted in the result.
+ */
+function densityCounts(wanted: readonly number[]): { counts: number[]; note: string | null } {
+  const limit = fdLimit();
+  const cap = limit - 200;
+  const counts = [...new Set(wanted.map((n) => Math.min(n, cap)))];
+  const capped = wanted.filter((n) => n > cap);
+  return {
+    counts,
+    note: capped.length === 0 ? null : `open-files limit ${limit} (not raisable here): ${capped.map(int).join(', ')} connections capped to ${int(cap)}`,
+  };
+}
+
 export function fanoutOptions(options: BenchOptions): FanoutOptions {
   return options.quick
     ? { subscriberCounts: [1_000, 5_000], seconds: 3, window: 16, densityCounts: [20_000], systems: FANOUT_SYSTEMS }
@@ -212,7 +234,9 @@ export async function runFanout(options: BenchOptions, fo: FanoutOptions = fanou
       }
     }
   }
-  for (const connections of fo.densityCounts) {
+  const plannedDensity = densityCounts(fo.densityCounts);
+  if (plannedDensity.note !== null) errors.push(`density: ${plannedDensity.note}`);
+  for (const connections of plannedDensity.counts) {
     for (const system of fo.systems) {
       progress(`density: ${system}, ${connections} idle connections`);
       const { child: server, port } = await startServer(system, options.dir);
