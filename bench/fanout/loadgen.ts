@@ -18,10 +18,10 @@ export interface ConnectCommand {
   readonly cmd: 'connect';
   readonly port: number;
   readonly count: number;
-  /** Request path with query. */
+  /** Request path with query; `{i}` = the connection's index. */
   readonly path: string;
   readonly protocol?: string;
-  /** Text frame each connection sends right after the handshake (subscribe, socket.io connect). */
+  /** Text frame each connection sends right after the handshake (subscribe, socket.io connect); `{i}` = its index. */
   readonly hello?: string;
   /** Frames a connection receives before it counts as subscribed. */
   readonly readyFrames: number;
@@ -35,7 +35,13 @@ export interface RunCommand {
   readonly cmd: 'run';
   readonly port: number;
   readonly seconds: number;
+  /** Messages in flight per recipient (a shared channel) or in all (one channel per connection). */
   readonly window: number;
+  /**
+   * `shared`: every message goes to every subscriber. `own`: message n goes to connection
+   * n mod N only (`{i}` in the publish prefix is replaced by n mod N).
+   */
+  readonly mode: 'shared' | 'own';
   readonly publisherPath: string;
   readonly publisherProtocol?: string;
   readonly publisherHello?: string;
@@ -189,6 +195,7 @@ let delivered = 0;
 let counting = false;
 let samples: number[] = [];
 const MAX_SAMPLES = 2_000_000;
+const WARMUP_MS = 1_000;
 
 function openConn(port: number, path: string, protocol: string | undefined, hello: string | undefined, localAddress: string | undefined, sampled: boolean, onFrame: (c: Conn) => void): Promise<Conn> {
   return new Promise((resolve, reject) => {
@@ -237,7 +244,8 @@ async function connectAll(c: ConnectCommand): Promise<ConnectResult> {
       const i = next++;
       const local = c.sourceAddresses.length === 0 ? undefined : c.sourceAddresses[i % c.sourceAddresses.length];
       try {
-        conns.push(await openConn(c.port, c.path, c.protocol, c.hello, local, i < c.sampled, onFrame));
+        const index = String(i);
+        conns.push(await openConn(c.port, c.path.replace('{i}', index), c.protocol, c.hello?.replace('{i}', index), local, i < c.sampled, onFrame));
         if (c.readyFrames === 0) ready++;
       } catch (err) {
         failed++;
@@ -253,16 +261,19 @@ async function connectAll(c: ConnectCommand): Promise<ConnectResult> {
 
 async function run(r: RunCommand): Promise<RunResult> {
   const subscribers = conns.length;
+  // Deliveries allowed in flight: `window` per subscriber for a shared channel, `window` in all otherwise.
+  const recipients = r.mode === 'shared' ? subscribers : 1;
+  const maxInFlight = r.mode === 'shared' ? r.window * subscribers : r.window;
   let acks = 0;
   const publisher = await openConn(r.port, r.publisherPath, r.publisherProtocol, r.publisherHello, undefined, false, () => acks++);
   await new Promise((resolve) => setTimeout(resolve, 200));
   const pad = 'x'.repeat(Math.max(0, r.payloadBytes - 18));
+  try {
   let published = 0;
+  const room = (): boolean => published * recipients - delivered < maxInFlight;
   delivered = 0;
   samples = [];
   counting = true;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
   // The pump runs when there is room (started by deliveries), never as a spin loop: the
   // generator's CPU is what counting frames costs, and the server keeps the cores it needs.
   let running = true;
@@ -271,41 +282,59 @@ async function run(r: RunCommand): Promise<RunResult> {
     scheduled = false;
     if (!running) return;
     let budget = 256;
-    while (budget-- > 0 && published - delivered / subscribers < r.window) {
+    while (budget-- > 0 && room()) {
       const ts = String(Math.floor(performance.now() * 1000)).padStart(16, '0');
-      const frame = `${r.publishPrefix.replace('{seq}', String(published))}"@T${ts}${pad}"${r.publishSuffix}`;
+      const prefix = r.publishPrefix.replace('{seq}', String(published)).replace('{i}', String(published % subscribers));
+      const frame = `${prefix}"@T${ts}${pad}"${r.publishSuffix}`;
       publisher.socket.write(clientFrame(frame));
       published++;
     }
     if (budget < 0) schedulePump();
   };
   schedulePump = (): void => {
-    if (scheduled || !running || published - delivered / subscribers >= r.window) return;
+    if (scheduled || !running || !room()) return;
     scheduled = true;
     setImmediate(pump);
   };
   pump();
+  // A warm-up second (connections settle, JIT) is published but not measured.
+  await new Promise<void>((resolve) => setTimeout(resolve, WARMUP_MS));
+  process.send?.({ measuring: true });
+  const deliveredBefore = delivered;
+  const publishedBefore = published;
+  samples = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
   await new Promise<void>((resolve) => setTimeout(resolve, r.seconds * 1000));
+  const measured = delivered - deliveredBefore;
+  process.send?.({ measured: true });
   running = false;
   schedulePump = noop;
-  counting = false;
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  publisher.socket.destroy();
-  samples.sort((a, b) => a - b);
-  const q = (p: number): number => (samples.length === 0 ? 0 : samples[Math.min(samples.length - 1, Math.floor(samples.length * p))]!);
+  const sorted = samples;
+  samples = [];
+  sorted.sort((a, b) => a - b);
+  const q = (p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!);
+  // Let what is still in flight arrive, so the next run on these connections starts clean.
+  const settleUntil = performance.now() + 5_000;
+  while (published * recipients > delivered && performance.now() < settleUntil) await new Promise((resolve) => setTimeout(resolve, 20));
   return {
-    published,
-    delivered,
+    published: published - publishedBefore,
+    delivered: measured,
     seconds,
-    deliveredPerSec: delivered / seconds,
+    deliveredPerSec: measured / seconds,
     p50Ms: q(0.5),
     p99Ms: q(0.99),
-    maxMs: samples.at(-1) ?? 0,
-    samples: samples.length,
+    maxMs: sorted.at(-1) ?? 0,
+    samples: sorted.length,
     cpuPercent: ((cpu.user + cpu.system) / 1000 / (seconds * 1000)) * 100,
     closedDuringRun: conns.filter((c) => c.closed).length,
   };
+  } finally {
+    counting = false;
+    publisher.socket.destroy();
+  }
 }
 
 process.on('message', (m: ConnectCommand | RunCommand | { cmd: 'close' }) => {

@@ -35,6 +35,7 @@ async function brook(): Promise<number> {
     channels: {
       namespaces: [{ name: 'bench', history: { size: 100, ttlMs: 60_000 } }],
       realtime: { maxConnections: 1_000_000, publishRate: 1e9, publishBurst: 1e9, maxChannelsPerConnection: 10 },
+      maxChannels: 2_000_000,
     },
   });
   process.once('disconnect', () => {
@@ -51,8 +52,15 @@ async function socketIo(): Promise<number> {
   const http = createHttpServer();
   const io = new Server(http, { transports: ['websocket'], perMessageDeflate: false, serveClient: false });
   io.on('connection', (socket) => {
-    if (socket.handshake.query['role'] === 'pub') socket.on('pub', (data: unknown) => io.to('bench').emit('msg', data));
-    else void socket.join('bench');
+    if (socket.handshake.query['role'] === 'pub') {
+      socket.on('pub', (data: unknown) => io.to('bench').emit('msg', data));
+      socket.on('pubTo', (room: string, data: unknown) => io.to(room).emit('msg', data));
+    } else {
+      void socket.join('bench');
+      // Its own room too, for the many-channels run.
+      const i = socket.handshake.query['i'];
+      if (typeof i === 'string') void socket.join(`c${i}`);
+    }
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   process.once('disconnect', () => process.exit(0));
@@ -63,15 +71,29 @@ async function naiveWs(): Promise<number> {
   const http = createHttpServer();
   const wss = new WebSocketServer({ server: http, perMessageDeflate: false });
   const subscribers = new Set<WebSocket>();
+  const byIndex = new Map<string, WebSocket>();
   wss.on('connection', (ws, req) => {
+    if (req.url?.startsWith('/pubto')) {
+      // "<index>|<payload>": to one connection (the many-channels run).
+      ws.on('message', (data: Buffer) => {
+        const bar = data.indexOf(0x7c);
+        byIndex.get(data.toString('latin1', 0, bar))?.send(data.subarray(bar + 1), { binary: false });
+      });
+      return;
+    }
     if (req.url?.startsWith('/pub')) {
       ws.on('message', (data: Buffer) => {
         for (const s of subscribers) s.send(data, { binary: false });
       });
       return;
     }
+    const i = /[?&]i=(\d+)/.exec(req.url ?? '')?.[1];
+    if (i !== undefined) byIndex.set(i, ws);
     subscribers.add(ws);
-    ws.on('close', () => subscribers.delete(ws));
+    ws.on('close', () => {
+      subscribers.delete(ws);
+      if (i !== undefined) byIndex.delete(i);
+    });
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   process.once('disconnect', () => process.exit(0));

@@ -20,6 +20,10 @@ export const FANOUT_SYSTEMS: readonly FanoutSystem[] = ['brook', 'socketio', 'ws
 
 export interface FanoutRun extends RunResult {
   readonly system: FanoutSystem;
+  /** `shared`: one channel to all; `own`: many-channels run, each message to one connection's channel. */
+  readonly mode: 'shared' | 'own';
+  /** The connections also hold one channel each (the many-channels run). */
+  readonly manyChannels: boolean;
   readonly subscribers: number;
   readonly connected: number;
   /** The server's CPU during the run, in % of one core. */
@@ -82,6 +86,25 @@ const WIRE: Record<FanoutSystem, SystemWire> = {
   },
   ws: { path: '/', readyFrames: 0, publisherPath: '/pub', publishPrefix: '', publishSuffix: '' },
 };
+
+/** The many-channels run: every connection also on a channel (room) of its own, `{i}` = its index. */
+const WIRE_MANY: Record<FanoutSystem, { readonly connect: SystemWire; readonly own: Pick<SystemWire, 'publisherPath' | 'publisherHello' | 'publishPrefix' | 'publishSuffix'> }> = {
+  brook: {
+    connect: { ...WIRE.brook, hello: '{"type":"subscribe","id":1,"channels":[{"channel":"bench:fan"},{"channel":"bench:c{i}"}]}' },
+    own: { publisherPath: '/v1/realtime', publishPrefix: '{"type":"publish","id":{seq},"channel":"bench:c{i}","data":', publishSuffix: '}' },
+  },
+  socketio: {
+    connect: { ...WIRE.socketio, path: '/socket.io/?EIO=4&transport=websocket&i={i}' },
+    own: { publisherPath: WIRE.socketio.publisherPath, publisherHello: '40', publishPrefix: '42["pubTo","c{i}",', publishSuffix: ']' },
+  },
+  ws: {
+    connect: { ...WIRE.ws, path: '/?i={i}' },
+    own: { publisherPath: '/pubto', publishPrefix: '{i}|', publishSuffix: '' },
+  },
+};
+
+/** Deliveries in flight in the many-channels run (each message has one recipient). */
+const OWN_WINDOW = 2_000;
 
 /** A node child with IPC, its fd limit raised (the bench runs as root or with a high hard limit). */
 function spawnNode(script: string, args: readonly string[], extraNodeArgs: readonly string[] = [], env: Record<string, string> = {}): ChildProcess {
@@ -147,6 +170,8 @@ const progress = (line: string): void => void process.stderr.write(`${line}\n`);
 
 export interface FanoutOptions {
   readonly subscriberCounts: readonly number[];
+  /** Connections of the many-channels run (each on its own channel plus the shared one); 0 skips it. */
+  readonly manyChannels: number;
   readonly seconds: number;
   readonly window: number;
   readonly densityCounts: readonly number[];
@@ -177,61 +202,88 @@ function densityCounts(wanted: readonly number[]): { counts: number[]; note: str
 
 export function fanoutOptions(options: BenchOptions): FanoutOptions {
   return options.quick
-    ? { subscriberCounts: [1_000, 5_000], seconds: 3, window: 16, densityCounts: [20_000], systems: FANOUT_SYSTEMS }
-    : { subscriberCounts: [1_000, 5_000, 10_000], seconds: 10, window: 16, densityCounts: [20_000, 50_000], systems: FANOUT_SYSTEMS };
+    ? { subscriberCounts: [1_000, 5_000], manyChannels: 2_000, seconds: 3, window: 16, densityCounts: [20_000], systems: FANOUT_SYSTEMS }
+    : { subscriberCounts: [1_000, 5_000, 10_000], manyChannels: 10_000, seconds: 10, window: 16, densityCounts: [20_000, 50_000], systems: FANOUT_SYSTEMS };
 }
 
 export async function runFanout(options: BenchOptions, fo: FanoutOptions = fanoutOptions(options)): Promise<FanoutResult> {
   const runs: FanoutRun[] = [];
   const density: DensityRun[] = [];
   const errors: string[] = [];
-  for (const subscribers of fo.subscriberCounts) {
-    for (const system of fo.systems) {
-      progress(`fanout: ${system}, ${subscribers} subscribers, ${fo.seconds} s`);
-      const { child: server, port } = await startServer(system, options.dir);
-      const loadgen = await startLoadgen();
-      try {
-        const wire = WIRE[system];
-        const connect: ConnectCommand = {
-          cmd: 'connect',
-          port,
-          count: subscribers,
-          path: wire.path,
-          ...(wire.protocol === undefined ? {} : { protocol: wire.protocol }),
-          ...(wire.hello === undefined ? {} : { hello: wire.hello }),
-          readyFrames: wire.readyFrames,
-          sourceAddresses: [],
-          sampled: 200,
-        };
-        loadgen.send(connect);
-        const connected = await nextMessage<ConnectResult>(loadgen, 180_000, `${system} connect`);
-        if (connected.failed > 0) errors.push(`${system} ${subscribers}: ${connected.failed} connections failed (${connected.firstError})`);
+  /** One server and load generator: connect `subscribers`, then one timed run per phase. */
+  async function measure(
+    system: FanoutSystem,
+    subscribers: number,
+    wire: SystemWire,
+    phases: readonly { readonly mode: 'shared' | 'own'; readonly publish: Pick<SystemWire, 'publisherPath' | 'publisherProtocol' | 'publisherHello' | 'publishPrefix' | 'publishSuffix'>; readonly window: number }[],
+    manyChannels: boolean,
+  ): Promise<void> {
+    const { child: server, port } = await startServer(system, options.dir);
+    const loadgen = await startLoadgen();
+    try {
+      const connect: ConnectCommand = {
+        cmd: 'connect',
+        port,
+        count: subscribers,
+        path: wire.path,
+        ...(wire.protocol === undefined ? {} : { protocol: wire.protocol }),
+        ...(wire.hello === undefined ? {} : { hello: wire.hello }),
+        readyFrames: wire.readyFrames,
+        sourceAddresses: [],
+        sampled: 200,
+      };
+      loadgen.send(connect);
+      const connected = await nextMessage<ConnectResult>(loadgen, 300_000, `${system} connect`);
+      if (connected.failed > 0) errors.push(`${system} ${subscribers}: ${connected.failed} connections failed (${connected.firstError})`);
+      for (const phase of phases) {
+        const p = phase.publish;
         const run: RunCommand = {
           cmd: 'run',
           port,
           seconds: fo.seconds,
-          window: fo.window,
-          publisherPath: wire.publisherPath,
-          ...(wire.publisherProtocol === undefined ? {} : { publisherProtocol: wire.publisherProtocol }),
-          ...(wire.publisherHello === undefined ? {} : { publisherHello: wire.publisherHello }),
-          publishPrefix: wire.publishPrefix,
-          publishSuffix: wire.publishSuffix,
+          window: phase.window,
+          mode: phase.mode,
+          publisherPath: p.publisherPath,
+          ...(system === 'brook' ? { publisherProtocol: 'brook.realtime.v1' } : {}),
+          ...(p.publisherHello === undefined ? {} : { publisherHello: p.publisherHello }),
+          publishPrefix: p.publishPrefix,
+          publishSuffix: p.publishSuffix,
           payloadBytes: PAYLOAD_BYTES,
         };
+        loadgen.send(run);
+        await nextMessage<{ measuring: true }>(loadgen, 60_000, `${system} warm-up`);
         const cpu0 = await cpuMs(server.pid!);
         const t0 = performance.now();
-        loadgen.send(run);
-        const result = await nextMessage<RunResult & { error?: string }>(loadgen, fo.seconds * 1000 + 60_000, `${system} run`);
-        const serverCpuPercent = ((await cpuMs(server.pid!)) - cpu0) / (performance.now() - t0) * 100;
+        await nextMessage<{ measured: true }>(loadgen, fo.seconds * 1000 + 60_000, `${system} run`);
+        const serverCpuPercent = (((await cpuMs(server.pid!)) - cpu0) / (performance.now() - t0)) * 100;
+        const result = await nextMessage<RunResult & { error?: string }>(loadgen, 60_000, `${system} result`);
         if (result.error !== undefined) throw new Error(result.error);
-        runs.push({ ...result, system, subscribers, connected: connected.connected, serverCpuPercent });
-        progress(`  ${Math.round(result.deliveredPerSec).toLocaleString('en-US')} msg/s delivered, p99 ${result.p99Ms.toFixed(1)} ms, server CPU ${serverCpuPercent.toFixed(0)}%, load generator CPU ${result.cpuPercent.toFixed(0)}%`);
-      } catch (err) {
-        errors.push(`${system} ${subscribers}: ${err instanceof Error ? err.message : String(err)}`);
-      } finally {
-        await stop(loadgen);
-        await stop(server);
+        runs.push({ ...result, system, mode: phase.mode, manyChannels, subscribers, connected: connected.connected, serverCpuPercent });
+        progress(
+          `  ${phase.mode}: ${Math.round(result.deliveredPerSec).toLocaleString('en-US')} msg/s delivered, p99 ${result.p99Ms.toFixed(1)} ms, server CPU ${serverCpuPercent.toFixed(0)}%, load generator CPU ${result.cpuPercent.toFixed(0)}%`,
+        );
       }
+    } catch (err) {
+      errors.push(`${system} ${subscribers}${manyChannels ? ' (many channels)' : ''}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      await stop(loadgen);
+      await stop(server);
+    }
+  }
+  for (const subscribers of fo.subscriberCounts) {
+    for (const system of fo.systems) {
+      progress(`fanout: ${system}, ${subscribers} subscribers, ${fo.seconds} s`);
+      await measure(system, subscribers, WIRE[system], [{ mode: 'shared', publish: WIRE[system], window: fo.window }], false);
+    }
+  }
+  if (fo.manyChannels > 0) {
+    for (const system of fo.systems) {
+      progress(`many channels: ${system}, ${fo.manyChannels} connections each on its own channel + one shared`);
+      const many = WIRE_MANY[system];
+      await measure(system, fo.manyChannels, many.connect, [
+        { mode: 'own', publish: many.own, window: OWN_WINDOW },
+        { mode: 'shared', publish: WIRE[system], window: fo.window },
+      ], true);
     }
   }
   const plannedDensity = densityCounts(fo.densityCounts);
@@ -285,8 +337,8 @@ const DENSITY_TARGET_BYTES = 10 * 1024;
 /** ≥ 5× Socket.IO's delivered rate at 5,000 subscribers; ≤ 10 KiB per idle connection at 20,000. */
 export function fanoutTargets(r: FanoutResult): Target[] {
   const out: Target[] = [];
-  const brook = r.runs.find((x) => x.system === 'brook' && x.subscribers === RATIO_AT);
-  const sio = r.runs.find((x) => x.system === 'socketio' && x.subscribers === RATIO_AT);
+  const brook = r.runs.find((x) => x.system === 'brook' && x.subscribers === RATIO_AT && !x.manyChannels);
+  const sio = r.runs.find((x) => x.system === 'socketio' && x.subscribers === RATIO_AT && !x.manyChannels);
   if (brook && sio && sio.deliveredPerSec > 0) {
     out.push(target('fan-out ≥ 5× Socket.IO', `fanout ${int(RATIO_AT)} subscribers, delivered msg/s`, brook.deliveredPerSec / sio.deliveredPerSec, '×', '>=', RATIO_TARGET, 'of Socket.IO'));
   }
@@ -300,9 +352,10 @@ export function printFanout(r: FanoutResult, targets: readonly Target[]): void {
   console.log(`\nFan-out: one channel, ${r.payloadBytes} B payloads, publisher as fast as accepted (≤ ${r.window} undelivered per subscriber), ${r.seconds} s per run`);
   console.log('  load generator: separate process, raw sockets, frames counted without parsing; CPU in % of one core; machine shared with other work');
   const rows: string[][] = [];
-  for (const n of [...new Set(r.runs.map((x) => x.subscribers))]) {
-    const sio = r.runs.find((x) => x.subscribers === n && x.system === 'socketio');
-    for (const x of r.runs.filter((y) => y.subscribers === n)) {
+  const oneChannel = r.runs.filter((x) => !x.manyChannels);
+  for (const n of [...new Set(oneChannel.map((x) => x.subscribers))]) {
+    const sio = oneChannel.find((x) => x.subscribers === n && x.system === 'socketio');
+    for (const x of oneChannel.filter((y) => y.subscribers === n)) {
       rows.push([
         LABEL[x.system],
         int(n),
@@ -317,6 +370,16 @@ export function printFanout(r: FanoutResult, targets: readonly Target[]): void {
     }
   }
   console.log(indent(table(['system', 'subscribers', 'delivered msg/s', 'p50 ms', 'p99 ms', 'server CPU', 'loadgen CPU', 'vs Socket.IO', ''], rows)));
+  const many = r.runs.filter((x) => x.manyChannels);
+  if (many.length > 0) {
+    console.log(`\n  Many channels: ${int(many[0]!.subscribers)} connections, each on its own channel (room) plus one shared`);
+    console.log('  own = each message to one connection\'s channel (round robin, ≤ 2,000 in flight); shared = every message to all');
+    const manyRows = many.map((x) => {
+      const sio = many.find((y) => y.system === 'socketio' && y.mode === x.mode);
+      return [LABEL[x.system], x.mode, int(x.deliveredPerSec), ms(x.p50Ms), ms(x.p99Ms), `${fixed(x.serverCpuPercent, 0)}%`, `${fixed(x.cpuPercent, 0)}%`, x.system === 'socketio' ? '1.00×' : ratio(x.deliveredPerSec, sio?.deliveredPerSec)];
+    });
+    console.log(indent(table(['system', 'mode', 'delivered msg/s', 'p50 ms', 'p99 ms', 'server CPU', 'loadgen CPU', 'vs Socket.IO'], manyRows)));
+  }
   if (r.density.length > 0) {
     console.log('\n  Connection density: server RSS growth per idle connection (subscribed to one channel; after GC)');
     console.log(

@@ -297,6 +297,27 @@ describe('SSE /v1/channels/{channel}/events', () => {
     await eventually(() => t.server.realtime.sseStreams === 0, 'streams gone');
   });
 
+  it('ends a stalled SSE reader (EventSource would reconnect with Last-Event-ID) without holding up others', async () => {
+    const t = await start({ channels: { realtime: { maxQueuedBytes: 512 * 1024, maxQueuedMessages: 100_000 } } });
+    const healthy = await open(`${t.url}/v1/channels/chat%3Aslow/events`);
+    const stalled = await open(`${t.url}/v1/channels/chat%3Aslow/events`);
+    stalled.res.pause();
+    let ended = false;
+    stalled.res.on('close', () => (ended = true));
+    await eventually(() => t.server.realtime.sseStreams === 2, 'two streams');
+    const payload = JSON.stringify('s'.repeat(16 * 1024));
+    const total = 1000;
+    for (let i = 0; i < total; i += 10) {
+      for (let j = 0; j < 10; j++) t.server.channels.publish({ user: '', unrestricted: true, capabilities: [] }, 'chat:slow', payload, 'server');
+      await eventually(() => healthy.events.filter((e) => e.event === undefined).length === i + 10, 'the healthy stream to keep up');
+    }
+    stalled.res.resume();
+    await eventually(() => ended, 'the stalled stream ended');
+    expect(t.server.realtime.sseStreams).toBe(1);
+    expect(stalled.events.filter((e) => e.event === undefined).length).toBeLessThan(total);
+    healthy.close();
+  });
+
   it('refuses SSE without a valid token or capability when auth is on', async () => {
     const t = await start({ auth: { secret: SECRET } });
     expect((await fetch(`${t.url}/v1/channels/chat%3A1/events`)).status).toBe(401);
