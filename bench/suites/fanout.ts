@@ -104,7 +104,7 @@ const WIRE_MANY: Record<FanoutSystem, { readonly connect: SystemWire; readonly o
 };
 
 /** Deliveries in flight in the many-channels run (each message has one recipient). */
-const OWN_WINDOW = 2_000;
+const OWN_WINDOW = Number(process.env['BENCH_OWN_WINDOW'] ?? 2_000);
 
 /** A node child with IPC, its fd limit raised (the bench runs as root or with a high hard limit). */
 function spawnNode(script: string, args: readonly string[], extraNodeArgs: readonly string[] = [], env: Record<string, string> = {}): ChildProcess {

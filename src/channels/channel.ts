@@ -59,6 +59,10 @@ export class Channel {
   commit(pub: Publication): void {
     this.history.push(pub);
     for (const subscriber of this.subscribers) subscriber.deliver(this, pub);
+    // Encodings serve this fan-out only: history keeps the data, so an idle channel's history
+    // costs its data once, not once per transport.
+    pub.ws = undefined;
+    pub.sse = undefined;
   }
 
   /**

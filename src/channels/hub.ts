@@ -172,7 +172,9 @@ export class ChannelHub {
    * not a promise); durable ones after the append is durable.
    */
   publish(identity: ChannelIdentity, name: string, data: string, from: 'client' | 'server'): PublishResult | Promise<PublishResult> {
-    const { name: parsed, namespace } = this.resolve(name);
+    // A live channel already knows its parsed name and namespace.
+    const known = this.channels.get(name);
+    const { name: parsed, namespace } = known === undefined ? this.resolve(name) : { name: known.name, namespace: known.namespace };
     authorizeChannel(identity, 'publish', parsed);
     if (namespace.topicSource) throw new ChannelError('FORBIDDEN', `channel ${JSON.stringify(name)} is a log topic; produce to the topic instead`);
     if (from === 'client' && !namespace.clientPublish) {

@@ -4,7 +4,7 @@
  * encoded once per channel, never once per subscriber.
  */
 export class Publication {
-  /** Transport caches, filled lazily by the first subscriber of each kind. */
+  /** Transport caches, filled lazily by the first subscriber of each kind, dropped after the fan-out. */
   ws: Uint8Array | undefined = undefined;
   sse: string | undefined = undefined;
 

@@ -6,8 +6,8 @@
 export function textFrame(payload: string): Buffer {
   const n = Buffer.byteLength(payload);
   const header = n < 126 ? 2 : n < 65_536 ? 4 : 10;
-  // Unpooled: a frame kept in history must not pin an 8 KiB pool slab.
-  const frame = Buffer.allocUnsafeSlow(header + n);
+  // Pooled: frames live only while a fan-out writes them (history keeps the data, not frames).
+  const frame = Buffer.allocUnsafe(header + n);
   frame[0] = 0x81;
   if (header === 2) {
     frame[1] = n;

@@ -87,7 +87,7 @@ async function sse(ctx: RequestContext, deps: ChannelRouteDeps): Promise<Reply> 
     stream.write('retry: 1000\n\n');
     const ok = r.ok;
     stream.event('subscribed', { channel, offset: ok.offset, epoch: ok.epoch, ...(ok.recovered === undefined ? {} : { recovered: ok.recovered }) });
-    for (const pub of ok.missed) stream.write((pub.sse ??= `id: ${pub.offset}\ndata: ${pub.data}\n\n`));
+    for (const pub of ok.missed) stream.write(`id: ${pub.offset}\ndata: ${pub.data}\n\n`);
   });
   if (failure) throw failure;
   if (!stream.active) return { status: 200 };
