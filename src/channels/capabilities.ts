@@ -24,6 +24,12 @@ export interface ChannelIdentity {
   readonly capabilities: readonly ChannelCapability[];
   /** Shown in presence; serialized JSON or undefined. */
   readonly info?: unknown;
+  /**
+   * Whether the caller may read a log topic. A topic channel needs this as well as the channel
+   * capability, so exposing topics as channels never widens who can read them.
+   * @defaultValue every topic (auth off)
+   */
+  readonly canReadTopic?: (topic: string) => boolean;
 }
 
 /** Everyone when auth is off. */

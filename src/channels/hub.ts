@@ -213,6 +213,7 @@ export class ChannelHub {
         try {
           const { name, namespace } = this.resolve(request.channel);
           authorizeChannel(identity, 'subscribe', name);
+          if (namespace.topicSource) authorizeTopic(identity, name);
           const channel = this.channelFor(name, namespace);
           const prefetched = namespace.topicSource ? await this.prepareTopic(channel, request.since) : null;
           return { request, channel, prefetched };
@@ -263,6 +264,7 @@ export class ChannelHub {
   async history(identity: ChannelIdentity, name: string, since: number, limit: number): Promise<HistoryResult> {
     const { name: parsed, namespace } = this.resolve(name);
     authorizeChannel(identity, 'history', parsed);
+    if (namespace.topicSource) authorizeTopic(identity, parsed);
     const bounded = Math.max(1, Math.min(limit, MAX_RECOVERY));
     if (namespace.topicSource) {
       const { topic, partition } = topicOf(parsed);
@@ -393,6 +395,14 @@ function topicOf(name: ChannelName): { readonly topic: string; readonly partitio
     throw new ChannelError('INVALID_CHANNEL', `channel ${JSON.stringify(name.name)} does not name a topic: use <namespace>:<topic>[~<partition>]`);
   }
   return { topic, partition };
+}
+
+/** A topic channel also needs the topic's `read` permission (the message never says whether it exists). */
+function authorizeTopic(identity: ChannelIdentity, name: ChannelName): void {
+  if (identity.unrestricted || identity.canReadTopic === undefined) return;
+  if (!identity.canReadTopic(topicOf(name).topic)) {
+    throw new ChannelError('FORBIDDEN', `not allowed to subscribe channel ${JSON.stringify(name.name)}: the token cannot read its topic`);
+  }
 }
 
 function topicEpoch(partition: number): string {

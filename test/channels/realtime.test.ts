@@ -188,6 +188,18 @@ describe('/v1/realtime with auth', () => {
     expect((await third.closed).code).toBe(4009);
   });
 
+  it('a topic channel needs the topic read permission as well as the channel capability', async () => {
+    const t = await start({ ...auth, channels: { namespaces: [{ name: 'topic', source: 'topic' }] } });
+    await t.engine.createTopic('orders', { partitions: 1 });
+    await t.engine.createTopic('payroll', { partitions: 1 });
+    const token = await hs256({ sub: 'u', channels: [{ match: 'topic:*', allow: ['subscribe'] }], permissions: [{ topics: 'orders', actions: ['read'] }] });
+    const a = await connect(t, `?token=${token}`);
+    const r = await a.request({ type: 'subscribe', channels: [{ channel: 'topic:orders' }, { channel: 'topic:payroll' }] });
+    expect(r['results']).toMatchObject([{ channel: 'topic:orders', epoch: 't0' }, { channel: 'topic:payroll', error: { code: 'FORBIDDEN' } }]);
+    await t.engine.produce('orders', [{ value: new TextEncoder().encode('{"id":1}') }]);
+    expect(await a.waitFor((f) => f.type === 'pub')).toMatchObject({ channel: 'topic:orders', offset: 0, data: { id: 1 } });
+  });
+
   it('rate-limits publishes per connection with a token bucket', async () => {
     const t = await start({ ...auth, channels: { realtime: { publishBurst: 3, publishRate: 1 } } });
     const token = await hs256({ sub: 'p', channels: [{ match: 'chat:*', allow: ['publish'] }] });

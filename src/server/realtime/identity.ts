@@ -1,5 +1,5 @@
 import { UNRESTRICTED, type ChannelIdentity } from '../../channels/index.js';
-import type { Principal } from '../auth/index.js';
+import { can, type Principal } from '../auth/index.js';
 
 /** What a verified principal may do on channels; everything when auth is off. */
 export function channelIdentity(principal: Principal, authEnabled: boolean): ChannelIdentity & { readonly expiresAt?: number } {
@@ -11,6 +11,7 @@ export function channelIdentity(principal: Principal, authEnabled: boolean): Cha
     user: principal.subject,
     unrestricted: false,
     capabilities,
+    canReadTopic: (topic) => can(principal, 'read', topic),
     ...(principal.info === undefined ? {} : { info: principal.info }),
     ...(principal.expiresAt === undefined ? {} : { expiresAt: principal.expiresAt }),
   };
