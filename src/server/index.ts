@@ -29,7 +29,7 @@ import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
 import { ChannelHub, type ChannelHubOptions } from '../channels/index.js';
-import { createRealtimeGateway, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
+import { createRealtimeGateway, registerRealtimeMetrics, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
 import { SseStreams } from './realtime/sse.js';
 import { channelRoutes } from './routes/channels.js';
 
@@ -270,6 +270,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     logger: options.logger,
     options: realtimeOptions,
     connectionGauge: { opened: () => metrics.connectionOpened('realtime'), closed: () => metrics.connectionClosed('realtime') },
+    metrics: registerRealtimeMetrics(metrics.registry, hub),
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const target = req.url ?? '/';

@@ -141,6 +141,9 @@ describe('/v1/realtime', () => {
     (stalled.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     const closed = await stalled.closed;
     expect(closed.code).toBe(4004);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('brook_realtime_closed_total{reason="SLOW_CLIENT"} 1');
+    expect(metrics).toMatch(/brook_channel_subscriptions \d+/);
     expect(pubs(healthy, 'chat:big').map((p) => p.offset)).toEqual([...Array(total).keys()]);
   });
 

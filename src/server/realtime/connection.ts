@@ -29,6 +29,8 @@ export interface RealtimeContext {
   readonly hub: ChannelHub;
   readonly options: ResolvedRealtimeOptions;
   readonly logger: Logger;
+  /** Counts a server-initiated close. */
+  closed?(reason: CloseReason): void;
   /** Flushes the connection's batched frames once the current I/O phase is over (one shared setImmediate). */
   flushLater(connection: RealtimeConnection): void;
   /** Verifies a refreshed token (the authenticator, mapped to a channel identity). */
@@ -379,6 +381,7 @@ export class RealtimeConnection implements Subscriber {
   end(reason: CloseReason, message: string): void {
     if (this.closingAt !== 0) return;
     this.closingAt = this.ctx.now();
+    this.ctx.closed?.(reason);
     this.detach();
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(closeCodeFor(reason), closeReasonText(message));
     else this.ws.terminate();

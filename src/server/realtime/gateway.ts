@@ -13,6 +13,7 @@ import type { Authenticator } from '../auth/index.js';
 import { closeCodeFor, HttpError, type CloseReason } from '../errors.js';
 import { RealtimeConnection, type RealtimeContext } from './connection.js';
 import { channelIdentity } from './identity.js';
+import type { RealtimeMetrics } from './metrics.js';
 import { CLOSE_GRACE_MS, REALTIME_PATH, REALTIME_SUBPROTOCOL, resolveRealtimeOptions, type RealtimeOptions } from './options.js';
 
 export interface RealtimeGatewayDeps {
@@ -22,6 +23,8 @@ export interface RealtimeGatewayDeps {
   readonly options?: RealtimeOptions | undefined;
   /** Counts open connections under transport `realtime`. */
   readonly connectionGauge?: { opened(): void; closed(): void };
+  /** Counts server-initiated closes by reason. */
+  readonly metrics?: RealtimeMetrics;
   readonly now?: () => number;
 }
 
@@ -64,6 +67,7 @@ export function createRealtimeGateway(deps: RealtimeGatewayDeps): RealtimeGatewa
       }
     },
     hub: deps.hub,
+    ...(deps.metrics === undefined ? {} : { closed: deps.metrics.closed }),
     options,
     logger,
     now,
@@ -115,6 +119,7 @@ export function createRealtimeGateway(deps: RealtimeGatewayDeps): RealtimeGatewa
 
   /** Refused after the handshake, so browsers can see the close code (an HTTP 401 they cannot). */
   const refuse = (ws: WebSocket, reason: CloseReason, message: string): void => {
+    deps.metrics?.closed(reason);
     ws.on('error', () => undefined); // the close below is the answer; a write error changes nothing
     ws.close(closeCodeFor(reason), message.slice(0, 120));
   };

@@ -3,3 +3,4 @@ export { createRealtimeGateway, type RealtimeGateway, type RealtimeGatewayDeps }
 export { channelIdentity } from './identity.js';
 export { REALTIME_PATH, REALTIME_SUBPROTOCOL, resolveRealtimeOptions, type RealtimeOptions, type ResolvedRealtimeOptions } from './options.js';
 export { textFrame } from './ws-frame.js';
+export { registerRealtimeMetrics, type RealtimeMetrics } from './metrics.js';
