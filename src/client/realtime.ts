@@ -80,6 +80,11 @@ export interface RealtimeClientOptions {
   readonly WebSocket?: WebSocketConstructor;
   /** Reconnect backoff (full jitter). @defaultValue { baseMs: 250, capMs: 10_000 } */
   readonly reconnect?: { readonly baseMs?: number; readonly capMs?: number } | false;
+  /**
+   * With a `token` function: refresh this long before the token's `exp` (read from the JWT
+   * payload, not verified), so the server never closes the connection with 4010. @defaultValue 30_000
+   */
+  readonly refreshBeforeExpiryMs?: number;
   /** @defaultValue 10_000 */
   readonly requestTimeoutMs?: number;
   /** @defaultValue 1_000 */
@@ -148,6 +153,7 @@ export class RealtimeClient {
   private readonly requestTimeoutMs: number;
   private readonly maxPending: number;
   private readonly waiters: (() => void)[] = [];
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: RealtimeClientOptions) {
     const WebSocketClass = options.WebSocket ?? globalWebSocket();
@@ -223,12 +229,27 @@ export class RealtimeClient {
     const token = await this.token();
     if (token === undefined) throw new InvalidArgumentError('no token configured');
     await this.request({ type: 'refresh', token });
+    this.scheduleRefresh(token);
+  }
+
+  /** With a token function, refreshes ahead of the token's `exp` (a failure is reported, and 4010 reconnects anyway). */
+  private scheduleRefresh(token: string | undefined): void {
+    clearTimeout(this.refreshTimer);
+    if (typeof this.options.token !== 'function' || token === undefined) return;
+    const exp = jwtExpiry(token);
+    if (exp === null) return;
+    const delay = Math.max(1_000, exp - Date.now() - (this.options.refreshBeforeExpiryMs ?? 30_000));
+    this.refreshTimer = setTimeout(() => {
+      if (this.stateValue !== 'connected') return; // the next connect fetches a fresh token anyway
+      this.refreshToken().catch((err: unknown) => this.events.emit('error', err as Error));
+    }, delay);
   }
 
   /** Closes for good: subscriptions end, pending requests fail. */
   close(): void {
     if (this.stateValue === 'closed') return;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.refreshTimer);
     this.setState('closed');
     const socket = this.socket;
     this.socket = null;
@@ -268,6 +289,7 @@ export class RealtimeClient {
       return this.scheduleReconnect();
     }
     if (this.stateValue === 'closed') return;
+    this.scheduleRefresh(token);
     const socket = new this.WebSocketClass(realtimeUrl(this.options.url, token), REALTIME_SUBPROTOCOL);
     this.socket = socket;
     socket.addEventListener('message', (event) => {
@@ -450,6 +472,19 @@ export class RealtimeClient {
       p.reject(err);
     }
     this.pending.clear();
+  }
+}
+
+/** A JWT's `exp` in ms, read without verifying (only to time a refresh); null when absent or unreadable. */
+function jwtExpiry(token: string): number | null {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return null;
+  try {
+    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(payload.length / 4) * 4, '='));
+    const exp = (JSON.parse(json) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : null;
+  } catch {
+    return null; // not a JWT we can read: no proactive refresh, 4010 still reconnects with a fresh token
   }
 }
 

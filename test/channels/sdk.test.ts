@@ -101,6 +101,25 @@ describe('RealtimeClient', () => {
     expect(chatSubs[1]!.epoch).not.toBe(chatSubs[0]!.epoch);
   });
 
+  it('refreshes a short-lived token before it expires, so the connection is never closed with 4010', async () => {
+    const { proxy } = await brook({ auth: { secret: SECRET }, channels: { namespaces: NAMESPACES, realtime: { heartbeatMs: 100 } } });
+    let issued = 0;
+    const rt = client(proxy.url, {
+      token: () => {
+        issued++;
+        return hs256({ sub: 'r', channels: [{ match: 'chat:*', allow: ['subscribe'] }] }, { exp: Math.floor(Date.now() / 1000) + 3 });
+      },
+      refreshBeforeExpiryMs: 1_500,
+    });
+    const closes: number[] = [];
+    rt.on('disconnected', (e) => closes.push(e.code));
+    rt.subscribe('chat:r', () => undefined);
+    await rt.connect();
+    await eventually(() => issued >= 4, 'several refreshes', 20_000);
+    expect(closes).toEqual([]);
+    expect(rt.state).toBe('connected');
+  });
+
   it('presence, join/leave, errors for refused subscriptions and publishes, token refresh', async () => {
     const { proxy } = await brook({ auth: { secret: SECRET } });
     const caps = [{ match: 'chat:*', allow: ['subscribe', 'publish', 'presence'] }];
