@@ -316,7 +316,7 @@ export class ChannelHub {
     let tailer = this.tailers.get(channel);
     if (tailer === undefined) {
       const { topic, partition } = topicOf(channel.name);
-      tailer = new TopicTailer(this.options.engine, topic, partition, channel, this.logger, () => this.failTopic(channel));
+      tailer = new TopicTailer(this.options.engine, topic, partition, channel, this.logger, (err) => this.failTopic(channel, err));
       this.tailers.set(channel, tailer);
     }
     try {
@@ -347,11 +347,15 @@ export class ChannelHub {
     return out;
   }
 
-  private failTopic(channel: Channel): void {
+  /** The tailer stopped (topic deleted, storage failure): every subscriber is told, the channel dropped. */
+  private failTopic(channel: Channel, err: unknown): void {
     this.tailers.delete(channel);
     this.channels.delete(channel.name.name);
-    // Subscribers keep their (now detached) membership until they unsubscribe or reconnect;
-    // nothing more will be delivered on it.
+    const error = asChannelError(err, channel.name.name);
+    const subscribers = [...channel.subscribers];
+    channel.subscribers.clear();
+    this.subscriptions -= subscribers.length;
+    for (const s of subscribers) s.ended(channel, error);
   }
 
   /** Drops a channel that has nothing left worth keeping. */

@@ -1,4 +1,5 @@
 import type { Channel } from './channel.js';
+import type { ChannelError } from './errors.js';
 import type { PresenceEvent, Publication } from './publication.js';
 
 /** A presence entry: who is in a channel. */
@@ -22,4 +23,6 @@ export interface Subscriber {
   deliver(channel: Channel, pub: Publication): void;
   /** A join or leave in a channel with `joinLeave`. */
   presenceEvent(channel: Channel, event: PresenceEvent): void;
+  /** The server ended the subscription (a topic channel whose topic went away); nothing more comes. */
+  ended(channel: Channel, error: ChannelError): void;
 }

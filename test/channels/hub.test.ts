@@ -41,6 +41,9 @@ class TestSubscriber implements Subscriber {
   presenceEvent(_channel: Channel, event: PresenceEvent): void {
     this.events.push(event.json);
   }
+  ended(channel: Channel, error: ChannelError): void {
+    this.events.push(`ended ${channel.name.name} ${error.code}`);
+  }
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -201,7 +204,9 @@ describe('ChannelHub', () => {
     expect(missing.error?.code).toBe('UNKNOWN_CHANNEL');
     const p1 = await subscribe(hub, new TestSubscriber(), 'topic:orders.cdc~1');
     expect(p1.ok).toMatchObject({ offset: -1, epoch: 't1' });
-    hub.unsubscribe(s, 'topic:orders.cdc');
+    // The topic goes away: subscribers are told, not left hanging.
+    await engine.deleteTopic('orders.cdc');
+    await expect.poll(() => s.events, { timeout: 15_000 }).toContain('ended topic:orders.cdc UNKNOWN_CHANNEL');
   });
 
   it('tracks presence with join/leave events, bounded per channel', async () => {

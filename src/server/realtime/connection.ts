@@ -124,6 +124,11 @@ export class RealtimeConnection implements Subscriber {
     this.write((event.ws ??= textFrame(event.json)) as Buffer);
   }
 
+  ended(channel: Channel, error: ChannelError): void {
+    if (!this.active || this.subs?.delete(channel.name.name) !== true) return;
+    this.sendJson({ type: 'unsub', channel: channel.name.name, code: error.code, message: error.message });
+  }
+
   private overloaded(): boolean {
     const o = this.ctx.options;
     return this.socket.writableLength + this.batchBytes > o.maxQueuedBytes || this.queued + (this.batch?.length ?? 0) >= o.maxQueuedMessages;

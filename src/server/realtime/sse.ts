@@ -4,7 +4,7 @@
  * publication. One interval writes comment keepalives to every stream.
  */
 import type { ServerResponse } from 'node:http';
-import type { Channel, ChannelHub, PresenceEntry, PresenceEvent, Publication, Subscriber } from '../../channels/index.js';
+import type { Channel, ChannelError, ChannelHub, PresenceEntry, PresenceEvent, Publication, Subscriber } from '../../channels/index.js';
 import type { ResolvedRealtimeOptions } from './options.js';
 
 export class SseStream implements Subscriber {
@@ -40,6 +40,13 @@ export class SseStream implements Subscriber {
   presenceEvent(_channel: Channel, event: PresenceEvent): void {
     if (!this.active || this.overloaded()) return;
     this.write(`event: ${event.kind}\ndata: ${event.json}\n\n`);
+  }
+
+  ended(_channel: Channel, error: ChannelError): void {
+    if (!this.active) return;
+    this.active = false;
+    this.event('error', { code: error.code, message: error.message });
+    this.res.end();
   }
 
   /** Writes an event of the stream's own (not a publication). */
