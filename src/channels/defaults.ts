@@ -26,8 +26,6 @@ export const TOPIC_TAIL_BATCH = 500;
 export const TOPIC_TAIL_WAIT_MS = 10_000;
 /** Publications one recovery or history read returns at most. */
 export const MAX_RECOVERY = 10_000;
-/** Most capability entries in one token. */
-export const MAX_CAPABILITIES = 256;
 /** Largest presence `info` from a token, serialized. */
 export const MAX_INFO_BYTES = 1024;
 /** Longest channel name. */

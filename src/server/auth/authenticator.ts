@@ -26,10 +26,10 @@ import { AuthUnavailableError, UnauthorizedError } from './errors.js';
 import { ANONYMOUS, type Principal } from './principal.js';
 import { isLoopbackHost } from './binding.js';
 import { topicPatternSchema } from './topic-pattern.js';
-import { CHANNEL_ACTIONS, type ChannelAction } from '../../channels/index.js';
+import { CHANNEL_ACTIONS, channelDefaults, type ChannelAction } from '../../channels/index.js';
 
 /** Largest presence `info` claim, serialized. */
-const MAX_INFO_BYTES = 1024;
+const MAX_INFO_BYTES = channelDefaults.MAX_INFO_BYTES;
 
 export interface AuthConfig {
   /** HS256 shared secret, at least 32 bytes. */
