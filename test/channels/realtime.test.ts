@@ -147,6 +147,30 @@ describe('/v1/realtime', () => {
     expect(pubs(healthy, 'chat:big').map((p) => p.offset)).toEqual([...Array(total).keys()]);
   });
 
+  it('stops reading a client that sends requests without reading the answers, and resumes once it reads', async () => {
+    const t = await start({ channels: { realtime: { maxQueuedBytes: 64 * 1024 } } });
+    const deaf = await connect(t);
+    await deaf.waitFor((f) => f.type === 'welcome');
+    const socket = (deaf.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const id = 'x'.repeat(200);
+    const frames = 100_000; // ~24 MB of answers: more than the socket buffers on both sides hold
+    for (let i = 0; i < frames; i++) deaf.send({ type: 'ping', id });
+    // The server stopped reading, so our own writes stay backed up behind it (no longer shrinking).
+    await eventually(
+      async () => {
+        const before = deaf.ws.bufferedAmount;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return before > 1024 * 1024 && deaf.ws.bufferedAmount === before;
+      },
+      'our writes to stay backed up',
+      20_000,
+    );
+    socket.resume();
+    await eventually(() => deaf.frames.filter((f) => f.type === 'pong').length === frames, 'every answer once we read', 60_000);
+    expect(deaf.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
   it('skip policy: a lagging subscriber is told recovered:false with the current offset and continues', async () => {
     const t = await start({ channels: { realtime: { maxQueuedBytes: 64 * 1024, maxQueuedMessages: 10_000 } } });
     const lagging = await connect(t);

@@ -62,6 +62,8 @@ export class RealtimeConnection implements Subscriber {
   private badFrames = 0;
   /** Requests being answered asynchronously (bounded by MAX_PENDING_REQUESTS). */
   private pending = 0;
+  /** Reading stopped because the peer does not read its replies (resumed on drain). */
+  private inputPaused = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -176,6 +178,10 @@ export class RealtimeConnection implements Subscriber {
 
   private readonly onDrain = (): void => {
     this.queued = 0;
+    if (this.inputPaused) {
+      this.inputPaused = false;
+      this.ws.resume();
+    }
     if (!this.skipped || this.subs === null || !this.active) return;
     this.skipped = false;
     for (const [name, flags] of this.subs) {
@@ -195,6 +201,12 @@ export class RealtimeConnection implements Subscriber {
   private onMessage(data: RawData, isBinary: boolean): void {
     this.lastSeen = this.ctx.now();
     if (!this.active) return;
+    // Every request is answered: a peer that sends requests without reading the answers would
+    // pile them up here. Past the queue bound, stop reading it until its socket drains.
+    if (!this.inputPaused && this.socket.writableLength + this.batchBytes > this.ctx.options.maxQueuedBytes) {
+      this.inputPaused = true;
+      this.ws.pause();
+    }
     if (isBinary) return this.invalid(undefined, 'binary frames are not supported: send JSON text frames');
     let raw: unknown;
     try {
