@@ -336,6 +336,22 @@ describe('SSE /v1/channels/{channel}/events', () => {
     await eventually(() => t.server.realtime.sseStreams === 0, 'streams gone');
   });
 
+  it('the subscribed event carries an id, so a drop before the first message still resumes without loss', async () => {
+    const t = await start();
+    await post(t, 'chat:early', { data: 'before' });
+    await post(t, 'chat:early', { data: 'before too' });
+    const s = await open(`${t.url}/v1/channels/chat%3Aearly/events`);
+    await eventually(() => s.events.some((e) => e.event === 'subscribed'), 'subscribed');
+    const subscribed = s.events.find((e) => e.event === 'subscribed')!;
+    expect(subscribed.id).toBe('1');
+    s.close();
+    await post(t, 'chat:early', { data: 'while away' });
+    const again = await open(`${t.url}/v1/channels/chat%3Aearly/events`, { 'last-event-id': subscribed.id! });
+    await eventually(() => again.events.some((e) => e.event === undefined), 'the message published while away');
+    expect(again.events.filter((e) => e.event === undefined)).toEqual([{ id: '2', data: '"while away"' }]);
+    again.close();
+  });
+
   it('ends a stalled SSE reader (EventSource would reconnect with Last-Event-ID) without holding up others', async () => {
     const t = await start({ channels: { realtime: { maxQueuedBytes: 512 * 1024, maxQueuedMessages: 100_000 } } });
     const healthy = await open(`${t.url}/v1/channels/chat%3Aslow/events`);

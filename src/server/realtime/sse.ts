@@ -49,9 +49,12 @@ export class SseStream implements Subscriber {
     this.res.end();
   }
 
-  /** Writes an event of the stream's own (not a publication). */
-  event(name: string, data: unknown): void {
-    this.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+  /**
+   * Writes an event of the stream's own (not a publication). With `id`, the browser's
+   * Last-Event-ID moves there too, so a reconnect resumes after it even if no message came yet.
+   */
+  event(name: string, data: unknown, id?: number): void {
+    this.write(`${id === undefined ? '' : `id: ${id}\n`}event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
   keepalive(): void {
@@ -79,7 +82,8 @@ export class SseStream implements Subscriber {
     if (!this.skipped || !this.active) return;
     this.skipped = false;
     const position = this.hub.position(this.channel);
-    this.event('skipped', { channel: this.channel, offset: position?.offset ?? -1, epoch: position?.epoch ?? '', recovered: false });
+    const offset = position?.offset ?? -1;
+    this.event('skipped', { channel: this.channel, offset, epoch: position?.epoch ?? '', recovered: false }, offset);
   };
 }
 

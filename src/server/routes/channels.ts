@@ -86,7 +86,10 @@ async function sse(ctx: RequestContext, deps: ChannelRouteDeps): Promise<Reply> 
     });
     stream.write('retry: 1000\n\n');
     const ok = r.ok;
-    stream.event('subscribed', { channel, offset: ok.offset, epoch: ok.epoch, ...(ok.recovered === undefined ? {} : { recovered: ok.recovered }) });
+    // Carries `id` = the position the stream starts from: a drop before the first message still
+    // resumes from here (Last-Event-ID), and so does one after recovered:false.
+    const startsAfter = ok.recovered === true ? (since ?? ok.offset) : ok.offset;
+    stream.event('subscribed', { channel, offset: ok.offset, epoch: ok.epoch, ...(ok.recovered === undefined ? {} : { recovered: ok.recovered }) }, startsAfter);
     for (const pub of ok.missed) stream.write(`id: ${pub.offset}\ndata: ${pub.data}\n\n`);
   });
   if (failure) throw failure;
