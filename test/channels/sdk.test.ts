@@ -101,6 +101,25 @@ describe('RealtimeClient', () => {
     expect(chatSubs[1]!.epoch).not.toBe(chatSubs[0]!.epoch);
   });
 
+  it('resumes from a saved position (a page reload), reads history, and refuses calls once closed', async () => {
+    const { b, proxy } = await brook();
+    let saved = { offset: -1, epoch: '' };
+    for (let i = 0; i < 5; i++) saved = await b.server.channels.publish(SERVER, 'chat:saved', String(i), 'server');
+    const first = client(proxy.url);
+    const got: number[] = [];
+    const subs: SubscribedInfo[] = [];
+    first.subscribe<number>('chat:saved', (m) => got.push(m.data), { since: { offset: 1, epoch: saved.epoch }, onSubscribed: (s) => subs.push(s) });
+    await eventually(() => got.length === 3, 'the missed three');
+    expect(got).toEqual([2, 3, 4]);
+    expect(subs[0]).toMatchObject({ recovered: true, missed: 3, resubscribed: false });
+    const h = await first.history('chat:saved', { since: 2, limit: 10 });
+    expect(h).toMatchObject({ recovered: true, offset: 4, epoch: saved.epoch });
+    expect(h.publications.map((p) => p.data)).toEqual([3, 4]);
+    first.close();
+    expect(first.state).toBe('closed');
+    await expect(first.publish('chat:saved', 1)).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+  });
+
   it('refreshes a short-lived token before it expires, so the connection is never closed with 4010', async () => {
     const { proxy } = await brook({ auth: { secret: SECRET }, channels: { namespaces: NAMESPACES, realtime: { heartbeatMs: 100 } } });
     let issued = 0;
