@@ -4,8 +4,9 @@
  * JetStream, Redis Streams on the same workload), the scale suite, the sdk suite (Brook's
  * TypeScript SDK against NATS and Redis clients), the latency suite (end-to-end at a steady rate),
  * the groups suite (consumer-group consumption and rebalancing), the cdc suite (PostgreSQL
- * commit → subscriber against a bare pg-logical-replication consumer) and the queues suite (work
- * queues against BullMQ and RabbitMQ); prints tables with ratios
+ * commit → subscriber against a bare pg-logical-replication consumer), the queues suite (work
+ * queues against BullMQ and RabbitMQ) and the fanout suite (channels to WebSocket subscribers vs
+ * Socket.IO and a naive ws loop, connection density); prints tables with ratios
  * and targets and writes bench/results/<name>-<timestamp>.json and latest.json. `--help` lists
  * the flags.
  */
@@ -25,6 +26,7 @@ import { runLatency, type LatencyResult } from './suites/latency.js';
 import { runGroups, type GroupsResult } from './suites/groups.js';
 import { runCdc, type CdcResult } from './suites/cdc.js';
 import { runQueues, type QueuesResult } from './suites/queues.js';
+import { fanoutTargets, printFanout, runFanout, type FanoutResult } from './suites/fanout.js';
 
 const run = promisify(execFile);
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -506,6 +508,7 @@ async function main(): Promise<number> {
   let groups: GroupsResult | null = null;
   let cdc: CdcResult | null = null;
   let queues: QueuesResult | null = null;
+  let fanout: FanoutResult | null = null;
   const wall = performance.now();
   if (suites.includes('floor')) {
     process.stderr.write('floor: sequential write and fsync latency\n');
@@ -586,6 +589,15 @@ async function main(): Promise<number> {
     }
   }
 
+  if (suites.includes('fanout')) {
+    try {
+      fanout = await runFanout(effective);
+      for (const e of fanout.errors) problems.push(`fanout: ${e}`);
+    } catch (err) {
+      problems.push(`fanout failed: ${errorText(err)}`);
+    }
+  }
+
   const logTargetMap = log === null ? new Map<PhaseResult, Target>() : logTargets(log, floor);
   const scaleTargetList = scale === null ? [] : scaleTargets(scale);
   const sdkTargetLists = sdk === null ? [] : sdkTargets(sdk);
@@ -593,6 +605,7 @@ async function main(): Promise<number> {
   const groupsTargetList = groups === null ? [] : groupsTargets(groups);
   const cdcTargetList = cdc === null ? [] : cdcTargets(cdc);
   const queuesTargetList = queues === null ? [] : queuesTargets(queues);
+  const fanoutTargetList = fanout === null ? [] : fanoutTargets(fanout);
   const targets = [
     ...logTargetMap.values(),
     ...scaleTargetList,
@@ -601,6 +614,7 @@ async function main(): Promise<number> {
     ...groupsTargetList,
     ...cdcTargetList,
     ...queuesTargetList,
+    ...fanoutTargetList,
   ];
 
   console.log(`\nBrook benchmarks — ${startedAt.toISOString()}${options.quick ? ' (quick: small counts, figures are indicative only)' : ''}`);
@@ -612,6 +626,7 @@ async function main(): Promise<number> {
   if (groups !== null) printGroups(groups, groupsTargetList);
   if (cdc !== null) printCdc(cdc, cdcTargetList);
   if (queues !== null) printQueues(queues, queuesTargetList);
+  if (fanout !== null) printFanout(fanout, fanoutTargetList);
   printTargets(targets);
   if (problems.length > 0) {
     console.log('\nProblems');
@@ -633,6 +648,7 @@ async function main(): Promise<number> {
     groups,
     cdc,
     queues,
+    fanout,
     targets,
     problems,
   });

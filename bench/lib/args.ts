@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from './paths.js';
 
-export const SUITES = ['floor', 'log', 'scale', 'sdk', 'latency', 'groups', 'cdc', 'queues'] as const;
+export const SUITES = ['floor', 'log', 'scale', 'sdk', 'latency', 'groups', 'cdc', 'queues', 'fanout'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export const SYSTEMS = ['brook-embedded', 'brook-http', 'brook-jetstream', 'nats-jetstream', 'redis-streams'] as const;

@@ -22,6 +22,17 @@ export {
   isRetriable,
 } from './errors.js';
 export { fullJitter } from './backoff.js';
+export { RealtimeClient, Subscription, REALTIME_SUBPROTOCOL } from './realtime.js';
+export type {
+  ChannelMessage,
+  ChannelPosition,
+  PresenceInfo,
+  RealtimeClientOptions,
+  RealtimeEvents,
+  RealtimeState,
+  SubscribedInfo,
+  SubscribeOptions,
+} from './realtime.js';
 
 export type { ClientErrorCode, ServerErrorCode } from './errors.js';
 export type { ClientEvents, ConnectionState } from './connection.js';

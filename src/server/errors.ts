@@ -8,6 +8,7 @@ import { STATUS_CODES as STATUS_TEXT } from 'node:http';
 import type { Logger } from 'pino';
 import { BrookError, type EngineErrorCode } from '../engine/index.js';
 import { StreamError, type SessionCloseReason, type StreamErrorCode } from '../broker/index.js';
+import { ChannelError, type ChannelErrorCode } from '../channels/index.js';
 import { QueueError, type QueueErrorCode } from '../queues/index.js';
 
 export type ServerErrorCode =
@@ -28,7 +29,7 @@ export type ServerErrorCode =
   | 'INTERNAL';
 
 /** Codes of HTTP answers and of WebSocket `error` frames (docs/protocol.md). */
-export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode | QueueErrorCode;
+export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode | QueueErrorCode | ChannelErrorCode;
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_JSON: 400,
@@ -37,11 +38,13 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   INVALID_TOPIC_NAME: 400,
   INVALID_QUEUE_NAME: 400,
+  INVALID_CHANNEL: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   SUBSCRIPTION_NOT_FOUND: 404,
   TOPIC_NOT_FOUND: 404,
+  UNKNOWN_CHANNEL: 404,
   PARTITION_NOT_FOUND: 404,
   UNKNOWN_MEMBER: 404,
   QUEUE_NOT_FOUND: 404,
@@ -61,6 +64,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   PARTITION_BUSY: 429,
   RATE_LIMITED: 429,
   QUEUE_FULL: 429,
+  CHANNEL_LIMIT: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   CORRUPT_RECORD: 500,
@@ -108,20 +112,26 @@ export type CloseReason =
   | SessionCloseReason
   | 'SHUTTING_DOWN'
   | 'UNAUTHORIZED'
-  | 'TOKEN_EXPIRED'
   | 'AUTH_UNAVAILABLE'
   | 'HEARTBEAT_TIMEOUT'
-  | 'TOO_MANY_CONNECTIONS';
+  | 'TOO_MANY_CONNECTIONS'
+  | 'SLOW_CLIENT'
+  | 'TOO_MANY_USER_CONNECTIONS'
+  | 'TOKEN_EXPIRED';
 
 /** WebSocket close codes (docs/protocol.md, "Close codes"); 1009 for oversized frames is sent by `ws` itself. */
 const CLOSE_CODES: Readonly<Record<CloseReason, number>> = {
   SHUTTING_DOWN: 1001,
   UNAUTHORIZED: 1008,
-  TOKEN_EXPIRED: 1008,
   AUTH_UNAVAILABLE: 1013,
   INVALID_FRAME: 4000,
   HEARTBEAT_TIMEOUT: 4001,
   TOO_MANY_CONNECTIONS: 4008,
+  // Both endpoints: the token's exp passed while connected.
+  TOKEN_EXPIRED: 4010,
+  // /v1/realtime (docs/channels.md, "Close codes")
+  SLOW_CLIENT: 4004,
+  TOO_MANY_USER_CONNECTIONS: 4009,
 };
 
 export function closeCodeFor(reason: CloseReason): number {
@@ -145,6 +155,10 @@ export function errorReply(err: unknown, logger: Logger, context: Readonly<Recor
   let headers: Readonly<Record<string, string>> = {};
   if (err instanceof HttpError) {
     ({ code, message, headers } = err);
+  } else if (err instanceof ChannelError) {
+    code = err.code;
+    message = err.message;
+    if (err.retryAfterMs !== undefined) headers = { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
   } else if (err instanceof BrookError || err instanceof StreamError || err instanceof QueueError) {
     code = err.code;
     message = err.message;

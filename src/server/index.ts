@@ -32,6 +32,15 @@ import { queueRoutes } from './routes/queues.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
+import { ChannelHub, type ChannelHubOptions } from '../channels/index.js';
+import { createRealtimeGateway, registerRealtimeMetrics, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
+import { SseStreams } from './realtime/sse.js';
+import { channelRoutes } from './routes/channels.js';
+
+/** Channels (docs/channels.md): namespaces and hub bounds, and the realtime transports' bounds. */
+export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' | 'logger'> {
+  readonly realtime?: RealtimeOptions;
+}
 
 export { HttpError, statusFor, type ErrorCode, type ServerErrorCode } from './errors.js';
 
@@ -73,6 +82,8 @@ export interface ServerOptions {
    * @defaultValue a QueueManager on `engine`, opened (recovered) here and closed by `close()`
    */
   readonly queues?: QueueManager;
+  /** Channels at `/v1/realtime` and `/v1/channels/...`. @defaultValue the default namespaces (chat, user, topic) */
+  readonly channels?: ChannelsServerOptions;
 }
 
 export interface BrookServer {
@@ -81,6 +92,10 @@ export interface BrookServer {
   readonly port: number;
   /** The WebSocket endpoint: open connections and per-session introspection. */
   readonly ws: Pick<WebSocketGateway, 'connections' | 'sessions'>;
+  /** The channel hub (publish from the server process, stats). */
+  readonly channels: ChannelHub;
+  /** Open `/v1/realtime` connections and SSE streams. */
+  readonly realtime: { readonly connections: number; readonly sseStreams: number };
   /**
    * Stops accepting connections, ends idle keep-alive connections, ends pending long polls
    * early (they answer with what they have), and resolves once in-flight requests have been
@@ -144,6 +159,12 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   groupRoutes(router, deps);
   queueRoutes(router, deps);
   metricsRoutes(router, deps);
+  const { realtime: realtimeOptions, ...hubOptions } = options.channels ?? {};
+  const hub = new ChannelHub({ ...hubOptions, engine: options.engine, logger: options.logger });
+  await hub.open();
+  const resolvedRealtime = resolveRealtimeOptions(realtimeOptions);
+  const sseStreams = new SseStreams(resolvedRealtime.sseKeepaliveMs);
+  channelRoutes(router, { hub, authenticator, options: resolvedRealtime, sse: sseStreams });
 
   const send = (res: ServerResponse, reply: Reply): void => {
     if (res.headersSent || res.destroyed) return;
@@ -267,7 +288,20 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
       delivered: (topic, records, count) => metrics.consumed(topic, count, recordBytes(count === records.length ? records : records.slice(0, count))),
     },
   });
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => gateway.handleUpgrade(req, socket, head));
+  const realtime = createRealtimeGateway({
+    hub,
+    authenticator,
+    logger: options.logger,
+    options: realtimeOptions,
+    connectionGauge: { opened: () => metrics.connectionOpened('realtime'), closed: () => metrics.connectionClosed('realtime') },
+    metrics: registerRealtimeMetrics(metrics.registry, hub),
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    if (realtime.handles(q === -1 ? target : target.slice(0, q))) realtime.handleUpgrade(req, socket, head);
+    else gateway.handleUpgrade(req, socket, head);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -287,6 +321,15 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     url,
     port,
     ws: gateway,
+    channels: hub,
+    realtime: {
+      get connections() {
+        return realtime.connections;
+      },
+      get sseStreams() {
+        return sseStreams.size;
+      },
+    },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         shutdown.abort();
@@ -298,6 +341,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
         grace.unref();
         server.close(() => {
           clearTimeout(grace);
+          hub.close();
           logger.info('http server closed');
           // Queues opened here are closed here; everything they acknowledged is already durable.
           if (options.queues) resolve();
@@ -307,6 +351,8 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
           });
         });
         gateway.close();
+        realtime.close();
+        sseStreams.close();
         closeIdle();
       });
       return closing;

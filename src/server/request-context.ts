@@ -19,6 +19,14 @@ export class RequestContext {
     readonly principal: Principal,
   ) {}
 
+  /**
+   * The raw response, for handlers that stream (SSE) and write it themselves; once they have
+   * written the head, the Reply they return is not sent.
+   */
+  get response(): ServerResponse {
+    return this.res;
+  }
+
   /** The client's address (what anonymous produce quotas are counted by). */
   get address(): string | undefined {
     return this.req.socket.remoteAddress;

@@ -167,7 +167,7 @@ describe('WebSocket protocol: access control', () => {
 });
 
 describe('WebSocket protocol: a token that expires while connected', () => {
-  it('ends the connection with 1008 when the token expires, after serving it until then', async () => {
+  it('ends the connection with 4010 when the token expires, after serving it until then', async () => {
     const t = await setup({ auth: { secret: SECRET, clockToleranceSeconds: 0 } });
     try {
       await t.engine.createTopic('orders');
@@ -176,7 +176,7 @@ describe('WebSocket protocol: a token that expires while connected', () => {
       expect((await c.welcome()).type).toBe('welcome');
       expect(await c.request({ type: 'subscribe', sub: 'o', topic: 'orders', partition: 0 })).toMatchObject({ type: 'subscribed' });
       const closed = await c.closed;
-      expect(closed).toEqual({ code: 1008, reason: expect.stringContaining('expired') });
+      expect(closed).toEqual({ code: 4010, reason: expect.stringContaining('expired') });
       expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
     } finally {
       await t.cleanup();

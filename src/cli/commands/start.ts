@@ -8,6 +8,7 @@ import { assertDistinctSources, CdcSource, createCdcMetrics, parseCdcSourceConfi
 import { EmbeddedEngine } from '../../engine/embedded/index.js';
 import type { Engine } from '../../engine/index.js';
 import { JetStreamEngine } from '../../engine/jetstream/index.js';
+import { channelsConfigSchema, type NamespaceInput } from '../../channels/index.js';
 import { bindExposure, type AuthConfig } from '../../server/auth/index.js';
 import { createServer } from '../../server/index.js';
 import { Metrics } from '../../server/metrics.js';
@@ -62,7 +63,8 @@ export interface CdcFlags {
  * { "auth": { "jwks": "keys.json", "issuer": "https://id.example.com", "audience": "brook" },
  *   "quotas": { "default_tier": "regular", "max_in_flight_bytes": 67108864,
  *     "tiers": { "regular": { "records_per_second": 1000, "bytes_per_second": 1048576 },
- *                "premium": { "records_per_second": 20000, "bytes_per_second": 33554432 } } } }
+ *                "premium": { "records_per_second": 20000, "bytes_per_second": 33554432 } } },
+ *   "channels": { "namespaces": [{ "name": "chat", "history": { "size": 100 }, "presence": true }] } }
  * ```
  */
 const configFileSchema = z.strictObject({
@@ -77,6 +79,8 @@ const configFileSchema = z.strictObject({
   quotas: quotasFileSchema.optional(),
   /** PostgreSQL CDC sources (docs/cdc.md, "Configuration"); each is validated by parseCdcSourceConfig. */
   cdc: z.array(z.unknown()).optional(),
+  /** Channel namespaces (docs/channels.md). */
+  channels: channelsConfigSchema.optional(),
 });
 
 interface ServerSettings {
@@ -84,6 +88,7 @@ interface ServerSettings {
   readonly cdc: readonly CdcSourceConfig[];
   readonly quotas?: QuotaConfig;
   readonly maxInFlightProduceBytes?: number;
+  readonly namespaces?: readonly NamespaceInput[];
 }
 
 /**
@@ -124,6 +129,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       metrics,
       ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
       ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
+      ...(settings.namespaces === undefined ? {} : { channels: { namespaces: settings.namespaces } }),
     });
   } catch (err) {
     await engine.close();
@@ -197,9 +203,12 @@ async function serverSettings(options: StartOptions): Promise<ServerSettings> {
     ...(file.auth?.audience === undefined ? {} : { audience: file.auth.audience }),
   };
   const cdc = cdcSources(options.cdc, file.cdc ?? []);
-  if (file.quotas === undefined) return { auth, cdc };
+  const channels = file.channels === undefined ? {} : { namespaces: file.channels.namespaces };
+  if (file.quotas === undefined) return { auth, cdc, ...channels };
   const { quotas, maxInFlightBytes } = quotaConfigFromFile(file.quotas);
-  return maxInFlightBytes === undefined ? { auth, cdc, quotas } : { auth, cdc, quotas, maxInFlightProduceBytes: maxInFlightBytes };
+  return maxInFlightBytes === undefined
+    ? { auth, cdc, quotas, ...channels }
+    : { auth, cdc, quotas, maxInFlightProduceBytes: maxInFlightBytes, ...channels };
 }
 
 /** The config file's CDC sources plus the one from flags, validated before anything opens. */

@@ -7,8 +7,11 @@
  * ```json
  * { "sub": "checkout-service",
  *   "permissions": [{ "topics": "orders.*", "actions": ["read", "write"] }],
- *   "admin": false, "tenant": "acme", "tier": "premium", "exp": 1732400000 }
+ *   "admin": false, "tenant": "acme", "tier": "premium", "exp": 1732400000,
+ *   "channels": [{ "match": "chat:*", "allow": ["subscribe", "publish", "presence", "history"] }],
+ *   "info": { "name": "Ada" } }
  * ```
+ * (`channels` and `info`: docs/channels.md, "Capabilities".)
  */
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
@@ -23,6 +26,10 @@ import { AuthUnavailableError, UnauthorizedError } from './errors.js';
 import { ANONYMOUS, type Principal } from './principal.js';
 import { isLoopbackHost } from './binding.js';
 import { topicPatternSchema } from './topic-pattern.js';
+import { CHANNEL_ACTIONS, channelDefaults, type ChannelAction } from '../../channels/index.js';
+
+/** Largest presence `info` claim, serialized. */
+const MAX_INFO_BYTES = channelDefaults.MAX_INFO_BYTES;
 
 export interface AuthConfig {
   /** HS256 shared secret, at least 32 bytes. */
@@ -73,6 +80,18 @@ const claimsSchema = z.object({
     .optional(),
   tenant: z.string().min(1).max(128).optional(),
   tier: z.string().min(1).max(64).optional(),
+  // Channel capabilities and presence info (docs/channels.md, "Capabilities").
+  channels: z
+    .array(
+      z.strictObject({
+        match: z.string().min(1).max(256).regex(/^[A-Za-z0-9._:#,@=~*-]+$/, 'a channel pattern uses channel characters and *'),
+        allow: z.array(z.enum(CHANNEL_ACTIONS as [ChannelAction, ...ChannelAction[]])).max(4),
+      }),
+    )
+    .max(MAX_TOKEN_PERMISSIONS)
+    .optional(),
+  info: z.unknown().optional(),
+  exp: z.number().optional(),
 });
 
 /** Jose failures that mean "this token is not good", as opposed to "keys could not be had". */
@@ -150,6 +169,10 @@ export function createAuthenticator(config: AuthConfig = {}): Authenticator {
         throw new UnauthorizedError(`token claims are malformed${where === '' ? '' : ` (${where})`}`, { cause: claims.error });
       }
       const c = claims.data;
+      const info = c.info === undefined ? undefined : JSON.stringify(c.info);
+      if (info !== undefined && Buffer.byteLength(info) > MAX_INFO_BYTES) {
+        throw new UnauthorizedError(`token claims are malformed (info is larger than ${MAX_INFO_BYTES} bytes)`);
+      }
       return {
         subject: c.sub ?? '',
         anonymous: false,
@@ -157,10 +180,10 @@ export function createAuthenticator(config: AuthConfig = {}): Authenticator {
         permissions: c.permissions ?? [],
         ...(c.tenant === undefined ? {} : { tenant: c.tenant }),
         ...(c.tier === undefined ? {} : { tier: c.tier }),
+        ...(c.channels === undefined ? {} : { channels: c.channels }),
+        ...(info === undefined ? {} : { info }),
         // With the same leeway the handshake allowed, on the same clock.
-        ...(typeof (payload as { exp?: unknown }).exp === 'number'
-          ? { expiresAt: ((payload as { exp: number }).exp + options.clockTolerance) * 1000 }
-          : {}),
+        ...(c.exp === undefined ? {} : { expiresAt: (c.exp + options.clockTolerance) * 1000 }),
       };
     },
   };

@@ -2,6 +2,7 @@
  * Who a request (or a WebSocket session) acts as, and what it may do. Permissions come from the
  * token; the checks here are pure functions so every transport answers alike.
  */
+import type { ChannelCapability } from '../../channels/index.js';
 import { ForbiddenError } from './errors.js';
 import { matchesTopic } from './topic-pattern.js';
 
@@ -26,7 +27,14 @@ export interface Principal {
   readonly tenant?: string;
   /** Quota tier (e.g. `regular`, `premium`). */
   readonly tier?: string;
-  /** When the token stops being valid (its `exp`, in ms since the epoch); long-lived sessions end then. */
+  /** Channel capabilities (docs/channels.md); none when absent. */
+  readonly channels?: readonly ChannelCapability[];
+  /** Presence info from the token, as JSON text. */
+  readonly info?: string;
+  /**
+   * When the token stops being valid: its `exp` plus the verification leeway, in ms since the
+   * epoch. Long-lived connections (`/v1/ws`, `/v1/realtime`) are closed then.
+   */
   readonly expiresAt?: number;
 }
 

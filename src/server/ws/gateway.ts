@@ -224,8 +224,8 @@ function noop(): void {}
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * Ends the connection when its token expires (close code 1008, like a refused token, so an SDK
- * with a token function reconnects with a fresh one). One timer per connection, not per frame.
+ * Ends the connection when its token expires (close code 4010: the SDK reconnects, with a fresh
+ * token when it has a token function). One timer per connection, not per frame.
  */
 function endAtExpiry(connection: Connection, expiresAt: number | undefined): { timer: NodeJS.Timeout | undefined } {
   const state: { timer: NodeJS.Timeout | undefined } = { timer: undefined };

@@ -1,0 +1,116 @@
+import { HistoryRing } from './history.js';
+import type { Namespace } from './namespaces.js';
+import type { ChannelName } from './names.js';
+import { PresenceEvent, type Publication } from './publication.js';
+import type { PresenceEntry, Subscriber } from './subscriber.js';
+
+/** Where a reconnecting subscriber left off. */
+export interface StreamPosition {
+  /** The last offset the subscriber has; -1 for "everything retained". */
+  readonly offset: number;
+  /** The epoch it was read in; absent = not checked (SSE Last-Event-ID). */
+  readonly epoch?: string | undefined;
+}
+
+/** The answer to one subscription (docs/channels.md, `subscribed` results). */
+export interface Recovery {
+  /** The channel's last offset (-1 when nothing was ever published in this epoch). */
+  readonly offset: number;
+  readonly epoch: string;
+  /** Absent for a live-only subscription. */
+  readonly recovered?: boolean;
+  /** The publications the subscriber missed, oldest first (empty unless recovered). */
+  readonly missed: readonly Publication[];
+}
+
+/**
+ * One channel in memory: its offset sequence and epoch, bounded history, subscribers and
+ * presence. Created on first use, dropped by the hub's sweep once it has neither subscribers nor
+ * live history.
+ */
+export class Channel {
+  readonly subscribers = new Set<Subscriber>();
+  /** The offset the next publication gets. */
+  next: number;
+  readonly history: HistoryRing;
+  /** Client id → entry; made on the first join. */
+  presence: Map<string, PresenceEntry> | null = null;
+  /** JSON-quoted name, reused by every encoded frame. */
+  readonly quoted: string;
+  /** Durable publications queued or being appended (the sweep keeps such a channel). */
+  pending = 0;
+
+  constructor(
+    readonly name: ChannelName,
+    readonly namespace: Namespace,
+    public epoch: string,
+    next = 0,
+  ) {
+    this.next = next;
+    this.history = new HistoryRing(namespace.historySize, namespace.historyTtlMs);
+    this.quoted = JSON.stringify(name.name);
+  }
+
+  get top(): number {
+    return this.next - 1;
+  }
+
+  /** Adds a stored publication to the history and hands it to every subscriber. */
+  commit(pub: Publication): void {
+    this.history.push(pub);
+    for (const subscriber of this.subscribers) subscriber.deliver(this, pub);
+    // Encodings serve this fan-out only: history keeps the data, so an idle channel's history
+    // costs its data once, not once per transport.
+    pub.ws = undefined;
+    pub.sse = undefined;
+  }
+
+  /**
+   * What a subscriber that has `since` missed, computed from the history alone (synchronously,
+   * so nothing can be published between this answer and the subscriber joining).
+   */
+  recover(since: StreamPosition | undefined, now: number): Recovery {
+    const base = { offset: this.top, epoch: this.epoch };
+    if (since === undefined) return { ...base, missed: [] };
+    const lost = { ...base, recovered: false, missed: [] };
+    if (since.epoch !== undefined && since.epoch !== this.epoch) return lost;
+    if (since.offset > this.top) return lost;
+    if (since.offset === this.top) return { ...base, recovered: true, missed: [] };
+    this.history.trim(now);
+    const first = this.history.firstOffset();
+    if (first === null || first > since.offset + 1) return lost;
+    return { ...base, recovered: true, missed: this.history.after(since.offset) };
+  }
+
+  /** Whether `client` is listed or could be. */
+  hasPresenceRoom(client: string): boolean {
+    return this.presence === null || this.presence.has(client) || this.presence.size < this.namespace.maxPresence;
+  }
+
+  /** Adds a presence entry; false when the channel's presence is full. */
+  join(entry: PresenceEntry): boolean {
+    this.presence ??= new Map();
+    if (this.presence.has(entry.client)) return true;
+    if (this.presence.size >= this.namespace.maxPresence) return false;
+    this.presence.set(entry.client, entry);
+    if (this.namespace.joinLeave) this.broadcast(new PresenceEvent('join', presenceFrame('join', this.quoted, entry)));
+    return true;
+  }
+
+  leave(client: string): void {
+    const entry = this.presence?.get(client);
+    if (entry === undefined) return;
+    this.presence!.delete(client);
+    if (this.presence!.size === 0) this.presence = null;
+    if (this.namespace.joinLeave) this.broadcast(new PresenceEvent('leave', presenceFrame('leave', this.quoted, entry)));
+  }
+
+  private broadcast(event: PresenceEvent): void {
+    for (const subscriber of this.subscribers) subscriber.presenceEvent(this, event);
+  }
+}
+
+function presenceFrame(kind: 'join' | 'leave', quotedChannel: string, entry: PresenceEntry): string {
+  const info = entry.info === undefined || kind === 'leave' ? '' : `,"info":${entry.info}`;
+  return `{"type":"${kind}","channel":${quotedChannel},"client":${JSON.stringify(entry.client)},"user":${JSON.stringify(entry.user)}${info}}`;
+}

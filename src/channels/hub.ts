@@ -1,0 +1,428 @@
+/**
+ * The channel hub: namespaces, channels, publish, subscribe with recovery, presence and history
+ * (docs/channels.md). Transport-free: WebSocket and SSE connections are {@link Subscriber}s.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Engine } from '../engine/index.js';
+import { authorizeChannel, type ChannelIdentity } from './capabilities.js';
+import { Channel, type Recovery, type StreamPosition } from './channel.js';
+import {
+  DEFAULT_MAX_CHANNELS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_MAX_PENDING_PUBLISHES,
+  DEFAULT_MAX_REBUILD_RECORDS,
+  DEFAULT_SWEEP_MS,
+  MAX_RECOVERY,
+} from './defaults.js';
+import { DurableLog } from './durable-log.js';
+import { ChannelError } from './errors.js';
+import { DEFAULT_NAMESPACES, resolveNamespaces, type Namespace, type NamespaceInput } from './namespaces.js';
+import { parseChannelName, type ChannelName } from './names.js';
+import { Publication } from './publication.js';
+import type { PresenceEntry, Subscriber } from './subscriber.js';
+import { toPublication, TopicTailer } from './topic-tailer.js';
+
+export interface ChannelHubOptions {
+  /** An opened engine (durable namespaces and topic channels use it). */
+  readonly engine: Engine;
+  readonly logger: Logger;
+  /** @defaultValue DEFAULT_NAMESPACES (chat, user, topic) */
+  readonly namespaces?: readonly NamespaceInput[];
+  /** @defaultValue 1_000_000 */
+  readonly maxChannels?: number;
+  /** @defaultValue 64 KiB */
+  readonly maxMessageBytes?: number;
+  /** @defaultValue 1_000_000 */
+  readonly maxRebuildRecords?: number;
+  /** @defaultValue 10_000 */
+  readonly maxPendingPublishes?: number;
+  /** @defaultValue 16 MiB */
+  readonly maxPendingBytes?: number;
+  /** @defaultValue 30_000 */
+  readonly sweepMs?: number;
+  /** @defaultValue Date.now */
+  readonly now?: () => number;
+}
+
+export interface PublishResult {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+export interface SubscribeRequest {
+  readonly channel: string;
+  readonly since?: StreamPosition | undefined;
+}
+
+export type SubscribeResult =
+  | { readonly channel: string; readonly ok: Recovery & { readonly presenceFull?: boolean }; readonly error?: undefined }
+  | { readonly channel: string; readonly ok?: undefined; readonly error: ChannelError };
+
+export interface HistoryResult {
+  readonly epoch: string;
+  readonly offset: number;
+  readonly publications: readonly Publication[];
+  /** False when `since` is older than what is retained (or from another epoch). */
+  readonly recovered: boolean;
+}
+
+export interface PresenceResult {
+  readonly count: number;
+  readonly clients: readonly PresenceEntry[];
+}
+
+export interface HubStats {
+  readonly channels: number;
+  readonly subscriptions: number;
+}
+
+/** Older publications a topic-channel recovery read from the log (beyond its history window). */
+type Prefetched = readonly Publication[] | null;
+
+export class ChannelHub {
+  private readonly namespaces: Map<string, Namespace>;
+  private readonly channels = new Map<string, Channel>();
+  private readonly durable = new Map<string, DurableLog>();
+  private readonly tailers = new Map<Channel, TopicTailer>();
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly maxChannels: number;
+  readonly maxMessageBytes: number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private subscriptions = 0;
+
+  constructor(private readonly options: ChannelHubOptions) {
+    this.namespaces = resolveNamespaces(options.namespaces ?? DEFAULT_NAMESPACES);
+    this.logger = options.logger.child({ component: 'channels' });
+    this.now = options.now ?? Date.now;
+    this.maxChannels = options.maxChannels ?? DEFAULT_MAX_CHANNELS;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    for (const ns of this.namespaces.values()) {
+      if (!ns.durable) continue;
+      const limits = {
+        maxPendingPublishes: options.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES,
+        maxPendingBytes: options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES,
+        maxRebuildRecords: options.maxRebuildRecords ?? DEFAULT_MAX_REBUILD_RECORDS,
+      };
+      this.durable.set(ns.name, new DurableLog(options.engine, ns, limits, this.logger));
+    }
+  }
+
+  /** Creates durable topics and rebuilds durable channels' offsets, epochs and history. */
+  async open(): Promise<void> {
+    const now = this.now();
+    for (const [name, log] of this.durable) {
+      await log.open();
+      const ns = this.namespaces.get(name)!;
+      let messages = 0;
+      for await (const page of log.rebuild(now)) {
+        for (const m of page) {
+          let parsed: ChannelName;
+          try {
+            parsed = parseChannelName(m.channel);
+          } catch {
+            continue; // a foreign record in the topic; rebuild() counts what it cannot read
+          }
+          if (parsed.namespace !== name) continue;
+          let channel = this.channels.get(m.channel);
+          if (channel === undefined || channel.epoch !== m.epoch || m.offset < channel.next) {
+            // A new incarnation of the channel (a later epoch) replaces what came before.
+            if (channel === undefined && this.channels.size >= this.maxChannels) continue;
+            channel = new Channel(parsed, ns, m.epoch, m.offset);
+            this.channels.set(m.channel, channel);
+          }
+          channel.next = m.offset + 1;
+          channel.history.push(new Publication(m.offset, m.data, m.timestamp));
+          messages++;
+        }
+      }
+      this.logger.info({ namespace: name, topic: log.topic, messages, channels: this.channels.size }, 'durable channels rebuilt');
+    }
+    const sweepMs = this.options.sweepMs ?? DEFAULT_SWEEP_MS;
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops tailers and the sweep. Subscribers are the transports' to close. */
+  close(): void {
+    clearInterval(this.sweepTimer);
+    for (const tailer of this.tailers.values()) tailer.stop();
+    this.tailers.clear();
+  }
+
+  stats(): HubStats {
+    return { channels: this.channels.size, subscriptions: this.subscriptions };
+  }
+
+  /** Parses a name and finds its namespace; throws INVALID_CHANNEL / UNKNOWN_CHANNEL. */
+  resolve(name: string): { readonly name: ChannelName; readonly namespace: Namespace } {
+    const parsed = parseChannelName(name);
+    const namespace = this.namespaces.get(parsed.namespace);
+    if (namespace === undefined) {
+      throw new ChannelError('UNKNOWN_CHANNEL', `channel ${JSON.stringify(name)} is in no configured namespace ("${parsed.namespace}")`);
+    }
+    if (namespace.topicSource) topicOf(parsed);
+    return { name: parsed, namespace };
+  }
+
+  /**
+   * Publishes `data` (JSON text) to a channel. Memory namespaces fan out at once (the result is
+   * not a promise); durable ones after the append is durable.
+   */
+  publish(identity: ChannelIdentity, name: string, data: string, from: 'client' | 'server'): PublishResult | Promise<PublishResult> {
+    // A live channel already knows its parsed name and namespace.
+    const known = this.channels.get(name);
+    const { name: parsed, namespace } = known === undefined ? this.resolve(name) : { name: known.name, namespace: known.namespace };
+    authorizeChannel(identity, 'publish', parsed);
+    if (namespace.topicSource) throw new ChannelError('FORBIDDEN', `channel ${JSON.stringify(name)} is a log topic; produce to the topic instead`);
+    if (from === 'client' && !namespace.clientPublish) {
+      throw new ChannelError('FORBIDDEN', `clients may not publish to channel ${JSON.stringify(name)} (namespace "${namespace.name}" is server-published)`);
+    }
+    if (data.length > this.maxMessageBytes && Buffer.byteLength(data) > this.maxMessageBytes) {
+      throw new ChannelError('MESSAGE_TOO_LARGE', `message data is larger than ${this.maxMessageBytes} bytes`);
+    }
+    const log = this.durable.get(namespace.name);
+    if (log?.full) throw new ChannelError('RATE_LIMITED', `too many publishes waiting for the disk in namespace "${namespace.name}"`, 100);
+    const channel = this.channelFor(parsed, namespace);
+    const pub = new Publication(channel.next++, data, this.now());
+    if (log === undefined) {
+      channel.commit(pub);
+      return { offset: pub.offset, epoch: channel.epoch };
+    }
+    const epoch = channel.epoch;
+    return log.append(channel, pub).then(() => ({ offset: pub.offset, epoch }));
+  }
+
+  /**
+   * Subscribes `subscriber` to several channels. Authorization and (for topic channels) loading
+   * happen first; then, in one synchronous block, every channel computes what the subscriber
+   * missed, the subscriber joins, and `joined` is called — so the caller writes its reply and the
+   * missed publications before any live one can be delivered.
+   */
+  async subscribe(
+    identity: ChannelIdentity,
+    subscriber: Subscriber,
+    requests: readonly SubscribeRequest[],
+    joined: (results: SubscribeResult[]) => void,
+  ): Promise<void> {
+    type Prepared = { readonly request: SubscribeRequest; readonly channel: Channel; readonly prefetched: Prefetched } | { readonly request: SubscribeRequest; readonly error: ChannelError };
+    const prepared = await Promise.all(
+      requests.map(async (request): Promise<Prepared> => {
+        try {
+          const { name, namespace } = this.resolve(request.channel);
+          authorizeChannel(identity, 'subscribe', name);
+          if (namespace.topicSource) authorizeTopic(identity, name);
+          const channel = this.channelFor(name, namespace);
+          const prefetched = namespace.topicSource ? await this.prepareTopic(channel, request.since) : null;
+          return { request, channel, prefetched };
+        } catch (err) {
+          return { request, error: asChannelError(err, request.channel) };
+        }
+      }),
+    );
+    const now = this.now();
+    const results: SubscribeResult[] = [];
+    const joins: Channel[] = [];
+    for (const p of prepared) {
+      if ('error' in p) {
+        results.push({ channel: p.request.channel, error: p.error });
+        continue;
+      }
+      if (!subscriber.active) {
+        this.release(p.channel);
+        continue;
+      }
+      const recovery = recoverWith(p.channel, p.request.since, p.prefetched, now);
+      if (!p.channel.subscribers.has(subscriber)) {
+        p.channel.subscribers.add(subscriber);
+        this.subscriptions++;
+      }
+      const presenceFull = p.channel.namespace.presence && !p.channel.hasPresenceRoom(subscriber.presence.client);
+      if (p.channel.namespace.presence && !presenceFull) joins.push(p.channel);
+      results.push({ channel: p.request.channel, ok: presenceFull ? { ...recovery, presenceFull } : recovery });
+    }
+    if (!subscriber.active) return;
+    joined(results);
+    // After the reply, so the subscriber's own join event follows its `subscribed` answer.
+    const entry = subscriber.presence;
+    for (const channel of joins) channel.join(entry);
+  }
+
+  /** Removes the subscriber (and its presence) from a channel; a no-op when not subscribed. */
+  unsubscribe(subscriber: Subscriber, name: string): boolean {
+    const channel = this.channels.get(name);
+    if (channel === undefined || !channel.subscribers.delete(subscriber)) return false;
+    this.subscriptions--;
+    if (channel.namespace.presence) channel.leave(subscriber.presence.client);
+    this.release(channel);
+    return true;
+  }
+
+  /** Publications after `since` (-1: all retained), at most `limit`. */
+  async history(identity: ChannelIdentity, name: string, since: number, limit: number): Promise<HistoryResult> {
+    const { name: parsed, namespace } = this.resolve(name);
+    authorizeChannel(identity, 'history', parsed);
+    if (namespace.topicSource) authorizeTopic(identity, parsed);
+    const bounded = Math.max(1, Math.min(limit, MAX_RECOVERY));
+    if (namespace.topicSource) {
+      const { topic, partition } = topicOf(parsed);
+      const wm = await this.options.engine.watermarks(topic, partition).catch((err: unknown) => {
+        throw asChannelError(err, name);
+      });
+      const from = since + 1;
+      if (from < wm.lowWatermark || from > wm.highWatermark) {
+        return { epoch: topicEpoch(partition), offset: wm.highWatermark - 1, publications: [], recovered: false };
+      }
+      const page = await this.options.engine.read(topic, partition, from, { maxRecords: bounded });
+      return { epoch: topicEpoch(partition), offset: wm.highWatermark - 1, publications: page.records.map(toPublication), recovered: true };
+    }
+    const channel = this.channels.get(name);
+    if (channel === undefined) return { epoch: '', offset: -1, publications: [], recovered: since < 0 };
+    channel.history.trim(this.now());
+    const first = channel.history.firstOffset();
+    const recovered = since >= channel.top || (first !== null && first <= since + 1);
+    return { epoch: channel.epoch, offset: channel.top, publications: channel.history.after(since, bounded), recovered };
+  }
+
+  presence(identity: ChannelIdentity, name: string): PresenceResult {
+    const { name: parsed } = this.resolve(name);
+    authorizeChannel(identity, 'presence', parsed);
+    const map = this.channels.get(name)?.presence;
+    return { count: map?.size ?? 0, clients: map ? [...map.values()] : [] };
+  }
+
+  /** The channel's current position (for SSE `subscribed` and tests). */
+  position(name: string): { readonly offset: number; readonly epoch: string } | null {
+    const channel = this.channels.get(name);
+    return channel ? { offset: channel.top, epoch: channel.epoch } : null;
+  }
+
+  private channelFor(name: ChannelName, namespace: Namespace): Channel {
+    const existing = this.channels.get(name.name);
+    if (existing !== undefined) return existing;
+    if (this.channels.size >= this.maxChannels) {
+      throw new ChannelError('CHANNEL_LIMIT', `the server holds its maximum of ${this.maxChannels} channels; retry later`, 1000);
+    }
+    const epoch = namespace.topicSource ? topicEpoch(topicOf(name).partition) : newEpoch();
+    const channel = new Channel(name, namespace, epoch);
+    this.channels.set(name.name, channel);
+    return channel;
+  }
+
+  /** Starts the tailer of a topic channel and, for an old `since`, reads what history lacks. */
+  private async prepareTopic(channel: Channel, since: StreamPosition | undefined): Promise<Prefetched> {
+    let tailer = this.tailers.get(channel);
+    if (tailer === undefined) {
+      const { topic, partition } = topicOf(channel.name);
+      tailer = new TopicTailer(this.options.engine, topic, partition, channel, this.logger, (err) => this.failTopic(channel, err));
+      this.tailers.set(channel, tailer);
+    }
+    try {
+      await tailer.ready;
+    } catch (err) {
+      this.tailers.delete(channel);
+      tailer.stop();
+      if (channel.subscribers.size === 0) this.channels.delete(channel.name.name);
+      throw asChannelError(err, channel.name.name);
+    }
+    if (since === undefined || (since.epoch !== undefined && since.epoch !== channel.epoch)) return null;
+    const first = channel.history.firstOffset() ?? channel.next;
+    if (since.offset + 1 >= first) return null;
+    // Older than the window: read the log from since+1 up to the window (bounded).
+    const { topic, partition } = topicOf(channel.name);
+    const out: Publication[] = [];
+    let offset = since.offset + 1;
+    try {
+      while (offset < first && out.length < MAX_RECOVERY) {
+        const page = await this.options.engine.read(topic, partition, offset, { maxRecords: Math.min(1000, MAX_RECOVERY - out.length) });
+        for (const r of page.records) out.push(toPublication(r));
+        if (page.nextOffset <= offset) break;
+        offset = page.nextOffset;
+      }
+    } catch {
+      return []; // below the low watermark (retention): recoverWith answers recovered:false
+    }
+    return out;
+  }
+
+  /** The tailer stopped (topic deleted, storage failure): every subscriber is told, the channel dropped. */
+  private failTopic(channel: Channel, err: unknown): void {
+    this.tailers.delete(channel);
+    this.channels.delete(channel.name.name);
+    const error = asChannelError(err, channel.name.name);
+    const subscribers = [...channel.subscribers];
+    channel.subscribers.clear();
+    this.subscriptions -= subscribers.length;
+    for (const s of subscribers) s.ended(channel, error);
+  }
+
+  /** Drops a channel that has nothing left worth keeping. */
+  private release(channel: Channel): void {
+    if (channel.subscribers.size > 0) return;
+    const tailer = this.tailers.get(channel);
+    if (tailer !== undefined) {
+      tailer.stop();
+      this.tailers.delete(channel);
+      this.channels.delete(channel.name.name);
+    }
+  }
+
+  /** Drops channels without subscribers whose history has expired (memory stays bounded by use). */
+  private sweep(): void {
+    const now = this.now();
+    for (const [name, channel] of this.channels) {
+      if (channel.subscribers.size > 0 || channel.pending > 0) continue;
+      channel.history.trim(now);
+      if (channel.history.size === 0) this.channels.delete(name);
+    }
+  }
+}
+
+/** Recovery of a topic channel may start with records read from the log before the history window. */
+function recoverWith(channel: Channel, since: StreamPosition | undefined, prefetched: Prefetched, now: number): Recovery {
+  if (prefetched === null || since === undefined) return channel.recover(since, now);
+  if (prefetched.length === 0) return { offset: channel.top, epoch: channel.epoch, recovered: false, missed: [] };
+  const last = prefetched[prefetched.length - 1]!.offset;
+  const rest = channel.recover({ offset: last, epoch: channel.epoch }, now);
+  if (rest.recovered !== true) return rest;
+  return { ...rest, missed: [...prefetched, ...rest.missed] };
+}
+
+/** `topic:<topic>[~<partition>]` → the topic and partition. */
+function topicOf(name: ChannelName): { readonly topic: string; readonly partition: number } {
+  const tilde = name.rest.lastIndexOf('~');
+  const topic = tilde === -1 ? name.rest : name.rest.slice(0, tilde);
+  const partition = tilde === -1 ? 0 : Number(name.rest.slice(tilde + 1));
+  if (!/^[a-zA-Z0-9._-]{1,249}$/.test(topic) || topic.startsWith('__') || !Number.isSafeInteger(partition) || partition < 0) {
+    throw new ChannelError('INVALID_CHANNEL', `channel ${JSON.stringify(name.name)} does not name a topic: use <namespace>:<topic>[~<partition>]`);
+  }
+  return { topic, partition };
+}
+
+/** A topic channel also needs the topic's `read` permission (the message never says whether it exists). */
+function authorizeTopic(identity: ChannelIdentity, name: ChannelName): void {
+  if (identity.unrestricted || identity.canReadTopic === undefined) return;
+  if (!identity.canReadTopic(topicOf(name).topic)) {
+    throw new ChannelError('FORBIDDEN', `not allowed to subscribe channel ${JSON.stringify(name.name)}: the token cannot read its topic`);
+  }
+}
+
+function topicEpoch(partition: number): string {
+  return `t${partition}`;
+}
+
+function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+/** Errors thrown while preparing a subscription, as channel errors with stable codes. */
+function asChannelError(err: unknown, channel: string): ChannelError {
+  if (err instanceof ChannelError) return err;
+  const code = err instanceof Error && 'code' in err ? (err as { code: unknown }).code : undefined;
+  if (code === 'TOPIC_NOT_FOUND' || code === 'PARTITION_NOT_FOUND') {
+    return new ChannelError('UNKNOWN_CHANNEL', `channel ${JSON.stringify(channel)}: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  return new ChannelError('STORAGE_ERROR', `channel ${JSON.stringify(channel)} cannot be read`, undefined, { cause: err });
+}
