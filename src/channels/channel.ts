@@ -2,6 +2,7 @@ import { HistoryRing } from './history.js';
 import type { Namespace } from './namespaces.js';
 import type { ChannelName } from './names.js';
 import { PresenceEvent, type Publication } from './publication.js';
+import type { RowFilter } from './row-filter.js';
 import type { PresenceEntry, Subscriber } from './subscriber.js';
 
 /** Where a reconnecting subscriber left off. */
@@ -39,6 +40,8 @@ export class Channel {
   readonly quoted: string;
   /** Durable publications queued or being appended (the sweep keeps such a channel). */
   pending = 0;
+  /** Row filters of the subscribers that have one; equal filters are one object (see RowFilter). */
+  private filters: Map<Subscriber, RowFilter> | null = null;
 
   constructor(
     readonly name: ChannelName,
@@ -51,6 +54,29 @@ export class Channel {
     this.quoted = JSON.stringify(name.name);
   }
 
+  /** Sets (or, with null, removes) a subscriber's row filter, sharing one object per distinct filter. */
+  setFilter(subscriber: Subscriber, filter: RowFilter | null): void {
+    if (filter === null) {
+      this.filters?.delete(subscriber);
+      if (this.filters?.size === 0) this.filters = null;
+      return;
+    }
+    this.filters ??= new Map();
+    let shared = filter;
+    for (const existing of this.filters.values()) {
+      if (existing.key === filter.key) {
+        shared = existing;
+        break;
+      }
+    }
+    this.filters.set(subscriber, shared);
+  }
+
+  /** What a subscriber with `filter` receives of `pubs`. */
+  static visible(pubs: readonly Publication[], filter: RowFilter | null): readonly Publication[] {
+    return filter === null ? pubs : pubs.filter((p) => filter.matches(p));
+  }
+
   get top(): number {
     return this.next - 1;
   }
@@ -58,7 +84,12 @@ export class Channel {
   /** Adds a stored publication to the history and hands it to every subscriber. */
   commit(pub: Publication): void {
     this.history.push(pub);
-    for (const subscriber of this.subscribers) subscriber.deliver(this, pub);
+    const filters = this.filters;
+    for (const subscriber of this.subscribers) {
+      const filter = filters?.get(subscriber);
+      if (filter !== undefined && !filter.matches(pub)) continue;
+      subscriber.deliver(this, pub);
+    }
     // Encodings serve this fan-out only: history keeps the data, so an idle channel's history
     // costs its data once, not once per transport.
     pub.ws = undefined;

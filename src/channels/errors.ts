@@ -4,6 +4,7 @@
  */
 export type ChannelErrorCode =
   | 'INVALID_CHANNEL'
+  | 'INVALID_FILTER'
   | 'UNKNOWN_CHANNEL'
   | 'FORBIDDEN'
   | 'MESSAGE_TOO_LARGE'

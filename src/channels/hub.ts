@@ -21,6 +21,7 @@ import { ChannelError } from './errors.js';
 import { DEFAULT_NAMESPACES, resolveNamespaces, type Namespace, type NamespaceInput } from './namespaces.js';
 import { parseChannelName, type ChannelName } from './names.js';
 import { Publication } from './publication.js';
+import { RowFilter } from './row-filter.js';
 import type { PresenceEntry, Subscriber } from './subscriber.js';
 import { toPublication, TopicTailer } from './topic-tailer.js';
 
@@ -54,6 +55,8 @@ export interface PublishResult {
 export interface SubscribeRequest {
   readonly channel: string;
   readonly since?: StreamPosition | undefined;
+  /** A row filter (docs/channels.md, "Row filters"), validated here: only matching messages are delivered. */
+  readonly filter?: unknown;
 }
 
 export type SubscribeResult =
@@ -207,16 +210,20 @@ export class ChannelHub {
     requests: readonly SubscribeRequest[],
     joined: (results: SubscribeResult[]) => void,
   ): Promise<void> {
-    type Prepared = { readonly request: SubscribeRequest; readonly channel: Channel; readonly prefetched: Prefetched } | { readonly request: SubscribeRequest; readonly error: ChannelError };
+    type Prepared =
+      | { readonly request: SubscribeRequest; readonly channel: Channel; readonly prefetched: Prefetched; readonly filter: RowFilter | null }
+      | { readonly request: SubscribeRequest; readonly error: ChannelError };
     const prepared = await Promise.all(
       requests.map(async (request): Promise<Prepared> => {
         try {
           const { name, namespace } = this.resolve(request.channel);
           authorizeChannel(identity, 'subscribe', name);
           if (namespace.topicSource) authorizeTopic(identity, name);
+          // Checked after the permissions, so a bad filter says nothing about a channel one may not read.
+          const filter = request.filter === undefined ? null : RowFilter.parse(request.filter);
           const channel = this.channelFor(name, namespace);
           const prefetched = namespace.topicSource ? await this.prepareTopic(channel, request.since) : null;
-          return { request, channel, prefetched };
+          return { request, channel, prefetched, filter };
         } catch (err) {
           return { request, error: asChannelError(err, request.channel) };
         }
@@ -234,7 +241,9 @@ export class ChannelHub {
         this.release(p.channel);
         continue;
       }
-      const recovery = recoverWith(p.channel, p.request.since, p.prefetched, now);
+      const recovered = recoverWith(p.channel, p.request.since, p.prefetched, now);
+      const recovery = p.filter === null ? recovered : { ...recovered, missed: Channel.visible(recovered.missed, p.filter) };
+      p.channel.setFilter(subscriber, p.filter);
       if (!p.channel.subscribers.has(subscriber)) {
         p.channel.subscribers.add(subscriber);
         this.subscriptions++;
@@ -254,6 +263,7 @@ export class ChannelHub {
   unsubscribe(subscriber: Subscriber, name: string): boolean {
     const channel = this.channels.get(name);
     if (channel === undefined || !channel.subscribers.delete(subscriber)) return false;
+    channel.setFilter(subscriber, null);
     this.subscriptions--;
     if (channel.namespace.presence) channel.leave(subscriber.presence.client);
     this.release(channel);

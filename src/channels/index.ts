@@ -7,6 +7,7 @@ export { ChannelHub } from './hub.js';
 export type { ChannelHubOptions, HistoryResult, HubStats, PresenceResult, PublishResult, SubscribeRequest, SubscribeResult } from './hub.js';
 export { Channel, type Recovery, type StreamPosition } from './channel.js';
 export { Publication, PresenceEvent } from './publication.js';
+export { RowFilter, type RowFilterSpec, type FilterCondition, type FilterOp } from './row-filter.js';
 export type { PresenceEntry, Subscriber } from './subscriber.js';
 export { ChannelError, type ChannelErrorCode } from './errors.js';
 export { CHANNEL_ACTIONS, UNRESTRICTED, authorizeChannel, canOnChannel } from './capabilities.js';

@@ -63,6 +63,11 @@ export interface PresenceInfo {
 export interface SubscribeOptions {
   /** Start after this position (e.g. one saved across page loads): missed messages are delivered first. */
   readonly since?: ChannelPosition;
+  /**
+   * Only messages whose data matches every condition, evaluated by the server before fan-out
+   * (docs/channels.md, "Row filters"), e.g. `[['after.status', 'eq', 'paid'], ['after.total', 'gte', 100]]`.
+   */
+  readonly filter?: readonly (readonly [string, string, unknown?])[];
   /** Every (re)subscription's outcome; check `recovered === false`. */
   readonly onSubscribed?: (info: SubscribedInfo) => void;
   readonly onJoin?: (who: PresenceInfo) => void;
@@ -413,7 +418,11 @@ export class RealtimeClient {
   private sendSubscribe(subs: Subscription<unknown>[], resubscribed: boolean): void {
     for (let i = 0; i < subs.length; i += 100) {
       const chunk = subs.slice(i, i + 100);
-      const channels = chunk.map((s) => (s.position === null ? { channel: s.channel } : { channel: s.channel, since: s.position }));
+      const channels = chunk.map((s) => ({
+        channel: s.channel,
+        ...(s.position === null ? {} : { since: s.position }),
+        ...(s.options.filter === undefined ? {} : { filter: s.options.filter }),
+      }));
       const onReply = (reply: Frame): void => {
           for (const r of reply['results'] as Frame[]) {
             const sub = this.subs.get(r['channel'] as string);

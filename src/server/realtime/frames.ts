@@ -9,7 +9,8 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('subscribe'),
     id,
-    channels: z.array(z.strictObject({ channel, since: since.optional() })).min(1).max(100),
+    // `filter` is validated by the hub (RowFilter.parse), so its errors carry INVALID_FILTER per channel.
+    channels: z.array(z.strictObject({ channel, since: since.optional(), filter: z.unknown().optional() })).min(1).max(100),
   }),
   z.strictObject({ type: z.literal('unsubscribe'), id, channels: z.array(channel).min(1).max(100) }),
   z.strictObject({ type: z.literal('publish'), id, channel, data: z.unknown() }),

@@ -64,12 +64,14 @@ async function sse(ctx: RequestContext, deps: ChannelRouteDeps): Promise<Reply> 
   const sinceText = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : ctx.query.get('since');
   const since = sinceText === null ? undefined : intParam(sinceText, 'Last-Event-ID / since', -1);
   const epoch = ctx.query.get('epoch') ?? undefined;
+  const filter = filterParam(ctx.query.get('filter'));
   deps.hub.resolve(channel);
 
   const res = ctx.response;
   const stream = new SseStream(res, channel, { client: deps.sse.nextClientId(), user: who.user, info: who.info as string | undefined }, deps.hub, deps.options);
   let failure: ChannelError | undefined;
-  await deps.hub.subscribe(who, stream, [{ channel, since: since === undefined ? undefined : { offset: since, epoch } }], (results) => {
+  const request = { channel, since: since === undefined ? undefined : { offset: since, epoch }, ...(filter === undefined ? {} : { filter }) };
+  await deps.hub.subscribe(who, stream, [request], (results) => {
     const r = results[0];
     if (r === undefined) return;
     if (r.error) {
@@ -110,4 +112,14 @@ function intParam(text: string | null, name: string, fallback: number): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n < -1) throw new HttpError('INVALID_REQUEST', `${name} must be an integer >= -1, got ${JSON.stringify(text.slice(0, 50))}`);
   return n;
+}
+
+/** `?filter=<JSON>` (docs/channels.md, "Row filters"): parsed here, validated by the hub. */
+function filterParam(text: string | null): unknown {
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ChannelError('INVALID_FILTER', 'invalid filter: ?filter= must be JSON, e.g. [["after.status","eq","paid"]]');
+  }
 }
