@@ -1,0 +1,73 @@
+import { topicToken } from '../../engine/jetstream/names.js';
+
+/**
+ * The JetStream objects of one native queue (docs/queues.md, "JetStream-native backend").
+ *
+ * Stream names use `<prefix>__q_` (two underscores): the engine's partition streams are
+ * `<prefix>_<topic token>_<p>` and a topic token never starts with a bare `_q`, so no queue can
+ * collide with a topic. Subjects start with `<prefix>__q`, outside the engine's `<prefix>.>`.
+ */
+export interface QueueNames {
+  readonly stream: string;
+  readonly subject: string;
+  readonly dlqStream: string;
+  readonly dlqSubject: string;
+}
+
+/** The one durable pull consumer every Brook node shares. */
+export const QUEUE_CONSUMER = 'brook';
+
+export function queueNames(prefix: string, queue: string): QueueNames {
+  const token = topicToken(queue);
+  return {
+    stream: `${prefix}__q_${token}`,
+    subject: `${prefix}__q.${token}`,
+    dlqStream: `${prefix}__qdlq_${token}`,
+    dlqSubject: `${prefix}__qdlq.${token}`,
+  };
+}
+
+/** Subjects of every queue stream of a prefix (for listing). */
+export const allQueueSubjects = (prefix: string): string => `${prefix}__q.>`;
+
+/** Every node subscribes with this queue group, so each max-deliveries advisory reaches one node. */
+export const advisoryGroup = (prefix: string): string => `${prefix}_qdlq`;
+
+export const MAX_DELIVERIES_ADVISORIES = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.${QUEUE_CONSUMER}`;
+
+/**
+ * A receipt is `<stream seq>.<delivery count>.<consumer seq>`: with the queue (every call names
+ * it) that rebuilds the JetStream ack subject, so any node can settle it. The timestamp and
+ * pending tokens of the subject are informational to the server and sent as 0.
+ */
+export interface Receipt {
+  readonly streamSeq: number;
+  readonly deliveries: number;
+  readonly consumerSeq: number;
+}
+
+const RECEIPT = /^(\d{1,16})\.(\d{1,6})\.(\d{1,16})$/;
+
+export function parseReceipt(receipt: string): Receipt | null {
+  const m = RECEIPT.exec(receipt);
+  if (!m) return null;
+  return { streamSeq: Number(m[1]), deliveries: Number(m[2]), consumerSeq: Number(m[3]) };
+}
+
+export const formatReceipt = (r: Receipt): string => `${r.streamSeq}.${r.deliveries}.${r.consumerSeq}`;
+
+export const ackSubject = (stream: string, r: Receipt): string =>
+  `$JS.ACK.${stream}.${QUEUE_CONSUMER}.${r.deliveries}.${r.streamSeq}.${r.consumerSeq}.0.0`;
+
+/** Parses `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<cseq>.<ts>.<pending>` (also the 12-token domain form). */
+export function receiptFromAckSubject(subject: string): Receipt | null {
+  const t = subject.split('.');
+  const n = t.length;
+  if (n !== 9 && n < 12) return null;
+  const base = n === 9 ? 4 : 6;
+  const deliveries = Number(t[base]);
+  const streamSeq = Number(t[base + 1]);
+  const consumerSeq = Number(t[base + 2]);
+  if (![deliveries, streamSeq, consumerSeq].every(Number.isSafeInteger)) return null;
+  return { streamSeq, deliveries, consumerSeq };
+}
