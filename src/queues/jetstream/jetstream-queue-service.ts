@@ -63,8 +63,8 @@ const H = {
   id: 'Brook-Id',
 } as const;
 
-const METADATA_NAME = 'brook_queue';
-const METADATA_CONFIG = 'brook_queue_config';
+/** Marks the stream description that carries the queue name and configuration (stream metadata needs nats-server 2.10). */
+const DESCRIPTION_TAG = 'brook-queue:';
 /** Queue configurations are re-read from the stream after this long, so other nodes' changes arrive. */
 const CONFIG_CACHE_MS = 2_000;
 const MAX_CACHED_QUEUES = 10_000;
@@ -175,7 +175,7 @@ export class JetStreamQueueService implements QueueService {
       discard: DiscardPolicy.New,
       duplicate_window: nanos(config.dedupWindowMs),
       max_msg_size: MAX_MESSAGE_BYTES + 4_096,
-      metadata: { [METADATA_NAME]: name, [METADATA_CONFIG]: JSON.stringify(config) },
+      description: describeQueue(name, config),
     };
     const dlq: Partial<StreamConfig> & { name: string } = {
       name: names.dlqStream,
@@ -186,7 +186,7 @@ export class JetStreamQueueService implements QueueService {
       max_msgs: config.maxDeadLetters,
       discard: DiscardPolicy.Old,
       duplicate_window: nanos(DLQ_DUPLICATE_WINDOW_MS),
-      metadata: { [METADATA_NAME]: name },
+      description: describeQueue(name, null),
     };
     const consumer: Partial<ConsumerConfig> = {
       durable_name: QUEUE_CONSUMER,
@@ -238,8 +238,8 @@ export class JetStreamQueueService implements QueueService {
     const names = queueNames(this.prefix, name);
     try {
       const info = await this.jsm.streams.info(names.stream);
-      const stored = info.config.metadata?.[METADATA_CONFIG];
-      const config = stored ? resolveQueueConfig(JSON.parse(stored) as QueueConfigInput) : DEFAULT_QUEUE_CONFIG;
+      const stored = queueOfStream(info.config.description)?.config;
+      const config = stored ? resolveQueueConfig(stored) : DEFAULT_QUEUE_CONFIG;
       const handle = { name, names, config, loadedAt: this.clock() };
       this.remember(handle);
       return handle;
@@ -277,7 +277,7 @@ export class JetStreamQueueService implements QueueService {
     this.assertOpen();
     const names: string[] = [];
     for await (const info of this.jsm.streams.list(allQueueSubjects(this.prefix))) {
-      const name = info.config.metadata?.[METADATA_NAME];
+      const name = queueOfStream(info.config.description)?.name;
       if (name !== undefined) names.push(name);
     }
     const out: QueueStats[] = [];
@@ -598,7 +598,7 @@ export class JetStreamQueueService implements QueueService {
       const deliveries = event['deliveries'];
       if (typeof stream !== 'string' || !stream.startsWith(`${this.prefix}__q_`) || typeof seq !== 'number') return;
       const info = await this.jsm.streams.info(stream);
-      const name = info.config.metadata?.[METADATA_NAME];
+      const name = queueOfStream(info.config.description)?.name;
       if (name === undefined) return;
       const handle = await this.loadOrNull(name);
       if (!handle) return;
@@ -718,7 +718,9 @@ export class JetStreamQueueService implements QueueService {
   // ---------------------------------------------------------------- errors and lifecycle
 
   private publishError(name: string, err: unknown): Error {
-    const text = err instanceof Error ? err.message : String(err);
+    // JetStream puts the reason in api_error.description (`message` is just "503").
+    const described = (err as { api_error?: { description?: unknown } } | null)?.api_error?.description;
+    const text = typeof described === 'string' ? described : err instanceof Error ? err.message : String(err);
     if (/maximum messages/i.test(text)) return new QueueFullError(name, 'max_depth messages');
     if (/maximum bytes/i.test(text)) return new QueueFullError(name, 'max_bytes');
     return this.notFoundOr(name, err);
@@ -771,4 +773,19 @@ function deadLetterFrom(hdrs: MsgHdrs | undefined, data: Uint8Array): DeadLetter
     deadline: null,
     priority: 0,
   };
+}
+
+/** The stream description: `brook-queue:` + JSON `{ name, config }` (every node reads the config from it). */
+function describeQueue(name: string, config: QueueConfig | null): string {
+  return DESCRIPTION_TAG + JSON.stringify(config ? { name, config } : { name });
+}
+
+function queueOfStream(description: string | undefined): { name: string; config?: QueueConfigInput } | null {
+  if (!description?.startsWith(DESCRIPTION_TAG)) return null;
+  try {
+    const parsed = JSON.parse(description.slice(DESCRIPTION_TAG.length)) as { name?: unknown; config?: QueueConfigInput };
+    return typeof parsed.name === 'string' ? { name: parsed.name, ...(parsed.config ? { config: parsed.config } : {}) } : null;
+  } catch {
+    return null;
+  }
 }
