@@ -73,6 +73,8 @@ const SETTLE_TIMEOUT_MS = 2_000;
 /** Dead letters a list, redrive or delete by age walks at most per call. */
 const MAX_DEAD_LETTER_SCAN = 100_000;
 const DLQ_DUPLICATE_WINDOW_MS = 120_000;
+/** How long an aborted pull keeps releasing messages JetStream had already sent it. */
+const LATE_MESSAGE_GRACE_MS = 2_000;
 
 export interface JetStreamQueueServiceOptions {
   /** An open connection (the JetStream engine's: `engine.natsAccess()`); not closed by `close()`. */
@@ -400,20 +402,30 @@ export class JetStreamQueueService implements QueueService {
       const out: Msg[] = [];
       const inbox = createInbox();
       let done = false;
-      const finish = (err?: Error): void => {
+      // Ended by JetStream (terminal status or a full batch): nothing more comes, unsubscribe.
+      // Ended by us (abort, timeout): a message may still be on its way; keep listening briefly
+      // and release what arrives, so it is not held for a whole lease.
+      const finish = (err?: Error, ended = true): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        sub.unsubscribe();
+        if (ended) sub.unsubscribe();
+        else setTimeout(() => sub.unsubscribe(), LATE_MESSAGE_GRACE_MS).unref();
         signal?.removeEventListener('abort', onAbort);
         if (err && out.length === 0) reject(err);
         else resolve(out);
       };
-      const onAbort = (): void => finish();
+      const onAbort = (): void => finish(undefined, false);
       const sub = this.nc.subscribe(inbox, {
         callback: (err, msg) => {
           if (err) return finish(this.notFoundOr(handle.name, err));
           const code = msg.headers?.code ?? 0;
+          if (done) {
+            if (code >= 100 && msg.data.length === 0) {
+              if (code !== 100) sub.unsubscribe();
+            } else if (msg.reply) this.nc.publish(msg.reply, '-NAK');
+            return;
+          }
           if (code >= 100 && msg.data.length === 0) {
             if (code === 100) return; // heartbeat
             if (code === 503) return finish(new QueueNotFoundError(handle.name));
@@ -423,7 +435,7 @@ export class JetStreamQueueService implements QueueService {
           if (out.length >= batch) finish();
         },
       });
-      const timer = setTimeout(() => finish(), expiresMs + this.timeoutMs);
+      const timer = setTimeout(() => finish(undefined, false), expiresMs + this.timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       const request = expiresMs > 0 ? { batch, expires: nanos(Math.max(1, Math.floor(expiresMs))) } : { batch, no_wait: true };
       this.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${handle.names.stream}.${QUEUE_CONSUMER}`, this.jsonCodec.encode(request), { reply: inbox });
