@@ -64,6 +64,10 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     await expect(a.configure('basic', { balance: 'key-sticky' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(a.configure('basic', { overflow: 'drop_oldest' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(a.configure('basic', { maxDeliveries: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // A change made on one node is what the other node reads back (stream description, consumer).
+    await a.configure('basic', { maxDeliveries: 7, visibilityMs: 5_000, dedupWindowMs: 60_000 });
+    expect((await b.configure('basic', {})).maxDeliveries).toBe(7);
+    expect((await b.describe('basic')).config).toMatchObject({ maxDeliveries: 7, visibilityMs: 5_000, dedupWindowMs: 60_000 });
   });
 
   it('deduplicates by dedup_id and refuses past max_depth with QUEUE_FULL', async () => {
