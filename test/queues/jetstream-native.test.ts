@@ -162,6 +162,34 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     expect((await a.describe('advisory')).depth).toBe(0);
   });
 
+  it('an advisory raised while no node runs is handled by the next node to start', async () => {
+    const lonePrefix = `${prefix}x`;
+    const first = await JetStreamQueueService.open({ nc: nc2, prefix: lonePrefix });
+    await first.configure('lone', { maxDeliveries: 2, visibilityMs: 1_000 });
+    await first.enqueue('lone', [msg('orphan')]);
+    await first.receive('lone');
+    await first.receive('lone', {}, 5_000); // the second and last delivery, never settled
+    await first.close(); // no Brook node listens now
+    await sleep(1_200);
+    // Any pull makes JetStream notice the exhausted message and raise the advisory.
+    const stream = `${lonePrefix}__q_lone`;
+    await nc2.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.brook`, JSON.stringify({ batch: 1, expires: 500_000_000 }), { timeout: 3_000 }).catch(() => null);
+    const later = await JetStreamQueueService.open({ nc: nc2, prefix: lonePrefix });
+    try {
+      let letters = await later.deadLetters('lone');
+      for (let i = 0; i < 100 && letters.length === 0; i++) {
+        await sleep(100);
+        letters = await later.deadLetters('lone');
+      }
+      expect(letters.map((l) => [text(l.value), l.reason, l.lastError])).toEqual([['"orphan"', 'MAX_DELIVERIES', 'lease expired on the last delivery']]);
+      for (let i = 0; i < 50 && (await later.describe('lone')).deadLetters !== 1; i++) await sleep(100);
+      expect((await later.describe('lone')).deadLetters).toBe(1); // the captured advisory itself was removed
+    } finally {
+      await later.deleteQueue('lone');
+      await later.close();
+    }
+  });
+
   it('two nodes with four workers process every message once', async () => {
     await a.configure('shared', { visibilityMs: 30_000 });
     const total = 300;

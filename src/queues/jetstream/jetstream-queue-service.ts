@@ -39,10 +39,12 @@ import type {
 } from '../types.js';
 import {
   ackSubject,
+  ADVISORY_CONSUMER,
+  advisoryDeliverSubject,
   advisoryGroup,
   allQueueSubjects,
   formatReceipt,
-  MAX_DELIVERIES_ADVISORIES,
+  maxDeliveriesAdvisory,
   parseReceipt,
   QUEUE_CONSUMER,
   queueNames,
@@ -147,8 +149,9 @@ export class JetStreamQueueService implements QueueService {
     const service = new JetStreamQueueService(options);
     service.jsm = await service.nc.jetstreamManager({ timeout: service.timeoutMs });
     service.js = service.nc.jetstream({ timeout: service.timeoutMs });
-    // One node of the group gets each advisory; the DLQ publish is deduplicated anyway.
-    service.advisories = service.nc.subscribe(MAX_DELIVERIES_ADVISORIES, {
+    // Each queue's DLQ stream captures its max-deliveries advisories and a durable push consumer
+    // delivers them here, to one node of the group; the DLQ publish is deduplicated anyway.
+    service.advisories = service.nc.subscribe(advisoryDeliverSubject(service.prefix), {
       queue: advisoryGroup(service.prefix),
       callback: (err, msg) => {
         if (!err) service.track(service.onMaxDeliveries(msg));
@@ -181,7 +184,7 @@ export class JetStreamQueueService implements QueueService {
     };
     const dlq: Partial<StreamConfig> & { name: string } = {
       name: names.dlqStream,
-      subjects: [`${names.dlqSubject}.>`],
+      subjects: [`${names.dlqSubject}.>`, maxDeliveriesAdvisory(names.stream)],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: this.replicas,
@@ -201,7 +204,16 @@ export class JetStreamQueueService implements QueueService {
     };
     await this.upsertStream(dlq);
     await this.upsertStream(stream);
-    await this.upsertConsumer(names.stream, consumer);
+    await this.upsertConsumer(names.stream, QUEUE_CONSUMER, consumer);
+    await this.upsertConsumer(names.dlqStream, ADVISORY_CONSUMER, {
+      durable_name: ADVISORY_CONSUMER,
+      deliver_subject: advisoryDeliverSubject(this.prefix),
+      deliver_group: advisoryGroup(this.prefix),
+      filter_subject: maxDeliveriesAdvisory(names.stream),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(this.timeoutMs * 6),
+      deliver_policy: DeliverPolicy.All,
+    });
     this.remember({ name, names, config, loadedAt: this.clock() });
     return config;
   }
@@ -215,9 +227,9 @@ export class JetStreamQueueService implements QueueService {
     }
   }
 
-  private async upsertConsumer(stream: string, config: Partial<ConsumerConfig>): Promise<void> {
+  private async upsertConsumer(stream: string, durable: string, config: Partial<ConsumerConfig>): Promise<void> {
     try {
-      await this.jsm.consumers.info(stream, QUEUE_CONSUMER);
+      await this.jsm.consumers.info(stream, durable);
     } catch {
       try {
         await this.jsm.consumers.add(stream, config);
@@ -226,7 +238,7 @@ export class JetStreamQueueService implements QueueService {
         // created by another node meanwhile: update below
       }
     }
-    await this.jsm.consumers.update(stream, QUEUE_CONSUMER, config);
+    await this.jsm.consumers.update(stream, durable, config);
   }
 
   private remember(handle: QueueHandle): void {
@@ -601,22 +613,33 @@ export class JetStreamQueueService implements QueueService {
     return true;
   }
 
-  /** `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.brook`: a lease expired on the last delivery. */
+  /**
+   * A captured `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.brook` (a lease expired on the
+   * last delivery), delivered by a DLQ stream's advisory consumer: dead-letter the message, then
+   * ack the advisory and delete it from the DLQ stream. On failure it is not acked, so JetStream
+   * delivers it again (to this or another node).
+   */
   private async onMaxDeliveries(msg: Msg): Promise<void> {
     try {
       const event = this.jsonCodec.decode(msg.data);
       const stream = event['stream'];
       const seq = event['stream_seq'];
       const deliveries = event['deliveries'];
-      if (typeof stream !== 'string' || !stream.startsWith(`${this.prefix}__q_`) || typeof seq !== 'number') return;
-      const info = await this.jsm.streams.info(stream);
-      const name = queueOfStream(info.config.description)?.name;
-      if (name === undefined) return;
-      const handle = await this.loadOrNull(name);
-      if (!handle) return;
-      await this.moveToDeadLetters(handle, seq, 'MAX_DELIVERIES', 'lease expired on the last delivery', typeof deliveries === 'number' ? deliveries : handle.config.maxDeliveries, null);
+      if (typeof stream === 'string' && stream.startsWith(`${this.prefix}__q_`) && typeof seq === 'number') {
+        const info = await this.jsm.streams.info(stream).catch(() => null); // queue deleted: nothing to move
+        const name = queueOfStream(info?.config.description)?.name;
+        const handle = name === undefined ? null : await this.loadOrNull(name);
+        if (handle) {
+          const count = typeof deliveries === 'number' ? deliveries : handle.config.maxDeliveries;
+          await this.moveToDeadLetters(handle, seq, 'MAX_DELIVERIES', 'lease expired on the last delivery', count, null);
+        }
+      }
+      const captured = msg.reply ? receiptFromAckSubject(msg.reply) : null;
+      const dlqStream = msg.reply?.split('.')[2];
+      if (msg.reply) this.nc.publish(msg.reply, '+ACK');
+      if (captured && dlqStream) await this.jsm.streams.deleteMessage(dlqStream, captured.streamSeq, false).catch(() => false);
     } catch (err) {
-      this.logger.warn({ err }, 'could not dead-letter a message after its last delivery; it stays in the queue stream');
+      this.logger.warn({ err }, 'could not dead-letter a message after its last delivery; JetStream delivers the advisory again');
     }
   }
 

@@ -33,7 +33,14 @@ export const allQueueSubjects = (prefix: string): string => `${prefix}__q.>`;
 /** Every node subscribes with this queue group, so each max-deliveries advisory reaches one node. */
 export const advisoryGroup = (prefix: string): string => `${prefix}_qdlq`;
 
-export const MAX_DELIVERIES_ADVISORIES = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.${QUEUE_CONSUMER}`;
+/** The max-deliveries advisory of one queue stream; its DLQ stream captures it, so none is lost while no node runs. */
+export const maxDeliveriesAdvisory = (stream: string): string => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${QUEUE_CONSUMER}`;
+
+/** The durable push consumer on each DLQ stream that delivers its captured advisories. */
+export const ADVISORY_CONSUMER = 'brook-advisories';
+
+/** Where every queue's advisory consumer delivers; each node subscribes with `advisoryGroup`. */
+export const advisoryDeliverSubject = (prefix: string): string => `${prefix}__qadv.deliver`;
 
 /**
  * A receipt is `<stream seq>.<delivery count>.<consumer seq>`: with the queue (every call names
