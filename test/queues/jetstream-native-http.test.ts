@@ -116,6 +116,14 @@ describe.runIf(natsUp)('native queues on two Brook servers', () => {
     for (const w of workers) await w.stop();
     for (const c of clients) c.close();
     expect(done.sort((x, y) => x - y)).toEqual(Array.from({ length: 80 }, (_, i) => i));
+    // Acks and processing times reach the metrics of the node that acked, whichever node delivered.
+    let acks = 0;
+    for (const url of [one, two]) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      acks += Number(/^brook_queue_acks_total\{queue="h-sdk"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      expect(text).toMatch(/^brook_queue_depth\{queue="h-sdk"\} 0/m);
+    }
+    expect(acks).toBe(80);
   });
 
   it('refuses the native backend on the embedded engine', async () => {

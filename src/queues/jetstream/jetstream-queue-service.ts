@@ -469,7 +469,7 @@ export class JetStreamQueueService implements QueueService {
       const key = msg.headers?.get(H.key) || null;
       out.push({
         id: String(receipt.streamSeq),
-        receipt: formatReceipt(receipt),
+        receipt: formatReceipt({ ...receipt, deliveredAt: now }),
         // The early delivery of a delayed message is JetStream's, not a worker's.
         deliveries: deliverAfter > 0 ? Math.max(1, receipt.deliveries - 1) : receipt.deliveries,
         value: msg.data,
@@ -485,10 +485,21 @@ export class JetStreamQueueService implements QueueService {
 
   // ---------------------------------------------------------------- settling
 
-  /** Acks are not reported to the observer: the processing time is known only to the node that delivered. */
   async ack(name: string, receipts: readonly string[]): Promise<void> {
     const handle = await this.load(name);
-    this.refuse(await this.settle(handle, receipts, () => '+ACK'), receipts.length, 'acknowledged');
+    const failed = await this.settle(handle, receipts, () => '+ACK');
+    if (this.observer) {
+      // Processing time from the delivery time in the receipt (the delivering node's clock).
+      const now = this.clock();
+      const times: number[] = [];
+      const refused = new Set(failed);
+      for (const raw of receipts) {
+        const r = parseReceipt(raw);
+        if (r && !refused.has(raw)) times.push(Math.max(0, now - r.deliveredAt));
+      }
+      if (times.length > 0) this.observer.acked(name, times);
+    }
+    this.refuse(failed, receipts.length, 'acknowledged');
   }
 
   async extend(name: string, receipts: readonly string[]): Promise<void> {

@@ -43,25 +43,28 @@ export const ADVISORY_CONSUMER = 'brook-advisories';
 export const advisoryDeliverSubject = (prefix: string): string => `${prefix}__qadv.deliver`;
 
 /**
- * A receipt is `<stream seq>.<delivery count>.<consumer seq>`: with the queue (every call names
- * it) that rebuilds the JetStream ack subject, so any node can settle it. The timestamp and
- * pending tokens of the subject are informational to the server and sent as 0.
+ * A receipt is `<stream seq>.<delivery count>.<consumer seq>.<delivered at, epoch ms base 36>`:
+ * with the queue (every call names it) the first three rebuild the JetStream ack subject, so any
+ * node can settle it; the last gives the processing time for the metrics. The timestamp and
+ * pending tokens of the ack subject are informational to the server and sent as 0.
  */
 export interface Receipt {
   readonly streamSeq: number;
   readonly deliveries: number;
   readonly consumerSeq: number;
+  /** Epoch ms of the delivery (0 when unknown). */
+  readonly deliveredAt: number;
 }
 
-const RECEIPT = /^(\d{1,16})\.(\d{1,6})\.(\d{1,16})$/;
+const RECEIPT = /^(\d{1,16})\.(\d{1,6})\.(\d{1,16})\.([0-9a-z]{1,10})$/;
 
 export function parseReceipt(receipt: string): Receipt | null {
   const m = RECEIPT.exec(receipt);
   if (!m) return null;
-  return { streamSeq: Number(m[1]), deliveries: Number(m[2]), consumerSeq: Number(m[3]) };
+  return { streamSeq: Number(m[1]), deliveries: Number(m[2]), consumerSeq: Number(m[3]), deliveredAt: parseInt(m[4]!, 36) };
 }
 
-export const formatReceipt = (r: Receipt): string => `${r.streamSeq}.${r.deliveries}.${r.consumerSeq}`;
+export const formatReceipt = (r: Receipt): string => `${r.streamSeq}.${r.deliveries}.${r.consumerSeq}.${Math.max(0, Math.floor(r.deliveredAt)).toString(36)}`;
 
 export const ackSubject = (stream: string, r: Receipt): string =>
   `$JS.ACK.${stream}.${QUEUE_CONSUMER}.${r.deliveries}.${r.streamSeq}.${r.consumerSeq}.0.0`;
@@ -76,5 +79,5 @@ export function receiptFromAckSubject(subject: string): Receipt | null {
   const streamSeq = Number(t[base + 1]);
   const consumerSeq = Number(t[base + 2]);
   if (![deliveries, streamSeq, consumerSeq].every(Number.isSafeInteger)) return null;
-  return { streamSeq, deliveries, consumerSeq };
+  return { streamSeq, deliveries, consumerSeq, deliveredAt: 0 };
 }
