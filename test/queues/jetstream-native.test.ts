@@ -98,6 +98,20 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     await b.ack('nack', [late!.receipt]);
   });
 
+  it('extend keeps a lease past its visibility; another node gets nothing meanwhile', async () => {
+    await a.configure('extend', { visibilityMs: 2_000 });
+    await a.enqueue('extend', [msg('long job')]);
+    const [job] = await a.receive('extend');
+    const other = b.receive('extend', {}, 4_000); // parked on the other node for twice the lease
+    for (let i = 0; i < 8; i++) {
+      await sleep(500);
+      await b.extend('extend', [job!.receipt]); // any node extends
+    }
+    expect(await other).toEqual([]);
+    await a.ack('extend', [job!.receipt]);
+    expect((await b.describe('extend')).redeliveries).toBe(0);
+  });
+
   it('an expired lease redelivers to a worker on another node', async () => {
     await a.configure('lease', { visibilityMs: 1_000 });
     await a.enqueue('lease', [msg('l')]);

@@ -201,6 +201,8 @@ export class JetStreamQueueService implements QueueService {
       max_deliver: config.maxDeliveries,
       // Messages nacked with a delay stay in the ack-pending set: no bound besides the stream's.
       max_ack_pending: -1,
+      // Parked pulls (long polls) of all nodes together; fixed at creation (JetStream default 512).
+      max_waiting: MAX_WAITERS_PER_QUEUE,
     };
     await this.upsertStream(dlq);
     await this.upsertStream(stream);
@@ -441,7 +443,13 @@ export class JetStreamQueueService implements QueueService {
           if (code >= 100 && msg.data.length === 0) {
             if (code === 100) return; // heartbeat
             if (code === 503) return finish(new QueueNotFoundError(handle.name));
-            return finish(); // 404 no messages, 408 expired, 409 consumer gone or limits
+            if (code === 409) {
+              // "Exceeded MaxWaiting": too many parked pulls on the consumer (all nodes together).
+              // "Consumer Deleted": the queue was deleted. Either way, not a reason to pull again at once.
+              const text = msg.headers?.description ?? '';
+              return finish(/MaxWaiting/i.test(text) ? new TooManyWaitersError(handle.name) : /deleted/i.test(text) ? new QueueNotFoundError(handle.name) : undefined);
+            }
+            return finish(); // 404 no messages, 408 expired
           }
           out.push(msg);
           if (out.length >= batch) finish();
