@@ -78,6 +78,11 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     await a.enqueue('dedup', [msg('two')]);
     await expect(a.enqueue('dedup', [msg('three')])).rejects.toMatchObject({ code: 'QUEUE_FULL' });
     expect((await a.describe('dedup')).depth).toBe(2);
+    const [taken] = await a.receive('dedup');
+    await a.ack('dedup', [taken!.receipt]);
+    const full = await a.enqueue('dedup', [msg('fits'), msg('does not')]).catch((err: unknown) => err);
+    expect(full).toMatchObject({ code: 'QUEUE_FULL', message: expect.stringContaining('1 of 2 were enqueued') });
+    expect((await a.describe('dedup')).depth).toBe(2);
   });
 
   it('a nack with a delay redelivers later; extend keeps the lease; delayed enqueues wait', async () => {

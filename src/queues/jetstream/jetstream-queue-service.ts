@@ -355,7 +355,11 @@ export class JetStreamQueueService implements QueueService {
     );
     const ids: string[] = [];
     for (const ack of acks) {
-      if (ack.status === 'rejected') throw this.publishError(name, ack.reason);
+      if (ack.status === 'rejected') {
+        // JetStream stores each message on its own: the ones before the failure are queued.
+        const stored = acks.filter((a) => a.status === 'fulfilled').map((a) => String(a.value.seq));
+        throw this.publishError(name, ack.reason, stored.length === 0 ? '' : `; ${stored.length} of ${acks.length} were enqueued (ids ${stored.join(', ').slice(0, 200)})`);
+      }
       ids.push(String(ack.value.seq));
     }
     return ids;
@@ -771,12 +775,12 @@ export class JetStreamQueueService implements QueueService {
 
   // ---------------------------------------------------------------- errors and lifecycle
 
-  private publishError(name: string, err: unknown): Error {
+  private publishError(name: string, err: unknown, partly = ''): Error {
     // JetStream puts the reason in api_error.description (`message` is just "503").
     const described = (err as { api_error?: { description?: unknown } } | null)?.api_error?.description;
     const text = typeof described === 'string' ? described : err instanceof Error ? err.message : String(err);
-    if (/maximum messages/i.test(text)) return new QueueFullError(name, 'max_depth messages');
-    if (/maximum bytes/i.test(text)) return new QueueFullError(name, 'max_bytes');
+    if (/maximum messages/i.test(text)) return new QueueFullError(name, `max_depth messages${partly}`);
+    if (/maximum bytes/i.test(text)) return new QueueFullError(name, `max_bytes${partly}`);
     return this.notFoundOr(name, err);
   }
 
