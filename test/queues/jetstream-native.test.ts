@@ -101,6 +101,15 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     const [late] = await b.receive('nack', {}, 5_000);
     expect([text(late!.value), late!.deliveries]).toEqual(['"later"', 1]);
     await b.ack('nack', [late!.receipt]);
+    // Pulled only after it is due: still reported as its first delivery, and retried as the second.
+    await a.enqueue('nack', [msg('due', { delayMs: 50 })]);
+    await sleep(300);
+    const [due] = await b.receive('nack', {}, 5_000);
+    expect([text(due!.value), due!.deliveries]).toEqual(['"due"', 1]);
+    await b.nack('nack', [due!.receipt], 0);
+    const [retry] = await a.receive('nack', {}, 5_000);
+    expect([retry!.id, retry!.deliveries]).toEqual([due!.id, 2]);
+    await a.ack('nack', [retry!.receipt]);
   });
 
   it('extend keeps a lease past its visibility; another node gets nothing meanwhile', async () => {
@@ -236,5 +245,9 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     await b.deleteQueue('gone');
     await expect(a.describe('gone')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
     await expect(a.deleteQueue('gone')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
+    await a.enqueue('gone', [msg('y')]); // a had it cached: it notices and creates it again
+    await b.deleteQueue('gone');
+    expect(await a.enqueue('gone', [msg('z')])).toEqual(['1']);
+    expect((await b.describe('gone')).depth).toBe(1);
   });
 });

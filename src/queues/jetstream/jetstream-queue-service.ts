@@ -342,6 +342,16 @@ export class JetStreamQueueService implements QueueService {
   async enqueue(name: string, messages: readonly EnqueueMessage[]): Promise<string[]> {
     this.assertOpen();
     assertValidQueueName(name);
+    try {
+      return await this.enqueueOnce(name, messages);
+    } catch (err) {
+      // Deleted by another node while this one still had it cached: create it again, as when unknown.
+      if (!(err instanceof QueueNotFoundError) || !this.autoCreate) throw err;
+      return this.enqueueOnce(name, messages);
+    }
+  }
+
+  private async enqueueOnce(name: string, messages: readonly EnqueueMessage[]): Promise<string[]> {
     let handle = await this.loadOrNull(name);
     if (!handle) {
       if (!this.autoCreate) throw new QueueNotFoundError(name);
@@ -473,9 +483,12 @@ export class JetStreamQueueService implements QueueService {
     for (const msg of msgs) {
       const receipt = msg.reply ? receiptFromAckSubject(msg.reply) : null;
       if (!receipt || !msg.reply) continue;
+      // A delayed message always spends its first delivery here (early: naked for the rest of its
+      // delay; already due: naked for immediate redelivery), so its worker deliveries are exactly
+      // JetStream's count minus one, whoever pulled it and when.
       const deliverAfter = Number(msg.headers?.get(H.deliverAfter) || 0);
-      if (deliverAfter > now) {
-        this.nc.publish(msg.reply, `-NAK ${JSON.stringify({ delay: nanos(deliverAfter - now) })}`);
+      if (deliverAfter > 0 && (deliverAfter > now || receipt.deliveries === 1)) {
+        this.nc.publish(msg.reply, deliverAfter > now ? `-NAK ${JSON.stringify({ delay: nanos(deliverAfter - now) })}` : '-NAK');
         continue;
       }
       const key = msg.headers?.get(H.key) || null;
@@ -483,7 +496,7 @@ export class JetStreamQueueService implements QueueService {
         id: String(receipt.streamSeq),
         receipt: formatReceipt({ ...receipt, deliveredAt: now }),
         // The early delivery of a delayed message is JetStream's, not a worker's.
-        deliveries: deliverAfter > 0 ? Math.max(1, receipt.deliveries - 1) : receipt.deliveries,
+        deliveries: deliverAfter > 0 ? receipt.deliveries - 1 : receipt.deliveries,
         value: msg.data,
         key,
         enqueuedAt: Number(msg.headers?.get(H.enqueuedAt) || 0),
@@ -785,8 +798,9 @@ export class JetStreamQueueService implements QueueService {
   }
 
   private notFoundOr(name: string, err: unknown): Error {
-    const code = (err as { code?: unknown } | null)?.code;
-    if (jsErrorCode(err) === JsErr.StreamNotFound || code === '503' || jsErrorCode(err) === 10014) {
+    // A bare 503 (no api_error) is "no responders": no stream listens on the queue's subject.
+    const noResponders = (err as { code?: unknown } | null)?.code === '503' && jsErrorCode(err) === undefined;
+    if (jsErrorCode(err) === JsErr.StreamNotFound || noResponders || jsErrorCode(err) === 10014) {
       this.handles.delete(name);
       return new QueueNotFoundError(name);
     }
