@@ -52,6 +52,7 @@ import {
   type QueueNames,
   type Receipt,
 } from './names.js';
+import { ReplyPipeline } from './reply-pipeline.js';
 
 /** Message headers Brook adds (docs/queues.md, "JetStream-native backend"). */
 const H = {
@@ -130,6 +131,7 @@ export class JetStreamQueueService implements QueueService {
   private jsm!: JetStreamManager;
   private js!: JetStreamClient;
   private advisories: Subscription | null = null;
+  private replies!: ReplyPipeline;
   private readonly deadLettering = new Set<Promise<unknown>>();
   private closed = false;
 
@@ -149,6 +151,7 @@ export class JetStreamQueueService implements QueueService {
     const service = new JetStreamQueueService(options);
     service.jsm = await service.nc.jetstreamManager({ timeout: service.timeoutMs });
     service.js = service.nc.jetstream({ timeout: service.timeoutMs });
+    service.replies = new ReplyPipeline(service.nc);
     // Each queue's DLQ stream captures its max-deliveries advisories and a durable push consumer
     // delivers them here, to one node of the group; the DLQ publish is deduplicated anyway.
     service.advisories = service.nc.subscribe(advisoryDeliverSubject(service.prefix), {
@@ -359,23 +362,25 @@ export class JetStreamQueueService implements QueueService {
       handle = await this.load(name);
     }
     const now = this.clock();
-    const prepared = messages.map((m) => this.prepare(handle, m, now));
-    const acks = await Promise.allSettled(
-      prepared.map(({ value, hdrs, msgID }) => this.js.publish(handle.names.subject, value, { headers: hdrs, ...(msgID === undefined ? {} : { msgID }) })),
-    );
+    const subject = handle.names.subject;
+    const requests = messages.map((m) => ({ subject, ...this.prepare(handle, m, now) }));
+    const replies = await this.replies.requestAll(requests, this.timeoutMs);
     const ids: string[] = [];
-    for (const ack of acks) {
-      if (ack.status === 'rejected') {
-        // JetStream stores each message on its own: the ones before the failure are queued.
-        const stored = acks.filter((a) => a.status === 'fulfilled').map((a) => String(a.value.seq));
-        throw this.publishError(name, ack.reason, stored.length === 0 ? '' : `; ${stored.length} of ${acks.length} were enqueued (ids ${stored.join(', ').slice(0, 200)})`);
-      }
-      ids.push(String(ack.value.seq));
+    let failure: Error | null = null;
+    for (const reply of replies) {
+      const outcome = pubAck(reply);
+      if (typeof outcome === 'number') ids.push(String(outcome));
+      else failure ??= outcome;
+    }
+    if (failure) {
+      // JetStream stores each message on its own: the others may be queued.
+      const partly = ids.length === 0 ? '' : `; ${ids.length} of ${replies.length} were enqueued (ids ${ids.join(', ').slice(0, 200)})`;
+      throw this.publishError(name, failure, partly);
     }
     return ids;
   }
 
-  private prepare(handle: QueueHandle, m: EnqueueMessage, now: number): { value: Uint8Array; hdrs: MsgHdrs; msgID: string | undefined } {
+  private prepare(handle: QueueHandle, m: EnqueueMessage, now: number): { data: Uint8Array; headers: MsgHdrs } {
     if (m.deadline !== undefined) throw new InvalidArgumentError('deadline is not supported by the JetStream-native queue backend (JetStream has no EDF order)');
     if ((m.priority ?? 0) !== 0) throw new InvalidArgumentError('priority is not supported by the JetStream-native queue backend (JetStream delivers in stream order)');
     if (m.ttlMs !== undefined) throw new InvalidArgumentError('ttl_ms is not supported by the JetStream-native queue backend');
@@ -392,7 +397,8 @@ export class JetStreamQueueService implements QueueService {
       }
     }
     if (m.key !== undefined) hdrs.set(H.key, m.key);
-    return { value: m.value, hdrs, msgID: m.dedupId };
+    if (m.dedupId !== undefined) hdrs.set('Nats-Msg-Id', m.dedupId);
+    return { data: m.value, headers: hdrs };
   }
 
   async receive(name: string, options: ReceiveOptions = {}, waitMs = 0, signal?: AbortSignal): Promise<Delivery[]> {
@@ -562,7 +568,7 @@ export class JetStreamQueueService implements QueueService {
    */
   private async settle(handle: QueueHandle, receipts: readonly string[], payload: (r: Receipt, raw: string) => string | null): Promise<string[]> {
     const failed: string[] = [];
-    const pending: Promise<unknown>[] = [];
+    const requests: { subject: string; data: string }[] = [];
     const sentFor: string[] = [];
     for (const raw of receipts) {
       const r = parseReceipt(raw);
@@ -573,11 +579,12 @@ export class JetStreamQueueService implements QueueService {
       const body = payload(r, raw);
       if (body === null) continue;
       sentFor.push(raw);
-      pending.push(this.nc.request(ackSubject(handle.names.stream, r), body, { timeout: Math.min(this.timeoutMs, SETTLE_TIMEOUT_MS) }));
+      requests.push({ subject: ackSubject(handle.names.stream, r), data: body });
     }
-    const results = await Promise.allSettled(pending);
-    results.forEach((res, i) => {
-      if (res.status === 'rejected') failed.push(sentFor[i]!);
+    const replies = await this.replies.requestAll(requests, Math.min(this.timeoutMs, SETTLE_TIMEOUT_MS));
+    replies.forEach((reply, i) => {
+      // No reply in time, or a status (503: nothing consumes that ack subject any more).
+      if (reply === null || (reply.headers?.code ?? 0) >= 300) failed.push(sentFor[i]!);
     });
     return failed;
   }
@@ -817,6 +824,7 @@ export class JetStreamQueueService implements QueueService {
     this.closed = true;
     this.advisories?.unsubscribe();
     await this.idle();
+    this.replies.close();
   }
 }
 
@@ -859,5 +867,21 @@ function queueOfStream(description: string | undefined): { name: string; config?
     return typeof parsed.name === 'string' ? { name: parsed.name, ...(parsed.config ? { config: parsed.config } : {}) } : null;
   } catch {
     return null;
+  }
+}
+
+const UTF8 = new TextDecoder();
+
+/** A PubAck: the stream sequence (also for a duplicate: the first one's), or the error JetStream gave. */
+function pubAck(reply: Msg | null): number | Error {
+  if (reply === null) return new Error('JetStream did not acknowledge the enqueue in time');
+  if ((reply.headers?.code ?? 0) >= 300) return Object.assign(new Error('no responders'), { code: String(reply.headers!.code) });
+  try {
+    const ack = JSON.parse(UTF8.decode(reply.data)) as { seq?: unknown; error?: { code?: unknown; err_code?: unknown; description?: unknown } };
+    if (ack.error === undefined && typeof ack.seq === 'number') return ack.seq;
+    const description = typeof ack.error?.description === 'string' ? ack.error.description : 'JetStream refused the enqueue';
+    return Object.assign(new Error(description), { code: String(ack.error?.code ?? ''), api_error: ack.error });
+  } catch {
+    return new Error('JetStream answered the enqueue with something that is not a PubAck');
   }
 }
