@@ -8,6 +8,7 @@ import type { Job, QueueSystem } from '../lib/queue-system.js';
 import { sleep } from '../lib/processes.js';
 import { beforeDeadline, Latency, runWindowed, type LatencySummary } from '../lib/workload.js';
 import { BrookQueuesHttp, BrookQueuesInProcess, BrookQueuesWs } from '../brook/queues.js';
+import { BrookQueuesJetStreamNative } from '../brook/queues-native.js';
 import { BullMqSystem } from '../competitors/bullmq.js';
 import { RabbitMqSystem } from '../competitors/rabbitmq.js';
 
@@ -143,6 +144,7 @@ export async function runQueues(options: BenchOptions): Promise<QueuesResult> {
     new BrookQueuesInProcess(options.dir, QUEUE_PREFETCH),
     new BrookQueuesHttp(options.dir, options.serverBin, QUEUE_PREFETCH),
     new BrookQueuesWs(options.dir, options.serverBin, QUEUE_PREFETCH),
+    new BrookQueuesJetStreamNative(QUEUE_PREFETCH),
     new BullMqSystem(QUEUE_PREFETCH),
     new RabbitMqSystem(QUEUE_PREFETCH),
   ];

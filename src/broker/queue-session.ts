@@ -15,7 +15,7 @@ import {
   deliveriesJson,
   enqueueMessageFromWire,
   QueueError,
-  type QueueManager,
+  type QueueService,
 } from '../queues/index.js';
 import { StreamError } from './errors.js';
 import type { EnqueueFrame, ReceiveFrame, RequestId, ServerFrame, SettleFrame, WorkFrame } from './frames.js';
@@ -68,7 +68,7 @@ export class QueueSession {
   private closed = false;
 
   constructor(
-    private readonly queues: QueueManager,
+    private readonly queues: QueueService,
     private readonly host: QueueHost,
     private readonly limits: QueueSessionLimits,
   ) {}

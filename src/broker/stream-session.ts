@@ -33,7 +33,7 @@ import {
 } from './frames.js';
 import { GroupMemberSession, offsetCommits, type GroupAnswer, type GroupHost } from './group-member-session.js';
 import { QueueSession } from './queue-session.js';
-import { QueueError, type QueueManager } from '../queues/index.js';
+import { QueueError, type QueueService } from '../queues/index.js';
 import { resolveFrom } from './positions.js';
 import { recordsJson, type RecordCodec } from './record-codec.js';
 import { Subscription, type SubscriptionSink, type SubscriptionStats } from './subscription.js';
@@ -91,7 +91,7 @@ export interface StreamSessionOptions {
   /** Told about records appended and delivered (metrics). @defaultValue nobody */
   readonly observer?: StreamObserver;
   /** Work queues served over this session (queue frames); absent, they are refused. */
-  readonly queues?: QueueManager;
+  readonly queues?: QueueService;
 }
 
 /** Watches what a session moves, for metrics; called synchronously, so it must be cheap. */

@@ -106,6 +106,7 @@ Examples:
     .option('--config <file>', 'JSON config file (auth, quotas); flags take precedence')
     .addOption(new Option('--engine <engine>', 'storage engine').choices(['embedded', 'jetstream']).default('embedded'))
     .addOption(new Option('--nats <urls>', 'NATS servers for --engine jetstream (comma-separated)').env('BROOK_NATS').default('nats://127.0.0.1:4222'))
+    .addOption(new Option('--queue-backend <backend>', 'work queues: engine (internal topics) or native (JetStream streams; --engine jetstream only)').choices(['engine', 'native']).default('engine'))
     .option('--nats-prefix <prefix>', 'prefix of the JetStream streams and KV buckets Brook creates', 'BROOK')
     .option('--nats-creds <file>', 'NATS credentials file (user JWT + NKey seed)')
     .option('--nats-tls-ca <file>', 'CA certificate to verify the NATS servers with (implies TLS)')
@@ -129,6 +130,7 @@ Examples:
         insecureNoAuth?: boolean;
         config?: string;
         engine: 'embedded' | 'jetstream';
+        queueBackend: 'engine' | 'native';
         nats: string;
         natsPrefix: string;
         natsCreds?: string;
@@ -154,6 +156,7 @@ Examples:
             insecureNoAuth: opts.insecureNoAuth,
             config: opts.config,
             engine: opts.engine,
+            queueBackend: opts.queueBackend,
             nats: opts.nats,
             natsPrefix: opts.natsPrefix,
             natsCreds: opts.natsCreds,

@@ -1,5 +1,6 @@
 /** Work queues on the Engine: leases, acks, retries with jitter, dead letters, delays, deadlines (docs/queues.md). */
 export { QueueManager, type QueueManagerOptions } from './manager.js';
+export type { QueueService } from './service.js';
 export type { QueueObserver } from './queue.js';
 export type { QueueLog, QueueLogs, QueueStorage } from './storage.js';
 export { EngineQueueStorage } from './engine-storage.js';

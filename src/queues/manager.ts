@@ -4,6 +4,7 @@ import { assertValidQueueName, DEFAULT_CARRY_FORWARD_AFTER, DEFAULT_COMPACT_INTE
 import { EngineQueueStorage } from './engine-storage.js';
 import { QueueClosedError, QueueNotFoundError } from './errors.js';
 import { Queue, type QueueObserver } from './queue.js';
+import type { QueueService } from './service.js';
 import type { QueueStorage } from './storage.js';
 import type {
   DeadLetter,
@@ -50,7 +51,7 @@ export interface QueueManagerOptions {
  * const [job] = await queues.receive('emails', { max: 1, visibilityMs: 30_000 });
  * await queues.ack('emails', [job.receipt]);
  */
-export class QueueManager {
+export class QueueManager implements QueueService {
   private readonly queues = new Map<string, Promise<Queue>>();
   private readonly storage: QueueStorage;
   private readonly logger: Logger;

@@ -8,7 +8,10 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { ReadBudget, TopicAutoCreator } from '../broker/index.js';
-import { QueueManager } from '../queues/index.js';
+import { QueueManager, type QueueService } from '../queues/index.js';
+import { JetStreamQueueService } from '../queues/jetstream/index.js';
+import { JetStreamEngine } from '../engine/jetstream/index.js';
+import { InvalidArgumentError } from '../engine/index.js';
 import { bindExposure, createAuthenticator, NOBODY, type AuthConfig } from './auth/index.js';
 import { declaredLength, tooLarge } from './body.js';
 import {
@@ -81,7 +84,14 @@ export interface ServerOptions {
    * Work queues served under `/v1/queues`. When given, the caller opens and closes it.
    * @defaultValue a QueueManager on `engine`, opened (recovered) here and closed by `close()`
    */
-  readonly queues?: QueueManager;
+  readonly queues?: QueueService;
+  /**
+   * Which queue backend the server opens when `queues` is not given: `engine` (QueueManager over
+   * internal topics, any engine) or `native` (JetStream streams and consumers; JetStream engine
+   * only, several nodes serve one queue; docs/queues.md "JetStream-native backend").
+   * @defaultValue 'engine'
+   */
+  readonly queueBackend?: 'engine' | 'native';
   /** Channels at `/v1/realtime` and `/v1/channels/...`. @defaultValue the default namespaces (chat, user, topic) */
   readonly channels?: ChannelsServerOptions;
 }
@@ -130,8 +140,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   }
   const metrics = options.metrics ?? new Metrics({ logger });
   metrics.trackConsumerLag(options.engine);
-  const queues =
-    options.queues ?? (await QueueManager.open({ engine: options.engine, logger: options.logger, observer: metrics.queueObserver }));
+  const queues = options.queues ?? (await openQueues(options, metrics));
   metrics.trackQueues(queues);
   const shutdown = new AbortController();
   // Every pending long poll listens on it; their number is bounded by open requests, not by 10.
@@ -358,4 +367,12 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
       return closing;
     },
   };
+}
+
+async function openQueues(options: ServerOptions, metrics: Metrics): Promise<QueueService> {
+  if ((options.queueBackend ?? 'engine') === 'engine') {
+    return QueueManager.open({ engine: options.engine, logger: options.logger, observer: metrics.queueObserver });
+  }
+  if (!(options.engine instanceof JetStreamEngine)) throw new InvalidArgumentError('the native queue backend needs the JetStream engine');
+  return JetStreamQueueService.open({ ...options.engine.natsAccess(), logger: options.logger, observer: metrics.queueObserver });
 }

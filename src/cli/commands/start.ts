@@ -41,6 +41,8 @@ export interface StartOptions {
   readonly natsTlsCa?: string | undefined;
   readonly natsTlsCert?: string | undefined;
   readonly natsTlsKey?: string | undefined;
+  /** Queue backend: `native` maps queues onto JetStream (needs `engine: 'jetstream'`). @defaultValue 'engine' */
+  readonly queueBackend?: 'engine' | 'native' | undefined;
   /** A PostgreSQL CDC source from flags (`--cdc-url`, ...); more go in the config file's `cdc` list. */
   readonly cdc?: CdcFlags | undefined;
 }
@@ -127,6 +129,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       auth: settings.auth,
       insecureNoAuth: options.insecureNoAuth ?? false,
       metrics,
+      ...(options.queueBackend === undefined ? {} : { queueBackend: options.queueBackend }),
       ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
       ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
       ...(settings.namespaces === undefined ? {} : { channels: { namespaces: settings.namespaces } }),

@@ -248,6 +248,16 @@ export class JetStreamEngine implements Engine {
     this.logger.info({ servers: s.servers, topics: this.conn.catalog.size, maxPayload: this.maxPayload }, 'jetstream engine open');
   }
 
+  /**
+   * The open NATS connection with the prefix and replica count, for components that keep their
+   * own objects on the same JetStream (the native queue backend, src/queues/jetstream/). They
+   * must stop using it before `close()`, which drains it.
+   */
+  natsAccess(): { readonly nc: NatsConnection; readonly prefix: string; readonly replicas: number; readonly requestTimeoutMs: number } {
+    const { nc } = this.connected();
+    return { nc, prefix: this.names.prefix, replicas: this.settings.replicas, requestTimeoutMs: this.settings.requestTimeoutMs };
+  }
+
   /** Waits for appends in flight, deletes this node's read consumers and drains the connection. */
   async close(): Promise<void> {
     if (this.state === 'closed' || this.state === 'new') {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ReadBudget, TopicAutoCreator } from '../../broker/index.js';
 import type { Engine } from '../../engine/index.js';
-import type { QueueManager } from '../../queues/index.js';
+import type { QueueService } from '../../queues/index.js';
 import type { Metrics } from '../metrics.js';
 import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
 
@@ -9,7 +9,7 @@ import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
 export interface RouteDeps {
   readonly engine: Engine;
   /** Work queues (docs/queues.md). */
-  readonly queues: QueueManager;
+  readonly queues: QueueService;
   readonly logger: Logger;
   readonly autoCreateTopics: boolean;
   /** Creates unknown topics on produce (one for HTTP and WebSocket); null when auto-creation is off. */

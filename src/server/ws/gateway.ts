@@ -15,7 +15,7 @@ import {
   type TopicAction,
 } from '../../broker/index.js';
 import type { Engine, ProduceRecord } from '../../engine/index.js';
-import type { QueueManager } from '../../queues/index.js';
+import type { QueueService } from '../../queues/index.js';
 import { can, type Authenticator, type Principal } from '../auth/index.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS, WS_PATH } from '../defaults.js';
 import { HttpError, rawErrorResponse, type CloseReason } from '../errors.js';
@@ -30,7 +30,7 @@ export const JSON_SUBPROTOCOL = 'brook.v1.json';
 export interface WebSocketGatewayDeps {
   readonly engine: Engine;
   /** Work queues served over the socket (queue frames). @defaultValue not served */
-  readonly queues?: QueueManager | undefined;
+  readonly queues?: QueueService | undefined;
   readonly logger: Logger;
   readonly options?: WebSocketOptions | undefined;
   /** Shared with HTTP; null answers TOPIC_NOT_FOUND for unknown topics. */
