@@ -4,7 +4,8 @@ import { JsErr } from './nats-errors.js';
 export interface PublishItem {
   readonly subject: string;
   readonly data: Uint8Array;
-  readonly headers: MsgHdrs;
+  /** Undefined: a plain PUB without a header block (cheaper to encode and to store). */
+  readonly headers: MsgHdrs | undefined;
 }
 
 export type PublishFailureKind = 'no-stream' | 'too-large' | 'wrong-last-sequence' | 'rejected' | 'timeout' | 'closed';
@@ -112,7 +113,8 @@ export class AckPipeline {
       const id = ++this.nextId;
       this.inFlight.set(id, { batch, index, deadline: now + this.options.ackTimeoutMs });
       try {
-        this.nc.publish(item.subject, item.data, { reply: `${this.inbox}.${id}`, headers: item.headers });
+        const reply = `${this.inbox}.${id}`;
+        this.nc.publish(item.subject, item.data, item.headers === undefined ? { reply } : { reply, headers: item.headers });
       } catch (err) {
         // Refused locally (connection closed or draining, payload over the server's limit).
         this.inFlight.delete(id);

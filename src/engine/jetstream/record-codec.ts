@@ -13,6 +13,9 @@ import type { ProduceRecord, RecordHeaders, StoredRecord } from '../types.js';
  *                                         the producer id URI-encoded (header values are trimmed)
  * ```
  *
+ * A record with none of these is a plain PUB without a header block, which is cheaper to send,
+ * parse and store (most records: a value and nothing else).
+ *
  * Record headers go into one JSON header because Brook header names are any string (NATS header
  * names are case-insensitive ASCII tokens) and JSON never contains a raw CR or LF.
  */
@@ -26,15 +29,20 @@ export { recordSize } from '../record-size.js';
 
 export interface EncodedRecord {
   readonly data: Uint8Array;
-  readonly headers: MsgHdrs;
+  /** Undefined for a plain record (no key, headers or message id): sent as a header-less PUB. */
+  readonly headers: MsgHdrs | undefined;
   /** Payload plus encoded headers: what counts against the server's `max_payload`. */
   readonly wireBytes: number;
 }
 
 export function encodeRecord(record: ProduceRecord, msgId: string | null): EncodedRecord {
-  const h = natsHeaders();
-  let headerBytes = 12; // "NATS/1.0\r\n" ... "\r\n"
+  let h: MsgHdrs | undefined;
+  let headerBytes = 0;
   const set = (name: string, value: string): void => {
+    if (h === undefined) {
+      h = natsHeaders();
+      headerBytes = 12; // "NATS/1.0\r\n" ... "\r\n"
+    }
     h.set(name, value);
     headerBytes += name.length + Buffer.byteLength(value) + 4;
   };
