@@ -32,14 +32,19 @@ import { queueRoutes } from './routes/queues.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
-import { ChannelHub, type ChannelHubOptions } from '../channels/index.js';
+import { ChannelHub, type ChannelHubOptions, type ClusterBackplane } from '../channels/index.js';
 import { createRealtimeGateway, registerRealtimeMetrics, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
 import { SseStreams } from './realtime/sse.js';
 import { channelRoutes } from './routes/channels.js';
 
 /** Channels (docs/channels.md): namespaces and hub bounds, and the realtime transports' bounds. */
-export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' | 'logger'> {
+export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' | 'logger' | 'cluster'> {
   readonly realtime?: RealtimeOptions;
+  /**
+   * `'jetstream'`: serve every channel from any node on the JetStream engine's backplane
+   * (docs/channels.md, "Several nodes"). @defaultValue single-node channels
+   */
+  readonly cluster?: 'jetstream';
 }
 
 export { HttpError, statusFor, type ErrorCode, type ServerErrorCode } from './errors.js';
@@ -159,8 +164,13 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   groupRoutes(router, deps);
   queueRoutes(router, deps);
   metricsRoutes(router, deps);
-  const { realtime: realtimeOptions, ...hubOptions } = options.channels ?? {};
-  const hub = new ChannelHub({ ...hubOptions, engine: options.engine, logger: options.logger });
+  const { realtime: realtimeOptions, cluster, ...hubOptions } = options.channels ?? {};
+  const hub = new ChannelHub({
+    ...hubOptions,
+    engine: options.engine,
+    logger: options.logger,
+    ...(cluster === undefined ? {} : { cluster: channelBackplane(options.engine) }),
+  });
   await hub.open();
   const resolvedRealtime = resolveRealtimeOptions(realtimeOptions);
   const sseStreams = new SseStreams(resolvedRealtime.sseKeepaliveMs);
@@ -358,4 +368,13 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
       return closing;
     },
   };
+}
+
+/** The NATS backplane of a JetStream engine (multi-node channels); other engines have none. */
+function channelBackplane(engine: Engine): ClusterBackplane {
+  const candidate = engine as Engine & { backplane?: () => ClusterBackplane };
+  if (typeof candidate.backplane !== 'function') {
+    throw new Error(`channels.cluster "jetstream" needs the JetStream engine (this server runs the ${engine.kind} engine)`);
+  }
+  return candidate.backplane();
 }

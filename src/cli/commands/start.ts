@@ -41,6 +41,8 @@ export interface StartOptions {
   readonly natsTlsCa?: string | undefined;
   readonly natsTlsCert?: string | undefined;
   readonly natsTlsKey?: string | undefined;
+  /** Serve every channel from any node on the JetStream backplane (docs/channels.md, "Several nodes"). */
+  readonly channelsCluster?: boolean | undefined;
   /** A PostgreSQL CDC source from flags (`--cdc-url`, ...); more go in the config file's `cdc` list. */
   readonly cdc?: CdcFlags | undefined;
 }
@@ -129,7 +131,14 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       metrics,
       ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
       ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
-      ...(settings.namespaces === undefined ? {} : { channels: { namespaces: settings.namespaces } }),
+      ...(settings.namespaces === undefined && options.channelsCluster !== true
+        ? {}
+        : {
+            channels: {
+              ...(settings.namespaces === undefined ? {} : { namespaces: settings.namespaces }),
+              ...(options.channelsCluster === true ? { cluster: 'jetstream' as const } : {}),
+            },
+          }),
     });
   } catch (err) {
     await engine.close();

@@ -888,6 +888,14 @@ export class JetStreamEngine implements Engine {
     return options;
   }
 
+  /**
+   * The engine's NATS connection and prefix, for components that share the backplane (multi-node
+   * channels, docs/channels.md "Several nodes"). Valid while the engine is open; never close it.
+   */
+  backplane(): { readonly nc: NatsConnection; readonly prefix: string; readonly replicas: number } {
+    return { nc: this.connected().nc, prefix: this.names.prefix, replicas: this.settings.replicas };
+  }
+
   private connected(): Connected {
     if (this.state !== 'open' || !this.conn) throw new EngineClosedError();
     return this.conn;
