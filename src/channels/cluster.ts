@@ -167,6 +167,7 @@ export class JetStreamChannelCluster {
    * most {@link MAX_RECOVERY}; null when the stream no longer holds the one right after `since`.
    */
   async recover(channel: Channel, since: number, max: number): Promise<Publication[] | null> {
+    if (!Number.isSafeInteger(since)) return null;
     const out: Publication[] = [];
     let seq = since + 1;
     const limit = Math.min(max, MAX_RECOVERY, channel.namespace.historySize);
