@@ -8,7 +8,9 @@ import type { Engine } from '../engine/index.js';
 import { authorizeChannel, type ChannelIdentity } from './capabilities.js';
 import { Channel, type Recovery, type StreamPosition } from './channel.js';
 import { JetStreamChannelCluster, type ClusterBackplane } from './cluster.js';
+import { ClusterPresence } from './cluster-presence.js';
 import {
+  DEFAULT_CLUSTER_PRESENCE_TTL_MS,
   DEFAULT_MAX_CHANNELS,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PENDING_BYTES,
@@ -51,6 +53,8 @@ export interface ChannelHubOptions {
    * Brook nodes on this JetStream backplane (docs/channels.md, "Several nodes"). @defaultValue single-node
    */
   readonly cluster?: ClusterBackplane;
+  /** With `cluster`: how long a presence entry outlives its node. @defaultValue 30_000 */
+  readonly presenceTtlMs?: number;
 }
 
 export interface PublishResult {
@@ -105,6 +109,7 @@ export class ChannelHub {
   private sweepTimer: NodeJS.Timeout | undefined;
   private subscriptions = 0;
   private readonly cluster: JetStreamChannelCluster | null;
+  private readonly clusterPresence: ClusterPresence | null;
 
   constructor(private readonly options: ChannelHubOptions) {
     this.namespaces = resolveNamespaces(options.namespaces ?? DEFAULT_NAMESPACES);
@@ -116,6 +121,27 @@ export class ChannelHub {
       options.cluster === undefined
         ? null
         : new JetStreamChannelCluster(options.cluster, this.logger, options.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES);
+    this.clusterPresence =
+      options.cluster === undefined
+        ? null
+        : new ClusterPresence(
+            options.cluster.nc,
+            `${options.cluster.prefix}_presence`,
+            options.cluster.replicas,
+            options.presenceTtlMs ?? DEFAULT_CLUSTER_PRESENCE_TTL_MS,
+            newEpoch(),
+            {
+              channel: (name) => this.channels.get(name),
+              maxPresence: (name) => {
+                try {
+                  return this.namespaces.get(parseChannelName(name).namespace)?.maxPresence ?? 0;
+                } catch {
+                  return 0;
+                }
+              },
+            },
+            this.logger,
+          );
     for (const ns of this.namespaces.values()) {
       // Clustered namespaces keep their history in their JetStream stream.
       if (!ns.durable || this.cluster !== null) continue;
@@ -132,6 +158,7 @@ export class ChannelHub {
   async open(): Promise<void> {
     const now = this.now();
     await this.cluster?.open([...this.namespaces.values()].filter((ns) => !ns.topicSource));
+    await this.clusterPresence?.open();
     for (const [name, log] of this.durable) {
       await log.open();
       const ns = this.namespaces.get(name)!;
@@ -168,6 +195,7 @@ export class ChannelHub {
   close(): void {
     clearInterval(this.sweepTimer);
     this.cluster?.close();
+    void this.clusterPresence?.close();
     for (const tailer of this.tailers.values()) tailer.stop();
     this.tailers.clear();
   }
@@ -281,7 +309,10 @@ export class ChannelHub {
     joined(results);
     // After the reply, so the subscriber's own join event follows its `subscribed` answer.
     const entry = subscriber.presence;
-    for (const channel of joins) channel.join(entry);
+    for (const channel of joins) {
+      channel.join(entry);
+      this.clusterPresence?.join(channel.name.name, entry);
+    }
   }
 
   /** Removes the subscriber (and its presence) from a channel; a no-op when not subscribed. */
@@ -290,7 +321,10 @@ export class ChannelHub {
     if (channel === undefined || !channel.subscribers.delete(subscriber)) return false;
     channel.setFilter(subscriber, null);
     this.subscriptions--;
-    if (channel.namespace.presence) channel.leave(subscriber.presence.client);
+    if (channel.namespace.presence) {
+      channel.leave(subscriber.presence.client);
+      this.clusterPresence?.leave(name, subscriber.presence.client);
+    }
     this.release(channel);
     return true;
   }
@@ -325,6 +359,10 @@ export class ChannelHub {
   presence(identity: ChannelIdentity, name: string): PresenceResult {
     const { name: parsed } = this.resolve(name);
     authorizeChannel(identity, 'presence', parsed);
+    if (this.clusterPresence !== null) {
+      const held = this.clusterPresence.entries(name);
+      return { count: held?.size ?? 0, clients: held ? [...held.values()].map((h) => h.entry) : [] };
+    }
     const map = this.channels.get(name)?.presence;
     return { count: map?.size ?? 0, clients: map ? [...map.values()] : [] };
   }
@@ -346,6 +384,7 @@ export class ChannelHub {
     const channel = new Channel(name, namespace, epoch);
     this.channels.set(name.name, channel);
     if (clustered) {
+      for (const held of this.clusterPresence?.entries(name.name)?.values() ?? []) channel.join(held.entry);
       this.cluster!.attach(channel).catch((err: unknown) => {
         this.logger.error({ err, channel: name.name }, 'clustered channel could not attach');
         if (channel.subscribers.size === 0 && this.channels.get(name.name) === channel) this.drop(channel);

@@ -25,6 +25,7 @@ const NAMESPACES = [
   { name: 'tiny', history: { size: 2, ttlMs: 60_000 } },
   { name: 'topic', source: 'topic' as const },
 ];
+const PRESENCE_TTL_MS = 1500;
 const SERVER = { user: '', unrestricted: true, capabilities: [] } as const;
 
 interface Node {
@@ -47,7 +48,8 @@ function cluster(): { node: () => Promise<Node> } {
     try {
       const jsm = await nc.jetstreamManager();
       for await (const info of jsm.streams.list()) {
-        if (info.config.name.startsWith(`${prefix}_ch_`)) await jsm.streams.delete(info.config.name);
+        const name = info.config.name;
+        if (name.startsWith(`${prefix}_ch_`) || name === `KV_${prefix}_presence`) await jsm.streams.delete(name);
       }
     } finally {
       await nc.close();
@@ -61,7 +63,7 @@ function cluster(): { node: () => Promise<Node> } {
       const logger = pino({ level: process.env['BROOK_TEST_LOG'] ?? 'silent' });
       const engine = new JetStreamEngine({ servers, prefix, logger });
       await engine.open();
-      const server = await createServer({ engine, host: '127.0.0.1', port: 0, logger, channels: { namespaces: NAMESPACES, cluster: 'jetstream' } });
+      const server = await createServer({ engine, host: '127.0.0.1', port: 0, logger, channels: { namespaces: NAMESPACES, cluster: 'jetstream', presenceTtlMs: PRESENCE_TTL_MS } });
       let stopped = false;
       const stop = async (): Promise<void> => {
         if (stopped) return;
@@ -198,6 +200,32 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     await a.engine.append('orders', 0, [1, 2, 3].map((i) => ({ key: null, value: Buffer.from(JSON.stringify({ i })) })));
     await eventually(() => onB.data.length === 3, 'three records on node B');
     expect(onB.data).toEqual([{ i: 1 }, { i: 2 }, { i: 3 }]);
+  });
+
+  it('presence across nodes: a join on A is listed and announced on B; the entries of a node that dies expire within the TTL', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    const rtB = client(b.url);
+    const joins: string[] = [];
+    const leaves: string[] = [];
+    const subs: SubscribedInfo[] = [];
+    rtB.subscribe('chat:p', () => undefined, { onJoin: (p) => joins.push(p.client), onLeave: (p) => leaves.push(p.client), onSubscribed: (s) => subs.push(s) });
+    await eventually(() => subs.length === 1, 'B subscribed');
+    const rtA = client(a.url);
+    await follow(rtA, 'chat:p');
+    const idA = rtA.client!;
+    const idB = rtB.client!;
+    await eventually(() => joins.includes(idA), 'the join of the client on A, announced on B');
+    await eventually(() => b.server.channels.presence(SERVER, 'chat:p').count === 2, 'two entries listed on B');
+    expect(a.server.channels.presence(SERVER, 'chat:p').clients.map((e) => e.client).sort()).toEqual([idA, idB].sort());
+    expect((await rtB.presence('chat:p')).count).toBe(2);
+    // Node A loses NATS as if killed: nothing it does from now on reaches the cluster.
+    await a.engine.close();
+    await a.stop();
+    await eventually(() => b.server.channels.presence(SERVER, 'chat:p').count === 1, 'the entry of dead node A expired', PRESENCE_TTL_MS * 4);
+    expect(b.server.channels.presence(SERVER, 'chat:p').clients.map((e) => e.client)).toEqual([idB]);
+    await eventually(() => leaves.includes(idA), 'the leave announced on B');
   });
 
   it('refuses channels.cluster on an engine without a backplane', async () => {
