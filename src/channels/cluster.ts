@@ -228,14 +228,17 @@ export class JetStreamChannelCluster {
     if (live.filling) return;
     live.filling = true;
     const run = async (): Promise<void> => {
+      let misses = 0;
       for (;;) {
         const m = await this.next(channel, channel.top + 1);
         if (live.closed) return;
         if (m === null) {
-          if (live.maxSeen <= channel.top) return;
-          // Seen live but not found yet: read again (bounded by what the stream holds).
+          // A message seen live is stored (JetStream republishes after storing), so a miss means
+          // it arrived with this very answer (read again) or was removed since (age, purge): give up.
+          if (live.maxSeen <= channel.top || ++misses > 3) return;
           continue;
         }
+        misses = 0;
         this.commit(channel, live, m);
       }
     };
