@@ -1,9 +1,9 @@
 /**
  * Channels shared by several Brook nodes over JetStream (docs/channels.md, "Several nodes"): one
- * stream per namespace holds every channel's messages, the stream sequence is the offset, a
- * `Brook-Prev` header chains each channel's messages (kept exact by compare-and-set on the
- * subject's last sequence), and the stream republishes every stored message to a live subject
- * that nodes with local subscribers listen on. No consensus of Brook's own: JetStream orders.
+ * stream per namespace holds every channel's messages, the stream sequence is the offset, and the
+ * stream republishes every stored message, in order, to a live subject that nodes with local
+ * subscribers listen on, with the subject's previous sequence (`Nats-Last-Sequence`): the exact
+ * per-channel chain, computed by JetStream, so publishers on any node need no coordination.
  */
 import { headers, type JetStreamClient, type JetStreamManager, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
@@ -13,9 +13,6 @@ import { ChannelError } from './errors.js';
 import type { Namespace } from './namespaces.js';
 import { Publication } from './publication.js';
 
-/** Publishes that lose the compare-and-set to another node this many times in a row fail (RATE_LIMITED). */
-const MAX_CAS_ATTEMPTS = 50;
-const WRONG_LAST_SEQUENCE = 10071;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -33,11 +30,10 @@ class LiveChannel {
   filling = false;
   /** Highest sequence seen live while not delivering (initializing or filling). */
   maxSeen = 0;
-  /** The highest offset known stored (what the next publish expects as the subject's last). */
+  /** The highest offset known stored. */
   head = 0;
-  /** Publishes of this node to this channel go one at a time (each needs the previous offset). */
-  tail: Promise<unknown> = Promise.resolve();
-  queued = 0;
+  /** Publishes of this node to this channel waiting for their acknowledgement (pipelined, in order). */
+  inFlight = 0;
   sub: Subscription | null = null;
   closed = false;
 
@@ -52,15 +48,16 @@ interface DirectApi {
   getMessage(
     stream: string,
     query: { readonly last_by_subj: string } | { readonly seq: number; readonly next_by_subj: string },
-  ): Promise<{ readonly seq: number; readonly header: MsgHdrs; readonly data: Uint8Array; readonly time: Date }>;
+  ): Promise<{ readonly seq: number; readonly subject: string; readonly header: MsgHdrs; readonly data: Uint8Array; readonly time: Date }>;
 }
 
 /** A message read from the stream. */
 interface Stored {
   readonly seq: number;
-  readonly prev: number;
   readonly data: string;
   readonly timestamp: number;
+  /** Published when its node saw the channel empty (`Brook-First`): recovery from offset 0 checks it. */
+  readonly first: boolean;
 }
 
 export class JetStreamChannelCluster {
@@ -146,36 +143,53 @@ export class JetStreamChannelCluster {
     this.live.delete(channel);
   }
 
-  /** Stores a message; resolves with its offset once JetStream has it (delivery comes live). */
+  /**
+   * Stores a message; resolves with its offset once JetStream has it (delivery comes live).
+   * Pipelined: one connection's publishes are stored in the order they are sent.
+   */
   publish(channel: Channel, data: string, now: number): Promise<number> {
     const live = this.live.get(channel);
     if (live === undefined) return Promise.reject(new ChannelError('STORAGE_ERROR', 'channel is not attached'));
-    if (live.queued >= this.maxPendingPublishes) {
+    if (live.inFlight >= this.maxPendingPublishes) {
       return Promise.reject(new ChannelError('RATE_LIMITED', `too many publishes waiting for channel ${channel.quoted}`, 100));
     }
-    live.queued++;
-    const result = live.tail.then(() => this.store(channel, live, data, now));
-    live.tail = result.then(
-      () => (live.queued--, undefined),
-      () => (live.queued--, undefined),
+    const h = headers();
+    h.set('Brook-Time', String(now));
+    if (live.head === 0 && channel.top === 0 && live.inFlight === 0) h.set('Brook-First', '1');
+    live.inFlight++;
+    return this.js.publish(this.subjectOf(channel), encoder.encode(data), { headers: h }).then(
+      (ack) => {
+        live.inFlight--;
+        if (ack.seq > live.head) live.head = ack.seq;
+        return ack.seq;
+      },
+      (err: unknown) => {
+        live.inFlight--;
+        throw new ChannelError('STORAGE_ERROR', 'the message could not be stored', undefined, { cause: err });
+      },
     );
-    return result;
   }
 
   /**
    * What a subscriber that has `since` missed, read from the stream: messages after `since`, at
-   * most {@link MAX_RECOVERY}; null when the stream no longer holds the one right after `since`.
+   * most {@link MAX_RECOVERY}; null when the stream may no longer hold all of them. The stream
+   * drops a subject's messages oldest first, so while the message at `since` is still there (and
+   * is this channel's), everything after it is too.
    */
   async recover(channel: Channel, since: number, max: number): Promise<Publication[] | null> {
-    if (!Number.isSafeInteger(since)) return null;
+    if (!Number.isSafeInteger(since) || since < -1) return null;
+    if (since > 0 && !(await this.holds(channel, since))) return null;
     const out: Publication[] = [];
     let seq = since + 1;
     const limit = Math.min(max, MAX_RECOVERY, channel.namespace.historySize);
+    let prev = since;
     while (out.length < limit) {
       const m = await this.next(channel, Math.max(seq, 1));
       if (m === null) break;
-      if (out.length === 0 && since >= 0 && m.prev !== since) return null;
-      out.push(toPublication(m));
+      // From "nothing yet" (0): the oldest message held must be the channel's first.
+      if (out.length === 0 && since === 0 && !m.first) return null;
+      out.push(toPublication(m, prev));
+      prev = m.seq;
       seq = m.seq + 1;
     }
     if (out.length === 0 && since < channel.top) return null;
@@ -198,7 +212,8 @@ export class JetStreamChannelCluster {
   private onLive(channel: Channel, live: LiveChannel, msg: Msg): void {
     const h = msg.headers;
     const seq = Number(h?.get('Nats-Sequence'));
-    const prev = Number(h?.get('Brook-Prev'));
+    // The subject's previous sequence, set by JetStream when it republishes (0: the first).
+    const prev = Number(h?.get('Nats-Last-Sequence'));
     if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(prev)) return; // not a channel message
     if (!live.initialized || live.filling) {
       if (seq > live.maxSeen) live.maxSeen = seq;
@@ -210,17 +225,15 @@ export class JetStreamChannelCluster {
       this.fill(channel, live);
       return;
     }
-    this.commit(channel, live, { seq, prev, data: decoder.decode(msg.data), timestamp: Number(h?.get('Brook-Time')) || Date.now() });
+    this.commit(channel, live, { seq, data: decoder.decode(msg.data), timestamp: Number(h?.get('Brook-Time')) || Date.now(), first: false });
   }
 
+  /** Delivers the next message of the chain as this node sees it (`prev` = what it delivered before). */
   private commit(channel: Channel, live: LiveChannel, m: Stored): void {
-    if (m.prev !== channel.top && channel.top > 0) {
-      // The stream no longer holds what came between (history limit): the chain has a hole here.
-      this.logger.warn({ channel: channel.name.name, from: channel.top, to: m.seq }, 'channel messages expired before this node read them');
-    }
+    const pub = toPublication(m, channel.top);
     channel.next = m.seq + 1;
     if (m.seq > live.head) live.head = m.seq;
-    channel.commit(toPublication(m));
+    channel.commit(pub);
   }
 
   /** Reads from the stream what the live subject skipped, then goes back to live delivery. */
@@ -228,6 +241,10 @@ export class JetStreamChannelCluster {
     if (live.filling) return;
     live.filling = true;
     const run = async (): Promise<void> => {
+      if (channel.top > 0 && !(await this.holds(channel, channel.top))) {
+        // The stream dropped what came after (history limit) before this node read it: a hole.
+        this.logger.warn({ channel: channel.name.name, after: channel.top }, 'channel messages expired before this node read them');
+      }
       let misses = 0;
       for (;;) {
         const m = await this.next(channel, channel.top + 1);
@@ -249,28 +266,6 @@ export class JetStreamChannelCluster {
       });
   }
 
-  private async store(channel: Channel, live: LiveChannel, data: string, now: number): Promise<number> {
-    const subject = this.subjectOf(channel);
-    const payload = encoder.encode(data);
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const prev = Math.max(live.head, channel.top);
-      const h = headers();
-      h.set('Brook-Prev', String(prev));
-      h.set('Brook-Time', String(now));
-      h.set('Nats-Expected-Last-Subject-Sequence', String(prev));
-      try {
-        const ack = await this.js.publish(subject, payload, { headers: h });
-        if (ack.seq > live.head) live.head = ack.seq;
-        return ack.seq;
-      } catch (err) {
-        if (apiErrCode(err) !== WRONG_LAST_SEQUENCE) throw new ChannelError('STORAGE_ERROR', 'the message could not be stored', undefined, { cause: err });
-        // Another node published in between: chain after its message.
-        live.head = await this.last(channel);
-      }
-    }
-    throw new ChannelError('RATE_LIMITED', `channel ${channel.quoted} is contended; retry`, 100);
-  }
-
   private async last(channel: Channel): Promise<number> {
     try {
       const m = await this.direct().getMessage(this.streamName(channel.namespace), { last_by_subj: this.subjectOf(channel) });
@@ -284,11 +279,17 @@ export class JetStreamChannelCluster {
   private async next(channel: Channel, seq: number): Promise<Stored | null> {
     try {
       const m = await this.direct().getMessage(this.streamName(channel.namespace), { seq, next_by_subj: this.subjectOf(channel) });
-      return { seq: m.seq, prev: Number(m.header.get('Brook-Prev')) || 0, data: decoder.decode(m.data), timestamp: Number(m.header.get('Brook-Time')) || m.time.getTime() };
+      return { seq: m.seq, data: decoder.decode(m.data), timestamp: Number(m.header.get('Brook-Time')) || m.time.getTime(), first: m.header.get('Brook-First') === '1' };
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  /** Whether the stream still holds this channel's message at `seq`. */
+  private async holds(channel: Channel, seq: number): Promise<boolean> {
+    const m = await this.next(channel, seq);
+    return m !== null && m.seq === seq;
   }
 
   private direct(): DirectApi {
@@ -310,9 +311,9 @@ export class JetStreamChannelCluster {
   }
 }
 
-function toPublication(m: Stored): Publication {
+function toPublication(m: Stored, prev: number): Publication {
   const pub = new Publication(m.seq, m.data, m.timestamp);
-  pub.prev = m.prev;
+  pub.prev = prev;
   return pub;
 }
 
@@ -324,11 +325,6 @@ function namespaceToken(name: string): string {
 /** Channel names never contain `_`, so replacing `.` (a subject separator) with it is injective. */
 function channelToken(name: string): string {
   return name.replaceAll('.', '_');
-}
-
-function apiErrCode(err: unknown): number | undefined {
-  const api = (err as { api_error?: { err_code?: number } } | null)?.api_error;
-  return api?.err_code;
 }
 
 function isNotFound(err: unknown): boolean {

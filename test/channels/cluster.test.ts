@@ -180,6 +180,10 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     // `other.offset` belongs to another channel: what follows it here does not chain to it.
     expect(await hub.history(SERVER, 'tiny:gone', other.offset, 10)).toMatchObject({ recovered: false });
     expect(await hub.history(SERVER, 'tiny:gone', 1.5, 10)).toMatchObject({ recovered: false });
+    // From 0 ("nothing yet"): recovered only while the channel's first message is still held.
+    expect(await hub.history(SERVER, 'tiny:gone', 0, 10)).toMatchObject({ recovered: false });
+    await hub.publish(SERVER, 'tiny:fresh', '"x"', 'server');
+    expect(await hub.history(SERVER, 'tiny:fresh', 0, 10)).toMatchObject({ recovered: true, publications: [{ data: '"x"' }] });
     expect(await hub.history(SERVER, 'tiny:gone', all.publications[0]!.offset, 10)).toMatchObject({ recovered: true, publications: [{ data: '4' }] });
     const rt = client(a.url);
     const subs: SubscribedInfo[] = [];
