@@ -243,3 +243,11 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     ).rejects.toThrow(/needs the JetStream engine/);
   });
 });
+
+describe('RealtimeClient with several URLs', () => {
+  it('refuses an empty list and a bad URL anywhere in the list, at construction', () => {
+    const WS = WebSocket as unknown as WebSocketConstructor;
+    expect(() => new RealtimeClient({ url: [], WebSocket: WS })).toThrow(/at least one server/);
+    expect(() => new RealtimeClient({ url: ['http://127.0.0.1:1', 'ftp://x'], WebSocket: WS })).toThrow(/http\(s\) or ws\(s\)/);
+  });
+});
