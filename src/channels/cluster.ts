@@ -112,13 +112,6 @@ export class JetStreamChannelCluster {
     this.live.clear();
   }
 
-  /** Deletes the namespace streams (tests, tearing down). */
-  async destroy(namespaces: Iterable<Namespace>): Promise<void> {
-    this.close();
-    const jsm = this.jsm ?? (await this.backplane.nc.jetstreamManager());
-    for (const ns of namespaces) await jsm.streams.delete(this.streamName(ns)).catch(() => false);
-  }
-
   /** The epoch of a namespace: its stream's identity (creation time). */
   epoch(ns: Namespace): string {
     return this.epochs.get(ns.name) ?? 'j0';
