@@ -93,11 +93,22 @@ export class JetStreamChannelCluster {
         allow_direct: true,
         republish: { src: `${this.subjectBase}.ch.${token}.*`, dest: `${this.subjectBase}.chl.${token}.{{wildcard(1)}}` },
       } as const;
-      let created: string;
+      let created = '';
+      let existing: Awaited<ReturnType<JetStreamManager['streams']['info']>> | null = null;
       try {
-        created = (await jsm.streams.info(name)).created;
+        existing = await jsm.streams.info(name);
       } catch {
         created = (await jsm.streams.add(config as never)).created;
+      }
+      if (existing !== null) {
+        created = existing.created;
+        const c = existing.config;
+        if (c.max_msgs_per_subject !== config.max_msgs_per_subject || c.max_age !== config.max_age) {
+          // The namespace's history settings changed: the first node to start with them applies them.
+          await jsm.streams.update(name, { ...c, max_msgs_per_subject: config.max_msgs_per_subject, max_age: config.max_age }).catch((err: unknown) => {
+            this.logger.warn({ err, stream: name }, 'could not apply the namespace history settings to its stream');
+          });
+        }
       }
       this.epochs.set(ns.name, `j${Date.parse(created).toString(36)}`);
     }
