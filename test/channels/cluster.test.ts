@@ -166,6 +166,34 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     expect(got.subscribed[1]).toMatchObject({ recovered: true, resubscribed: true });
   });
 
+  it('a node that starts a channel mid-stream recovers from an old offset while messages flow: exact, in order', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    let n = 0;
+    const offsets: number[] = [];
+    const pump = setInterval(() => {
+      for (let i = 0; i < 5; i++) {
+        const value = n++;
+        void Promise.resolve(a.server.channels.publish(SERVER, 'chat:mid', String(value), 'server')).then((r) => (offsets[value] = r.offset));
+      }
+    }, 2);
+    cleanups.push(() => clearInterval(pump));
+    await eventually(() => offsets.filter((o) => o !== undefined).length > 100, 'a hundred stored');
+    // Node B has never seen the channel: it starts it while the pump runs, recovering after message 20.
+    const rt = client(b.url);
+    const got: number[] = [];
+    const subs: SubscribedInfo[] = [];
+    rt.subscribe<number>('chat:mid', (m) => got.push(m.data), { since: { offset: offsets[20]! }, onSubscribed: (s) => subs.push(s) });
+    await eventually(() => subs.length === 1, 'subscribed on B');
+    await eventually(() => got.length > 200, 'live messages on B');
+    clearInterval(pump);
+    const total = n;
+    await eventually(() => got.length === total - 21, `messages 21..${total - 1}`);
+    expect(subs[0]!.recovered).toBe(true);
+    expect(got).toEqual(Array.from({ length: total - 21 }, (_, i) => i + 21));
+  });
+
   it('a recovery older than what the stream holds, from an offset the channel never had, or from another epoch says recovered:false', async () => {
     const c = cluster();
     const a = await c.node();
