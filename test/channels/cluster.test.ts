@@ -184,7 +184,7 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     const rt = client(b.url);
     const got: number[] = [];
     const subs: SubscribedInfo[] = [];
-    rt.subscribe<number>('chat:mid', (m) => got.push(m.data), { since: { offset: offsets[20]! }, onSubscribed: (s) => subs.push(s) });
+    rt.subscribe<number>('chat:mid', (m) => got.push(m.data), { since: { offset: offsets[20]!, epoch: a.server.channels.position('chat:mid')!.epoch }, onSubscribed: (s) => subs.push(s) });
     await eventually(() => subs.length === 1, 'subscribed on B');
     await eventually(() => got.length > 200, 'live messages on B');
     clearInterval(pump);
