@@ -5,7 +5,7 @@
  * reconnects to the other and recovers without gap or duplicate; topic channels across nodes.
  */
 import { randomBytes } from 'node:crypto';
-import { connect } from 'nats';
+import { connect, headers } from 'nats';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -221,6 +221,27 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     await eventually(() => subs.length === 2, 'subscribed');
     expect(subs.map((s) => s.recovered)).toEqual([false, false]);
     expect(got).toEqual([]);
+  });
+
+  it('foreign messages on a live subject are never delivered: a forged future offset makes the node check the stream, then it goes on', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const onA = await follow(client(a.url), 'chat:forged');
+    const first = await a.server.channels.publish(SERVER, 'chat:forged', '1', 'server');
+    await eventually(() => onA.data.length === 1, 'first message');
+    const nc = await connect({ servers });
+    cleanups.push(() => nc.close());
+    const live = `$BRK.${a.engine.backplane().prefix}.chl.chat.chat:forged`;
+    const h = headers();
+    h.set('Nats-Sequence', String(first.offset + 1000));
+    h.set('Nats-Last-Sequence', String(first.offset + 999));
+    nc.publish(live, new TextEncoder().encode('"forged"'), { headers: h });
+    nc.publish(live, new TextEncoder().encode('"no headers"'));
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    await a.server.channels.publish(SERVER, 'chat:forged', '2', 'server');
+    await eventually(() => onA.data.length === 2, 'the next real message');
+    expect(onA.data).toEqual([1, 2]);
   });
 
   it('topic channels read the shared log: produced through node A, received on node B', async () => {
