@@ -47,6 +47,34 @@ async function brook(): Promise<number> {
   return server.port;
 }
 
+/**
+ * Brook on the JetStream engine with the channel cluster (docs/channels.md, "Several nodes"): the
+ * 2-node fan-out run starts two of these on one NATS (`BENCH_NATS`) and prefix (`BENCH_NATS_PREFIX`).
+ */
+async function brookCluster(): Promise<number> {
+  const { JetStreamEngine } = await import('../../src/engine/jetstream/index.js');
+  const { createServer } = await import('../../src/server/index.js');
+  const logger = pino({ level: 'warn' });
+  const engine = new JetStreamEngine({ servers: process.env['BENCH_NATS'] ?? 'nats://127.0.0.1:4222', prefix: process.env['BENCH_NATS_PREFIX'] ?? 'BENCHFAN', logger });
+  await engine.open();
+  const server = await createServer({
+    engine,
+    host: '127.0.0.1',
+    port: 0,
+    logger,
+    channels: {
+      namespaces: [{ name: 'bench', history: { size: 100, ttlMs: 60_000 } }],
+      realtime: { maxConnections: 1_000_000, publishRate: 1e9, publishBurst: 1e9, maxChannelsPerConnection: 10 },
+      maxChannels: 2_000_000,
+      cluster: 'jetstream',
+    },
+  });
+  process.once('disconnect', () => {
+    void server.close().then(() => engine.close()).finally(() => process.exit(0));
+  });
+  return server.port;
+}
+
 async function socketIo(): Promise<number> {
   const { Server } = await import('socket.io');
   const http = createHttpServer();
@@ -101,7 +129,7 @@ async function naiveWs(): Promise<number> {
 }
 
 const system = process.argv[2];
-const port = system === 'brook' ? await brook() : system === 'socketio' ? await socketIo() : system === 'ws' ? await naiveWs() : null;
+const port = system === 'brook' ? await brook() : system === 'brook-cluster' ? await brookCluster() : system === 'socketio' ? await socketIo() : system === 'ws' ? await naiveWs() : null;
 if (port === null) throw new Error(`unknown system ${String(system)}`);
 process.on('message', (m: { cmd: string }) => {
   if (m.cmd !== 'rss') return;

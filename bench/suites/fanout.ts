@@ -11,6 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { BenchOptions } from '../lib/args.js';
+import { NatsServer } from '../lib/nats-server.js';
 import { REPO_ROOT } from '../lib/paths.js';
 import { fixed, int, ms, ratio, table, target, verdict, type Target } from '../lib/report.js';
 import type { ConnectCommand, ConnectResult, RunCommand, RunResult } from '../fanout/loadgen.js';
@@ -40,7 +41,17 @@ export interface DensityRun {
   readonly connectMs: number;
 }
 
+/** Brook's channel cluster on JetStream: one publisher on node A, subscribers on 1 node or split over 2. */
+export interface ClusterFanoutRun extends RunResult {
+  readonly nodes: 1 | 2;
+  readonly subscribers: number;
+  readonly connected: number;
+  /** CPU of all Brook server processes together, in % of one core. */
+  readonly serverCpuPercent: number;
+}
+
 export interface FanoutResult {
+  readonly cluster?: readonly ClusterFanoutRun[];
   readonly seconds: number;
   readonly window: number;
   readonly payloadBytes: number;
@@ -148,8 +159,8 @@ async function cpuMs(pid: number): Promise<number> {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
-async function startServer(system: FanoutSystem, dir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawnNode('bench/fanout/servers.ts', [system], ['--expose-gc', '--max-old-space-size=4096'], { BENCH_DIR: dir });
+async function startServer(system: FanoutSystem | 'brook-cluster', dir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawnNode('bench/fanout/servers.ts', [system], ['--expose-gc', '--max-old-space-size=4096'], { BENCH_DIR: dir, ...env });
   child.on('error', () => undefined); // surfaces as the missing `ready` below
   const ready = await nextMessage<{ port: number }>(child, 30_000, `${system} server start`);
   return { child, port: ready.port };
@@ -176,6 +187,8 @@ export interface FanoutOptions {
   readonly window: number;
   readonly densityCounts: readonly number[];
   readonly systems: readonly FanoutSystem[];
+  /** Subscribers of the 1-node vs 2-node channel-cluster run (its own nats-server); 0 skips it. */
+  readonly clusterSubscribers?: number;
 }
 
 /** The open-files limit the children can get (the hard limit, unless the bench may raise it). */
@@ -202,8 +215,8 @@ function densityCounts(wanted: readonly number[]): { counts: number[]; note: str
 
 export function fanoutOptions(options: BenchOptions): FanoutOptions {
   return options.quick
-    ? { subscriberCounts: [1_000, 5_000], manyChannels: 2_000, seconds: 3, window: 16, densityCounts: [20_000], systems: FANOUT_SYSTEMS }
-    : { subscriberCounts: [1_000, 5_000, 10_000], manyChannels: 10_000, seconds: 10, window: 16, densityCounts: [20_000, 50_000], systems: FANOUT_SYSTEMS };
+    ? { subscriberCounts: [1_000, 5_000], manyChannels: 2_000, seconds: 3, window: 16, densityCounts: [20_000], systems: FANOUT_SYSTEMS, clusterSubscribers: 2_000 }
+    : { subscriberCounts: [1_000, 5_000, 10_000], manyChannels: 10_000, seconds: 10, window: 16, densityCounts: [20_000, 50_000], systems: FANOUT_SYSTEMS, clusterSubscribers: 5_000 };
 }
 
 export async function runFanout(options: BenchOptions, fo: FanoutOptions = fanoutOptions(options)): Promise<FanoutResult> {
@@ -286,6 +299,14 @@ export async function runFanout(options: BenchOptions, fo: FanoutOptions = fanou
       ], true);
     }
   }
+  const cluster: ClusterFanoutRun[] = [];
+  if ((fo.clusterSubscribers ?? 0) > 0) {
+    try {
+      cluster.push(...(await runClusterFanout(options, fo, fo.clusterSubscribers!)));
+    } catch (err) {
+      errors.push(`cluster fan-out: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   const plannedDensity = densityCounts(fo.densityCounts);
   if (plannedDensity.note !== null) errors.push(`density: ${plannedDensity.note}`);
   for (const connections of plannedDensity.counts) {
@@ -324,7 +345,73 @@ export async function runFanout(options: BenchOptions, fo: FanoutOptions = fanou
       }
     }
   }
-  return { seconds: fo.seconds, window: fo.window, payloadBytes: PAYLOAD_BYTES, runs, density, errors };
+  return { seconds: fo.seconds, window: fo.window, payloadBytes: PAYLOAD_BYTES, runs, density, errors, cluster };
+}
+
+/**
+ * Brook's channel cluster (JetStream engine, `channels.cluster`) on a nats-server of the bench's
+ * own: `subscribers` on one node, then split evenly over two nodes; the publisher always on node A.
+ */
+async function runClusterFanout(options: BenchOptions, fo: FanoutOptions, subscribers: number): Promise<ClusterFanoutRun[]> {
+  const nats = await NatsServer.start(options.dir, 'nats-fanout-');
+  const out: ClusterFanoutRun[] = [];
+  try {
+    for (const nodes of [1, 2] as const) {
+      progress(`cluster fan-out: ${nodes} Brook node(s) on JetStream, ${subscribers} subscribers, ${fo.seconds} s`);
+      const env = { BENCH_NATS: nats.url, BENCH_NATS_PREFIX: `FAN${nodes}` };
+      const servers: { child: ChildProcess; port: number }[] = [];
+      let loadgen: ChildProcess | null = null;
+      try {
+        for (let i = 0; i < nodes; i++) servers.push(await startServer('brook-cluster', options.dir, env));
+        loadgen = await startLoadgen();
+        const wire = WIRE.brook;
+        let connected = 0;
+        for (let i = 0; i < nodes; i++) {
+          const count = Math.floor(subscribers / nodes) + (i < subscribers % nodes ? 1 : 0);
+          loadgen.send({
+            cmd: 'connect',
+            port: servers[i]!.port,
+            count,
+            path: wire.path,
+            protocol: wire.protocol!,
+            hello: wire.hello!,
+            readyFrames: wire.readyFrames,
+            sourceAddresses: [],
+            sampled: Math.round(200 / nodes),
+          } satisfies ConnectCommand);
+          connected += (await nextMessage<ConnectResult>(loadgen, 300_000, `cluster node ${i} connect`)).connected;
+        }
+        loadgen.send({
+          cmd: 'run',
+          port: servers[0]!.port,
+          seconds: fo.seconds,
+          window: fo.window,
+          mode: 'shared',
+          publisherPath: wire.publisherPath,
+          publisherProtocol: 'brook.realtime.v1',
+          publishPrefix: wire.publishPrefix,
+          publishSuffix: wire.publishSuffix,
+          payloadBytes: PAYLOAD_BYTES,
+        } satisfies RunCommand);
+        await nextMessage<{ measuring: true }>(loadgen, 60_000, 'cluster warm-up');
+        const cpu = async (): Promise<number> => (await Promise.all(servers.map((s) => cpuMs(s.child.pid!)))).reduce((a, b) => a + b, 0);
+        const cpu0 = await cpu();
+        const t0 = performance.now();
+        await nextMessage<{ measured: true }>(loadgen, fo.seconds * 1000 + 60_000, 'cluster run');
+        const serverCpuPercent = (((await cpu()) - cpu0) / (performance.now() - t0)) * 100;
+        const result = await nextMessage<RunResult & { error?: string }>(loadgen, 60_000, 'cluster result');
+        if (result.error !== undefined) throw new Error(result.error);
+        out.push({ ...result, nodes, subscribers, connected, serverCpuPercent });
+        progress(`  ${Math.round(result.deliveredPerSec).toLocaleString('en-US')} msg/s delivered, p99 ${result.p99Ms.toFixed(1)} ms, servers CPU ${serverCpuPercent.toFixed(0)}%`);
+      } finally {
+        if (loadgen !== null) await stop(loadgen);
+        for (const s of servers) await stop(s.child);
+      }
+    }
+  } finally {
+    await nats.stop();
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------- report
@@ -387,6 +474,18 @@ export function printFanout(r: FanoutResult, targets: readonly Target[]): void {
         table(
           ['system', 'connections', 'connected', 'RSS before MB', 'RSS after MB', 'KiB / connection'],
           r.density.map((d) => [LABEL[d.system], int(d.connections), int(d.connected), fixed(d.rssBeforeMb, 0), fixed(d.rssAfterMb, 0), fixed(d.bytesPerConnection / 1024, 1)]),
+        ),
+      ),
+    );
+  }
+  if (r.cluster !== undefined && r.cluster.length > 0) {
+    console.log('\n  Several nodes: Brook channel cluster on JetStream (its own nats-server), publisher on node A, subscribers on 1 node or split over 2 (same machine)');
+    const one = r.cluster.find((x) => x.nodes === 1);
+    console.log(
+      indent(
+        table(
+          ['nodes', 'subscribers', 'delivered msg/s', 'p50 ms', 'p99 ms', 'servers CPU', 'loadgen CPU', 'vs 1 node'],
+          r.cluster.map((x) => [String(x.nodes), int(x.connected), int(x.deliveredPerSec), ms(x.p50Ms), ms(x.p99Ms), `${fixed(x.serverCpuPercent, 0)}%`, `${fixed(x.cpuPercent, 0)}%`, x.nodes === 1 ? '1.00×' : ratio(x.deliveredPerSec, one?.deliveredPerSec)]),
         ),
       ),
     );

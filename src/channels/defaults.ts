@@ -30,3 +30,5 @@ export const MAX_RECOVERY = 10_000;
 export const MAX_INFO_BYTES = 1024;
 /** Longest channel name. */
 export const MAX_CHANNEL_NAME = 255;
+/** Channel cluster: how long a presence entry outlives its node (refreshed every third of it). */
+export const DEFAULT_CLUSTER_PRESENCE_TTL_MS = 30_000;

@@ -7,7 +7,10 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { authorizeChannel, type ChannelIdentity } from './capabilities.js';
 import { Channel, type Recovery, type StreamPosition } from './channel.js';
+import { JetStreamChannelCluster, type ClusterBackplane } from './cluster.js';
+import { ClusterPresence } from './cluster-presence.js';
 import {
+  DEFAULT_CLUSTER_PRESENCE_TTL_MS,
   DEFAULT_MAX_CHANNELS,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PENDING_BYTES,
@@ -45,6 +48,13 @@ export interface ChannelHubOptions {
   readonly sweepMs?: number;
   /** @defaultValue Date.now */
   readonly now?: () => number;
+  /**
+   * Share every channel (but topic channels, which read the shared log anyway) with the other
+   * Brook nodes on this JetStream backplane (docs/channels.md, "Several nodes"). @defaultValue single-node
+   */
+  readonly cluster?: ClusterBackplane;
+  /** With `cluster`: how long a presence entry outlives its node. @defaultValue 30_000 */
+  readonly presenceTtlMs?: number;
 }
 
 export interface PublishResult {
@@ -81,8 +91,11 @@ export interface HubStats {
   readonly subscriptions: number;
 }
 
-/** Older publications a topic-channel recovery read from the log (beyond its history window). */
-type Prefetched = readonly Publication[] | null;
+/**
+ * Older publications a topic-channel recovery read from the log (beyond its history window), or
+ * what a clustered channel's recovery read from its stream ('lost': no longer held).
+ */
+type Prefetched = readonly Publication[] | 'lost' | null;
 
 export class ChannelHub {
   private readonly namespaces: Map<string, Namespace>;
@@ -95,6 +108,8 @@ export class ChannelHub {
   readonly maxMessageBytes: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private subscriptions = 0;
+  private readonly cluster: JetStreamChannelCluster | null;
+  private readonly clusterPresence: ClusterPresence | null;
 
   constructor(private readonly options: ChannelHubOptions) {
     this.namespaces = resolveNamespaces(options.namespaces ?? DEFAULT_NAMESPACES);
@@ -102,8 +117,34 @@ export class ChannelHub {
     this.now = options.now ?? Date.now;
     this.maxChannels = options.maxChannels ?? DEFAULT_MAX_CHANNELS;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.cluster =
+      options.cluster === undefined
+        ? null
+        : new JetStreamChannelCluster(options.cluster, this.logger, options.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES);
+    this.clusterPresence =
+      options.cluster === undefined
+        ? null
+        : new ClusterPresence(
+            options.cluster.nc,
+            `${options.cluster.prefix}_presence`,
+            options.cluster.replicas,
+            options.presenceTtlMs ?? DEFAULT_CLUSTER_PRESENCE_TTL_MS,
+            newEpoch(),
+            {
+              channel: (name) => this.channels.get(name),
+              maxPresence: (name) => {
+                try {
+                  return this.namespaces.get(parseChannelName(name).namespace)?.maxPresence ?? 0;
+                } catch {
+                  return 0;
+                }
+              },
+            },
+            this.logger,
+          );
     for (const ns of this.namespaces.values()) {
-      if (!ns.durable) continue;
+      // Clustered namespaces keep their history in their JetStream stream.
+      if (!ns.durable || this.cluster !== null) continue;
       const limits = {
         maxPendingPublishes: options.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES,
         maxPendingBytes: options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES,
@@ -116,6 +157,8 @@ export class ChannelHub {
   /** Creates durable topics and rebuilds durable channels' offsets, epochs and history. */
   async open(): Promise<void> {
     const now = this.now();
+    await this.cluster?.open([...this.namespaces.values()].filter((ns) => !ns.topicSource));
+    await this.clusterPresence?.open();
     for (const [name, log] of this.durable) {
       await log.open();
       const ns = this.namespaces.get(name)!;
@@ -151,6 +194,8 @@ export class ChannelHub {
   /** Stops tailers and the sweep. Subscribers are the transports' to close. */
   close(): void {
     clearInterval(this.sweepTimer);
+    this.cluster?.close();
+    void this.clusterPresence?.close();
     for (const tailer of this.tailers.values()) tailer.stop();
     this.tailers.clear();
   }
@@ -189,6 +234,7 @@ export class ChannelHub {
     const log = this.durable.get(namespace.name);
     if (log?.full) throw new ChannelError('RATE_LIMITED', `too many publishes waiting for the disk in namespace "${namespace.name}"`, 100);
     const channel = this.channelFor(parsed, namespace);
+    if (this.cluster !== null) return this.publishClustered(this.cluster, channel, data);
     const pub = new Publication(channel.next++, data, this.now());
     if (log === undefined) {
       channel.commit(pub);
@@ -222,7 +268,11 @@ export class ChannelHub {
           // Checked after the permissions, so a bad filter says nothing about a channel one may not read.
           const filter = request.filter === undefined ? null : RowFilter.parse(request.filter);
           const channel = this.channelFor(name, namespace);
-          const prefetched = namespace.topicSource ? await this.prepareTopic(channel, request.since) : null;
+          const prefetched = namespace.topicSource
+            ? await this.prepareTopic(channel, request.since)
+            : this.cluster !== null
+              ? await this.prepareClustered(this.cluster, channel, request.since)
+              : null;
           return { request, channel, prefetched, filter };
         } catch (err) {
           return { request, error: asChannelError(err, request.channel) };
@@ -241,7 +291,10 @@ export class ChannelHub {
         this.release(p.channel);
         continue;
       }
-      const recovered = recoverWith(p.channel, p.request.since, p.prefetched, now);
+      const recovered =
+        this.cluster !== null && !p.channel.namespace.topicSource
+          ? recoverClustered(p.channel, p.request.since, p.prefetched)
+          : recoverWith(p.channel, p.request.since, p.prefetched === 'lost' ? [] : p.prefetched, now);
       const recovery = p.filter === null ? recovered : { ...recovered, missed: Channel.visible(recovered.missed, p.filter) };
       p.channel.setFilter(subscriber, p.filter);
       if (!p.channel.subscribers.has(subscriber)) {
@@ -256,7 +309,10 @@ export class ChannelHub {
     joined(results);
     // After the reply, so the subscriber's own join event follows its `subscribed` answer.
     const entry = subscriber.presence;
-    for (const channel of joins) channel.join(entry);
+    for (const channel of joins) {
+      channel.join(entry);
+      this.clusterPresence?.join(channel.name.name, entry);
+    }
   }
 
   /** Removes the subscriber (and its presence) from a channel; a no-op when not subscribed. */
@@ -265,7 +321,10 @@ export class ChannelHub {
     if (channel === undefined || !channel.subscribers.delete(subscriber)) return false;
     channel.setFilter(subscriber, null);
     this.subscriptions--;
-    if (channel.namespace.presence) channel.leave(subscriber.presence.client);
+    if (channel.namespace.presence) {
+      channel.leave(subscriber.presence.client);
+      this.clusterPresence?.leave(name, subscriber.presence.client);
+    }
     this.release(channel);
     return true;
   }
@@ -288,6 +347,7 @@ export class ChannelHub {
       const page = await this.options.engine.read(topic, partition, from, { maxRecords: bounded });
       return { epoch: topicEpoch(partition), offset: wm.highWatermark - 1, publications: page.records.map(toPublication), recovered: true };
     }
+    if (this.cluster !== null) return this.historyClustered(this.cluster, parsed, namespace, since, bounded);
     const channel = this.channels.get(name);
     if (channel === undefined) return { epoch: '', offset: -1, publications: [], recovered: since < 0 };
     channel.history.trim(this.now());
@@ -299,6 +359,10 @@ export class ChannelHub {
   presence(identity: ChannelIdentity, name: string): PresenceResult {
     const { name: parsed } = this.resolve(name);
     authorizeChannel(identity, 'presence', parsed);
+    if (this.clusterPresence !== null) {
+      const held = this.clusterPresence.entries(name);
+      return { count: held?.size ?? 0, clients: held ? [...held.values()].map((h) => h.entry) : [] };
+    }
     const map = this.channels.get(name)?.presence;
     return { count: map?.size ?? 0, clients: map ? [...map.values()] : [] };
   }
@@ -315,10 +379,68 @@ export class ChannelHub {
     if (this.channels.size >= this.maxChannels) {
       throw new ChannelError('CHANNEL_LIMIT', `the server holds its maximum of ${this.maxChannels} channels; retry later`, 1000);
     }
-    const epoch = namespace.topicSource ? topicEpoch(topicOf(name).partition) : newEpoch();
+    const clustered = this.cluster !== null && !namespace.topicSource;
+    const epoch = namespace.topicSource ? topicEpoch(topicOf(name).partition) : clustered ? this.cluster!.epoch(namespace) : newEpoch();
     const channel = new Channel(name, namespace, epoch);
     this.channels.set(name.name, channel);
+    if (clustered) {
+      for (const held of this.clusterPresence?.entries(name.name)?.values() ?? []) channel.join(held.entry);
+      this.cluster!.attach(channel).catch((err: unknown) => {
+        this.logger.error({ err, channel: name.name }, 'clustered channel could not attach');
+        if (channel.subscribers.size === 0 && this.channels.get(name.name) === channel) this.drop(channel);
+      });
+    }
     return channel;
+  }
+
+  /** Clustered: stored in the namespace's stream, delivered (here too) when it comes back live. */
+  private publishClustered(cluster: JetStreamChannelCluster, channel: Channel, data: string): Promise<PublishResult> {
+    channel.pending++;
+    const now = this.now();
+    return cluster
+      .attach(channel)
+      .then(() => cluster.publish(channel, data, now))
+      .then(
+        (offset) => ({ offset, epoch: channel.epoch }),
+        (err: unknown) => {
+          throw asChannelError(err, channel.name.name);
+        },
+      )
+      .finally(() => channel.pending--);
+  }
+
+  /** Clustered: waits for the channel's offset, and for an older `since` reads the stream. */
+  private async prepareClustered(cluster: JetStreamChannelCluster, channel: Channel, since: StreamPosition | undefined): Promise<Prefetched> {
+    try {
+      await cluster.attach(channel);
+      if (since === undefined || (since.epoch !== undefined && since.epoch !== channel.epoch) || since.offset >= channel.top) return null;
+      return (await cluster.recover(channel, since.offset, MAX_RECOVERY)) ?? 'lost';
+    } catch (err) {
+      throw asChannelError(err, channel.name.name);
+    }
+  }
+
+  private async historyClustered(
+    cluster: JetStreamChannelCluster,
+    parsed: ChannelName,
+    namespace: Namespace,
+    since: number,
+    limit: number,
+  ): Promise<HistoryResult> {
+    const channel = this.channelFor(parsed, namespace);
+    try {
+      await cluster.attach(channel);
+      if (since >= channel.top) return { epoch: channel.epoch, offset: channel.top, publications: [], recovered: since === channel.top };
+      const pubs = await cluster.recover(channel, since, limit);
+      return { epoch: channel.epoch, offset: channel.top, publications: pubs ?? [], recovered: pubs !== null };
+    } catch (err) {
+      throw asChannelError(err, parsed.name);
+    }
+  }
+
+  private drop(channel: Channel): void {
+    this.channels.delete(channel.name.name);
+    this.cluster?.detach(channel);
   }
 
   /** Starts the tailer of a topic channel and, for an old `since`, reads what history lacks. */
@@ -382,22 +504,40 @@ export class ChannelHub {
   /** Drops channels without subscribers whose history has expired (memory stays bounded by use). */
   private sweep(): void {
     const now = this.now();
-    for (const [name, channel] of this.channels) {
+    for (const channel of this.channels.values()) {
       if (channel.subscribers.size > 0 || channel.pending > 0) continue;
       channel.history.trim(now);
-      if (channel.history.size === 0) this.channels.delete(name);
+      if (channel.history.size === 0) this.drop(channel);
     }
   }
 }
 
 /** Recovery of a topic channel may start with records read from the log before the history window. */
-function recoverWith(channel: Channel, since: StreamPosition | undefined, prefetched: Prefetched, now: number): Recovery {
+function recoverWith(channel: Channel, since: StreamPosition | undefined, prefetched: readonly Publication[] | null, now: number): Recovery {
   if (prefetched === null || since === undefined) return channel.recover(since, now);
   if (prefetched.length === 0) return { offset: channel.top, epoch: channel.epoch, recovered: false, missed: [] };
   const last = prefetched[prefetched.length - 1]!.offset;
   const rest = channel.recover({ offset: last, epoch: channel.epoch }, now);
   if (rest.recovered !== true) return rest;
   return { ...rest, missed: [...prefetched, ...rest.missed] };
+}
+
+/**
+ * Recovery of a clustered channel: what was read from the stream, then what this node delivered
+ * since, bridged by the `prev` chain (offsets are stream sequences, not contiguous).
+ */
+function recoverClustered(channel: Channel, since: StreamPosition | undefined, prefetched: Prefetched): Recovery {
+  const base = { offset: channel.top, epoch: channel.epoch };
+  if (since === undefined) return { ...base, missed: [] };
+  const lost = { ...base, recovered: false, missed: [] };
+  if (since.epoch !== undefined && since.epoch !== channel.epoch) return lost;
+  if (since.offset > channel.top || prefetched === 'lost') return lost;
+  if (since.offset === channel.top) return { ...base, recovered: true, missed: [] };
+  const read = prefetched ?? [];
+  const known = read.length > 0 ? read[read.length - 1]!.offset : since.offset;
+  const rest = channel.history.after(known);
+  if (rest.length === 0 ? known !== channel.top : rest[0]!.prev !== known) return lost;
+  return { ...base, recovered: true, missed: read.length === 0 ? rest : [...read, ...rest] };
 }
 
 /** `topic:<topic>[~<partition>]` → the topic and partition. */

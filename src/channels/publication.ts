@@ -7,6 +7,8 @@ export class Publication {
   /** Transport caches, filled lazily by the first subscriber of each kind, dropped after the fan-out. */
   ws: Uint8Array | undefined = undefined;
   sse: string | undefined = undefined;
+  /** The channel's previous offset, known for clustered channels only (docs/channels.md, "Several nodes"). */
+  prev = -1;
 
   constructor(
     readonly offset: number,

@@ -112,6 +112,7 @@ Examples:
     .option('--nats-tls-ca <file>', 'CA certificate to verify the NATS servers with (implies TLS)')
     .option('--nats-tls-cert <file>', 'client certificate for NATS (with --nats-tls-key; implies TLS)')
     .option('--nats-tls-key <file>', 'private key of --nats-tls-cert')
+    .option('--channels-cluster', 'with --engine jetstream: every node serves every channel (shared offsets, history, presence)')
     .option('--cdc-url <url>', 'capture row changes from this PostgreSQL database (postgres://...)')
     .option('--cdc-tables <list>', 'tables to capture with --cdc-url, comma-separated schema.table')
     .option('--cdc-schemas <list>', 'schemas to capture whole with --cdc-url, comma-separated')
@@ -137,6 +138,7 @@ Examples:
         natsTlsCa?: string;
         natsTlsCert?: string;
         natsTlsKey?: string;
+        channelsCluster?: boolean;
         cdcUrl?: string;
         cdcTables?: string;
         cdcSchemas?: string;
@@ -163,6 +165,7 @@ Examples:
             natsTlsCa: opts.natsTlsCa,
             natsTlsCert: opts.natsTlsCert,
             natsTlsKey: opts.natsTlsKey,
+            channelsCluster: opts.channelsCluster,
             cdc:
               opts.cdcUrl === undefined
                 ? undefined

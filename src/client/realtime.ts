@@ -77,8 +77,11 @@ export interface SubscribeOptions {
 }
 
 export interface RealtimeClientOptions {
-  /** `http(s)://host:port` or `ws(s)://host:port[/v1/realtime]`. */
-  readonly url: string;
+  /**
+   * `http(s)://host:port` or `ws(s)://host:port[/v1/realtime]`; with several (nodes of one
+   * cluster, docs/channels.md "Several nodes") each reconnect tries the next one.
+   */
+  readonly url: string | readonly string[];
   /** A token, or a function giving a fresh one (called on every connect and by `refreshToken`). */
   readonly token?: string | (() => string | Promise<string>);
   /** @defaultValue globalThis.WebSocket */
@@ -146,6 +149,9 @@ export class RealtimeClient {
   readonly events = new Emitter<RealtimeEvents>();
   private stateValue: RealtimeState = 'idle';
   private socket: WebSocketLike | null = null;
+  private readonly urls: readonly string[];
+  /** Index in `urls` of the node the next attempt goes to. */
+  private urlIndex = 0;
   private attempt = 0;
   private everConnected = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -164,7 +170,9 @@ export class RealtimeClient {
     const WebSocketClass = options.WebSocket ?? globalWebSocket();
     if (WebSocketClass === undefined) throw new InvalidArgumentError('this runtime has no global WebSocket: pass one (e.g. the `ws` package)');
     this.WebSocketClass = WebSocketClass;
-    realtimeUrl(options.url, undefined);
+    this.urls = typeof options.url === 'string' ? [options.url] : [...options.url];
+    if (this.urls.length === 0) throw new InvalidArgumentError('url must name at least one server');
+    for (const url of this.urls) realtimeUrl(url, undefined); // reject a bad URL now rather than on the first attempt
     const r = options.reconnect;
     this.backoff = r === false ? null : { baseMs: r?.baseMs ?? 250, capMs: r?.capMs ?? 10_000 };
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
@@ -295,7 +303,7 @@ export class RealtimeClient {
     }
     if (this.stateValue === 'closed') return;
     this.scheduleRefresh(token);
-    const socket = new this.WebSocketClass(realtimeUrl(this.options.url, token), REALTIME_SUBPROTOCOL);
+    const socket = new this.WebSocketClass(realtimeUrl(this.urls[this.urlIndex]!, token), REALTIME_SUBPROTOCOL);
     this.socket = socket;
     socket.addEventListener('message', (event) => {
       if (this.socket !== socket) return;
@@ -336,6 +344,8 @@ export class RealtimeClient {
 
   private scheduleReconnect(): void {
     if (this.stateValue === 'closed' || this.backoff === null) return;
+    // The node went away or refused us: the next attempt tries the next one.
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     const delayMs = fullJitter(this.attempt++, this.backoff);
     this.events.emit('reconnecting', { attempt: this.attempt, delayMs });
     this.reconnectTimer = setTimeout(() => void this.open(), delayMs);

@@ -35,14 +35,19 @@ import { queueRoutes } from './routes/queues.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
-import { ChannelHub, type ChannelHubOptions } from '../channels/index.js';
+import { ChannelHub, type ChannelHubOptions, type ClusterBackplane } from '../channels/index.js';
 import { createRealtimeGateway, registerRealtimeMetrics, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
 import { SseStreams } from './realtime/sse.js';
 import { channelRoutes } from './routes/channels.js';
 
 /** Channels (docs/channels.md): namespaces and hub bounds, and the realtime transports' bounds. */
-export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' | 'logger'> {
+export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' | 'logger' | 'cluster'> {
   readonly realtime?: RealtimeOptions;
+  /**
+   * `'jetstream'`: serve every channel from any node on the JetStream engine's backplane
+   * (docs/channels.md, "Several nodes"). @defaultValue single-node channels
+   */
+  readonly cluster?: 'jetstream';
 }
 
 export { HttpError, statusFor, type ErrorCode, type ServerErrorCode } from './errors.js';
@@ -168,8 +173,13 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   groupRoutes(router, deps);
   queueRoutes(router, deps);
   metricsRoutes(router, deps);
-  const { realtime: realtimeOptions, ...hubOptions } = options.channels ?? {};
-  const hub = new ChannelHub({ ...hubOptions, engine: options.engine, logger: options.logger });
+  const { realtime: realtimeOptions, cluster, ...hubOptions } = options.channels ?? {};
+  const hub = new ChannelHub({
+    ...hubOptions,
+    engine: options.engine,
+    logger: options.logger,
+    ...(cluster === undefined ? {} : { cluster: channelBackplane(options.engine) }),
+  });
   await hub.open();
   const resolvedRealtime = resolveRealtimeOptions(realtimeOptions);
   const sseStreams = new SseStreams(resolvedRealtime.sseKeepaliveMs);
@@ -375,4 +385,13 @@ async function openQueues(options: ServerOptions, metrics: Metrics): Promise<Que
   }
   if (!(options.engine instanceof JetStreamEngine)) throw new InvalidArgumentError('the native queue backend needs the JetStream engine');
   return JetStreamQueueService.open({ ...options.engine.natsAccess(), logger: options.logger, observer: metrics.queueObserver });
+}
+
+/** The NATS backplane of a JetStream engine (multi-node channels); other engines have none. */
+function channelBackplane(engine: Engine): ClusterBackplane {
+  if (!(engine instanceof JetStreamEngine)) {
+    throw new InvalidArgumentError(`channels.cluster "jetstream" needs the JetStream engine (this server runs the ${engine.kind} engine)`);
+  }
+  const { nc, prefix, replicas } = engine.natsAccess();
+  return { nc, prefix, replicas };
 }

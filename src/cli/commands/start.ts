@@ -43,6 +43,8 @@ export interface StartOptions {
   readonly natsTlsKey?: string | undefined;
   /** Queue backend: `native` maps queues onto JetStream (needs `engine: 'jetstream'`). @defaultValue 'engine' */
   readonly queueBackend?: 'engine' | 'native' | undefined;
+  /** Serve every channel from any node on the JetStream backplane (docs/channels.md, "Several nodes"). */
+  readonly channelsCluster?: boolean | undefined;
   /** A PostgreSQL CDC source from flags (`--cdc-url`, ...); more go in the config file's `cdc` list. */
   readonly cdc?: CdcFlags | undefined;
 }
@@ -132,7 +134,14 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       ...(options.queueBackend === undefined ? {} : { queueBackend: options.queueBackend }),
       ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
       ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
-      ...(settings.namespaces === undefined ? {} : { channels: { namespaces: settings.namespaces } }),
+      ...(settings.namespaces === undefined && options.channelsCluster !== true
+        ? {}
+        : {
+            channels: {
+              ...(settings.namespaces === undefined ? {} : { namespaces: settings.namespaces }),
+              ...(options.channelsCluster === true ? { cluster: 'jetstream' as const } : {}),
+            },
+          }),
     });
   } catch (err) {
     await engine.close();

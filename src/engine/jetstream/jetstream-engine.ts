@@ -250,8 +250,9 @@ export class JetStreamEngine implements Engine {
 
   /**
    * The open NATS connection with the prefix and replica count, for components that keep their
-   * own objects on the same JetStream (the native queue backend, src/queues/jetstream/). They
-   * must stop using it before `close()`, which drains it.
+   * own objects on the same JetStream (the native queue backend, src/queues/jetstream/; channels
+   * on several nodes, src/channels/cluster.ts). They must stop using it before `close()`, which
+   * drains it, and never close it themselves.
    */
   natsAccess(): { readonly nc: NatsConnection; readonly prefix: string; readonly replicas: number; readonly requestTimeoutMs: number } {
     const { nc } = this.connected();

@@ -1,0 +1,302 @@
+/**
+ * Channels on several Brook nodes (docs/channels.md, "Several nodes"): two in-process servers on
+ * two JetStream engines sharing one prefix on the local NATS. Publish on one node, receive on the
+ * other; concurrent publishers on both nodes give one order everywhere; a client whose node stops
+ * reconnects to the other and recovers without gap or duplicate; topic channels across nodes.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, headers } from 'nats';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { RealtimeClient, type SubscribedInfo, type WebSocketConstructor } from '../../src/client/index.js';
+import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
+import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
+import { createServer, type BrookServer } from '../../src/server/index.js';
+import { requireService, SERVICES } from '../helpers/services.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { eventually } from '../ws/setup.js';
+
+const servers = `nats://127.0.0.1:${SERVICES.nats}`;
+const natsUp = await requireService('nats');
+const NAMESPACES = [
+  { name: 'chat', history: { size: 1000, ttlMs: 60_000 }, presence: true, joinLeave: true },
+  { name: 'doc', history: { size: 1000, ttlMs: 60_000, durable: true } },
+  { name: 'tiny', history: { size: 2, ttlMs: 60_000 } },
+  { name: 'topic', source: 'topic' as const },
+];
+const PRESENCE_TTL_MS = 1500;
+const SERVER = { user: '', unrestricted: true, capabilities: [] } as const;
+
+interface Node {
+  readonly server: BrookServer;
+  readonly engine: JetStreamEngine;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A fresh prefix, its streams and buckets destroyed after the test. */
+function cluster(): { node: () => Promise<Node> } {
+  const prefix = `BC${randomBytes(5).toString('hex')}`;
+  cleanups.push(async () => {
+    const nc = await connect({ servers });
+    try {
+      const jsm = await nc.jetstreamManager();
+      for await (const info of jsm.streams.list()) {
+        const name = info.config.name;
+        if (name.startsWith(`${prefix}_ch_`) || name === `KV_${prefix}_presence`) await jsm.streams.delete(name);
+      }
+    } finally {
+      await nc.close();
+    }
+    const admin = new JetStreamEngine({ servers, prefix });
+    await admin.open();
+    await admin.destroy();
+  });
+  return {
+    async node() {
+      const logger = pino({ level: process.env['BROOK_TEST_LOG'] ?? 'silent' });
+      const engine = new JetStreamEngine({ servers, prefix, logger });
+      await engine.open();
+      const server = await createServer({ engine, host: '127.0.0.1', port: 0, logger, channels: { namespaces: NAMESPACES, cluster: 'jetstream', presenceTtlMs: PRESENCE_TTL_MS } });
+      let stopped = false;
+      const stop = async (): Promise<void> => {
+        if (stopped) return;
+        stopped = true;
+        await server.close();
+        await engine.close();
+      };
+      cleanups.push(stop);
+      return { server, engine, url: `http://127.0.0.1:${server.port}`, stop };
+    },
+  };
+}
+
+function client(url: string | string[]): RealtimeClient {
+  const c = new RealtimeClient({ url, WebSocket: WebSocket as unknown as WebSocketConstructor, reconnect: { baseMs: 20, capMs: 200 } });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** Subscribes and waits for the `subscribed` answer; collects data and offsets. */
+async function follow(rt: RealtimeClient, channel: string): Promise<{ data: unknown[]; offsets: number[]; subscribed: SubscribedInfo[] }> {
+  const out = { data: [] as unknown[], offsets: [] as number[], subscribed: [] as SubscribedInfo[] };
+  rt.subscribe(channel, (m) => {
+    out.data.push(m.data);
+    out.offsets.push(m.offset);
+  }, { onSubscribed: (s) => out.subscribed.push(s) });
+  await eventually(() => out.subscribed.length === 1, `subscribed to ${channel}`);
+  return out;
+}
+
+const increasing = (xs: readonly number[]): boolean => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+
+describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
+  it('a message published on node A reaches a subscriber on node B, in order; history is the same on both nodes', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    const onB = await follow(client(b.url), 'chat:room');
+    const rtA = client(a.url);
+    const offsets: number[] = [];
+    for (let i = 0; i < 30; i++) offsets.push((await rtA.publish('chat:room', i)).offset);
+    await eventually(() => onB.data.length === 30, 'all 30 on node B');
+    expect(onB.data).toEqual([...Array(30).keys()]);
+    expect(onB.offsets).toEqual(offsets);
+    expect(increasing(offsets)).toBe(true);
+    const ha = await a.server.channels.history(SERVER, 'chat:room', -1, 100);
+    const hb = await b.server.channels.history(SERVER, 'chat:room', -1, 100);
+    expect(hb.epoch).toBe(ha.epoch);
+    expect(hb.publications.map((p) => p.offset)).toEqual(offsets);
+    expect(ha.publications.map((p) => p.data)).toEqual(hb.publications.map((p) => p.data));
+    // History after an offset, from the node that did not publish.
+    const tail = await b.server.channels.history(SERVER, 'chat:room', offsets[19]!, 100);
+    expect(tail.recovered).toBe(true);
+    expect(tail.publications.map((p) => Number(p.data))).toEqual([20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
+  });
+
+  it('concurrent publishers on both nodes make one total order, seen identically by subscribers on each node', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    const onA = await follow(client(a.url), 'doc:shared');
+    const onB = await follow(client(b.url), 'doc:shared');
+    const publishes: Promise<{ offset: number }>[] = [];
+    for (let i = 0; i < 100; i++) {
+      publishes.push(Promise.resolve(a.server.channels.publish(SERVER, 'doc:shared', JSON.stringify(`a${i}`), 'server')));
+      publishes.push(Promise.resolve(b.server.channels.publish(SERVER, 'doc:shared', JSON.stringify(`b${i}`), 'server')));
+    }
+    const results = await Promise.all(publishes);
+    expect(new Set(results.map((r) => r.offset)).size).toBe(200);
+    await eventually(() => onA.data.length === 200 && onB.data.length === 200, 'all 200 on both nodes');
+    expect(onA.data).toEqual(onB.data);
+    expect(onA.offsets).toEqual(onB.offsets);
+    expect(increasing(onA.offsets)).toBe(true);
+    // Each node's own publishes keep their order.
+    const fromA = onA.data.filter((d) => String(d).startsWith('a'));
+    expect(fromA).toEqual([...Array(100).keys()].map((i) => `a${i}`));
+    expect([...onA.offsets].sort((x, y) => x - y)).toEqual(results.map((r) => r.offset).sort((x, y) => x - y));
+  });
+
+  it('a client whose node stops reconnects to the other node and recovers with no gap and no duplicate', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    const rt = client([a.url, b.url]);
+    const got = await follow(rt, 'chat:failover');
+    let n = 0;
+    const pump = setInterval(() => {
+      for (let i = 0; i < 5; i++) void b.server.channels.publish(SERVER, 'chat:failover', String(n++), 'server');
+    }, 5);
+    cleanups.push(() => clearInterval(pump));
+    await eventually(() => got.data.length > 50, 'some messages through node A');
+    await a.stop();
+    await eventually(() => got.subscribed.length === 2, 'resubscribed on node B');
+    await eventually(() => got.data.length > n - 5 && got.data.length > 200, 'more messages through node B');
+    clearInterval(pump);
+    const total = n;
+    await eventually(() => got.data.length === total, `all ${total} messages`);
+    expect(got.data).toEqual([...Array(total).keys()]);
+    expect(increasing(got.offsets)).toBe(true);
+    expect(got.subscribed[1]).toMatchObject({ recovered: true, resubscribed: true });
+  });
+
+  it('a node that starts a channel mid-stream recovers from an old offset while messages flow: exact, in order', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    let n = 0;
+    const offsets: number[] = [];
+    const pump = setInterval(() => {
+      for (let i = 0; i < 5; i++) {
+        const value = n++;
+        void Promise.resolve(a.server.channels.publish(SERVER, 'chat:mid', String(value), 'server')).then((r) => (offsets[value] = r.offset));
+      }
+    }, 2);
+    cleanups.push(() => clearInterval(pump));
+    await eventually(() => offsets.filter((o) => o !== undefined).length > 100, 'a hundred stored');
+    // Node B has never seen the channel: it starts it while the pump runs, recovering after message 20.
+    const rt = client(b.url);
+    const got: number[] = [];
+    const subs: SubscribedInfo[] = [];
+    rt.subscribe<number>('chat:mid', (m) => got.push(m.data), { since: { offset: offsets[20]!, epoch: a.server.channels.position('chat:mid')!.epoch }, onSubscribed: (s) => subs.push(s) });
+    await eventually(() => subs.length === 1, 'subscribed on B');
+    await eventually(() => got.length > 200, 'live messages on B');
+    clearInterval(pump);
+    const total = n;
+    await eventually(() => got.length === total - 21, `messages 21..${total - 1}`);
+    expect(subs[0]!.recovered).toBe(true);
+    expect(got).toEqual(Array.from({ length: total - 21 }, (_, i) => i + 21));
+  });
+
+  it('a recovery older than what the stream holds, from an offset the channel never had, or from another epoch says recovered:false', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const hub = a.server.channels;
+    const first = await hub.publish(SERVER, 'tiny:gone', '1', 'server');
+    const other = await hub.publish(SERVER, 'tiny:other', '0', 'server');
+    for (let i = 2; i <= 4; i++) await hub.publish(SERVER, 'tiny:gone', String(i), 'server');
+    // The stream keeps 2 messages of the channel: 3 and 4.
+    const all = await hub.history(SERVER, 'tiny:gone', -1, 10);
+    expect(all.publications.map((p) => p.data)).toEqual(['3', '4']);
+    expect(await hub.history(SERVER, 'tiny:gone', first.offset, 10)).toMatchObject({ recovered: false, publications: [] });
+    // `other.offset` belongs to another channel: what follows it here does not chain to it.
+    expect(await hub.history(SERVER, 'tiny:gone', other.offset, 10)).toMatchObject({ recovered: false });
+    expect(await hub.history(SERVER, 'tiny:gone', 1.5, 10)).toMatchObject({ recovered: false });
+    // From 0 ("nothing yet"): recovered only while the channel's first message is still held.
+    expect(await hub.history(SERVER, 'tiny:gone', 0, 10)).toMatchObject({ recovered: false });
+    await hub.publish(SERVER, 'tiny:fresh', '"x"', 'server');
+    expect(await hub.history(SERVER, 'tiny:fresh', 0, 10)).toMatchObject({ recovered: true, publications: [{ data: '"x"' }] });
+    expect(await hub.history(SERVER, 'tiny:gone', all.publications[0]!.offset, 10)).toMatchObject({ recovered: true, publications: [{ data: '4' }] });
+    const rt = client(a.url);
+    const subs: SubscribedInfo[] = [];
+    const got: unknown[] = [];
+    rt.subscribe('tiny:gone', (m) => got.push(m.data), { since: { offset: first.offset, epoch: all.epoch }, onSubscribed: (s) => subs.push(s) });
+    rt.subscribe('chat:x', () => undefined, { since: { offset: 0, epoch: 'another-epoch' }, onSubscribed: (s) => subs.push(s) });
+    await eventually(() => subs.length === 2, 'subscribed');
+    expect(subs.map((s) => s.recovered)).toEqual([false, false]);
+    expect(got).toEqual([]);
+  });
+
+  it('foreign messages on a live subject are never delivered: a forged future offset makes the node check the stream, then it goes on', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const onA = await follow(client(a.url), 'chat:forged');
+    const first = await a.server.channels.publish(SERVER, 'chat:forged', '1', 'server');
+    await eventually(() => onA.data.length === 1, 'first message');
+    const nc = await connect({ servers });
+    cleanups.push(() => nc.close());
+    const live = `$BRK.${a.engine.natsAccess().prefix}.chl.chat.chat:forged`;
+    const h = headers();
+    h.set('Nats-Sequence', String(first.offset + 1000));
+    h.set('Nats-Last-Sequence', String(first.offset + 999));
+    nc.publish(live, new TextEncoder().encode('"forged"'), { headers: h });
+    nc.publish(live, new TextEncoder().encode('"no headers"'));
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    await a.server.channels.publish(SERVER, 'chat:forged', '2', 'server');
+    await eventually(() => onA.data.length === 2, 'the next real message');
+    expect(onA.data).toEqual([1, 2]);
+  });
+
+  it('topic channels read the shared log: produced through node A, received on node B', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    await a.engine.createTopic('orders', { partitions: 1 });
+    const onB = await follow(client(b.url), 'topic:orders');
+    await a.engine.append('orders', 0, [1, 2, 3].map((i) => ({ key: null, value: Buffer.from(JSON.stringify({ i })) })));
+    await eventually(() => onB.data.length === 3, 'three records on node B');
+    expect(onB.data).toEqual([{ i: 1 }, { i: 2 }, { i: 3 }]);
+  });
+
+  it('presence across nodes: a join on A is listed and announced on B; the entries of a node that dies expire within the TTL', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node();
+    const rtB = client(b.url);
+    const joins: string[] = [];
+    const leaves: string[] = [];
+    const subs: SubscribedInfo[] = [];
+    rtB.subscribe('chat:p', () => undefined, { onJoin: (p) => joins.push(p.client), onLeave: (p) => leaves.push(p.client), onSubscribed: (s) => subs.push(s) });
+    await eventually(() => subs.length === 1, 'B subscribed');
+    const rtA = client(a.url);
+    await follow(rtA, 'chat:p');
+    const idA = rtA.client!;
+    const idB = rtB.client!;
+    await eventually(() => joins.includes(idA), 'the join of the client on A, announced on B');
+    await eventually(() => b.server.channels.presence(SERVER, 'chat:p').count === 2, 'two entries listed on B');
+    expect(a.server.channels.presence(SERVER, 'chat:p').clients.map((e) => e.client).sort()).toEqual([idA, idB].sort());
+    expect((await rtB.presence('chat:p')).count).toBe(2);
+    // Node A loses NATS as if killed: nothing it does from now on reaches the cluster.
+    await a.engine.close();
+    await a.stop();
+    await eventually(() => b.server.channels.presence(SERVER, 'chat:p').count === 1, 'the entry of dead node A expired', PRESENCE_TTL_MS * 4);
+    expect(b.server.channels.presence(SERVER, 'chat:p').clients.map((e) => e.client)).toEqual([idB]);
+    await eventually(() => leaves.includes(idA), 'the leave announced on B');
+  });
+
+  it('refuses channels.cluster on an engine without a backplane', async () => {
+    const dir = await tempDir('brook-chcluster-');
+    cleanups.push(dir.remove);
+    const engine = new EmbeddedEngine({ dataDir: dir.path, logger: pino({ level: 'silent' }) });
+    await engine.open();
+    cleanups.push(() => engine.close());
+    await expect(
+      createServer({ engine, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), channels: { cluster: 'jetstream' } }),
+    ).rejects.toThrow(/needs the JetStream engine/);
+  });
+});
+
+describe('RealtimeClient with several URLs', () => {
+  it('refuses an empty list and a bad URL anywhere in the list, at construction', () => {
+    const WS = WebSocket as unknown as WebSocketConstructor;
+    expect(() => new RealtimeClient({ url: [], WebSocket: WS })).toThrow(/at least one server/);
+    expect(() => new RealtimeClient({ url: ['http://127.0.0.1:1', 'ftp://x'], WebSocket: WS })).toThrow(/http\(s\) or ws\(s\)/);
+  });
+});
