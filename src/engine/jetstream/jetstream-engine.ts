@@ -500,11 +500,14 @@ export class JetStreamEngine implements Engine {
       let nextOffset = last ? last.offset + 1 : offset;
       if (!last && offset < highWatermark) {
         if (!ref.compacted) {
-          // Removed by retention between the state and the pull.
+          // Either retention removed it between the state and the pull, or it was stored an
+          // instant ago and not yet delivered to the pull (a reader right at the tail): only the
+          // first is out of range; the second reads nothing this time and the caller reads again.
           const now = await this.streamWatermarks(ref);
-          throw new OffsetOutOfRangeError(offset, now.lowWatermark, now.highWatermark);
+          if (offset < now.lowWatermark) throw new OffsetOutOfRangeError(offset, now.lowWatermark, now.highWatermark);
+        } else {
+          nextOffset = highWatermark; // everything from `offset` to the high watermark was compacted away
         }
-        nextOffset = highWatermark; // everything from `offset` to the high watermark was compacted away
       }
       pool.release(ref.stream, last ? last.offset + 2 : offset + 1, consumer);
       consumer = null;
