@@ -154,6 +154,10 @@ export class RealtimeConnection implements Subscriber {
     this.batchBytes = 0;
     if (frames === null || this.closingAt !== 0 || this.ws.readyState !== WebSocket.OPEN) return;
     const socket = this.socket;
+    // An empty write buffer means the socket drained. Node emits 'drain' only after a write that
+    // returned false, so a buffer that emptied below the high-water mark never resets the count
+    // there, and a fast reader would pile up stale counts until it was closed as slow (4004).
+    if (socket.writableLength === 0) this.queued = 0;
     if (frames.length === 1) {
       socket.write(frames[0]!);
     } else {
