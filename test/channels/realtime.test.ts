@@ -147,6 +147,17 @@ describe('/v1/realtime', () => {
     expect(pubs(healthy, 'chat:big').map((p) => p.offset)).toEqual([...Array(total).keys()]);
   });
 
+  it('a burst of more publications in one tick than maxQueuedMessages reaches a subscriber that keeps up', async () => {
+    const t = await start({ channels: { realtime: { maxQueuedBytes: 8 * 1024 * 1024, maxQueuedMessages: 30 } } });
+    const c = await connect(t);
+    await c.request({ type: 'subscribe', channels: [{ channel: 'chat:burst' }] });
+    const burst = 200; // one event-loop turn, as a topic tailer catching up or a big transaction publishes
+    for (let i = 0; i < burst; i++) t.server.channels.publish({ user: '', unrestricted: true, capabilities: [] }, 'chat:burst', String(i), 'server');
+    await eventually(() => pubs(c, 'chat:burst').length === burst || c.ws.readyState !== WebSocket.OPEN, 'the burst or a close');
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    expect(pubs(c, 'chat:burst').map((p) => p.data)).toEqual([...Array(burst).keys()]);
+  });
+
   it('a subscriber whose socket backs up briefly and then empties is never closed as slow, however often it happens', async () => {
     // Each episode backs up fewer frames than maxQueuedMessages and keeps the server's write
     // buffer under its high-water mark, so Node never emits 'drain'; the count must still restart

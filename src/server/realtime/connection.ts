@@ -133,7 +133,11 @@ export class RealtimeConnection implements Subscriber {
 
   private overloaded(): boolean {
     const o = this.ctx.options;
-    return this.socket.writableLength + this.batchBytes > o.maxQueuedBytes || this.queued + (this.batch?.length ?? 0) >= o.maxQueuedMessages;
+    // This tick's frames count against the message bound only behind a backed-up socket: into an
+    // empty one they go straight to the kernel at the flush, so a burst (a topic tailer catching
+    // up, one big transaction) does not close a client that keeps up. Bytes always count.
+    const waiting = this.socket.writableLength;
+    return waiting + this.batchBytes > o.maxQueuedBytes || (waiting > 0 && this.queued + (this.batch?.length ?? 0) >= o.maxQueuedMessages);
   }
 
   /** Queues a frame for this tick's flush; frames keep their order. */
