@@ -558,7 +558,10 @@ export async function runCdc(options: BenchOptions): Promise<CdcResult> {
   }
   const throughput: CdcThroughputRun[] = [];
   progress(`cdc: ${int(changes)} changes in 100-row transactions, as fast as ${WRITERS} writers go`);
-  for (const system of make()) {
+  // Not brook-cdc-realtime: one WebSocket subscriber at the writers' full rate (60k+ messages/s)
+  // passes the default slow-client bound (1,000 queued messages) on this machine and is closed
+  // with 4004, by design; the throughput target is "durable in Brook" (brook-cdc-topic).
+  for (const system of make().filter((s) => s.name !== 'brook-cdc-realtime')) {
     const run = await throughputRun(system, changes);
     throughput.push(run);
     progress(`  ${system.name.padEnd(24)} ${int(run.changesPerSec)} changes/s (${fixed(run.seconds, 2)} s)${run.error === undefined ? '' : `  FAILED: ${run.error}`}`);
