@@ -54,6 +54,8 @@ export interface CdcLatencyRun {
   readonly changes: number;
   readonly received: number;
   readonly latency: LatencySummary;
+  /** Where the time goes, for systems that can tell (brook-cdc-realtime: decoded → received). */
+  readonly hops?: Record<string, LatencySummary>;
   readonly error?: string;
 }
 
@@ -73,10 +75,12 @@ export interface CdcResult {
   readonly throughput: CdcThroughputRun[];
 }
 
-/** A subscriber of row changes of TABLE: calls `onRow(tx)` for each inserted row. */
+/** A subscriber of row changes of TABLE: calls `onRow(tx)` for each inserted row; true = the row is measured. */
 interface CdcSystem {
   readonly name: CdcSystemName;
-  start(db: string, onRow: (tx: number) => void): Promise<void>;
+  start(db: string, onRow: (tx: number) => boolean | void): Promise<void>;
+  /** Per-hop latencies of the measured rows, when the system can tell. */
+  hops?(): Record<string, LatencySummary>;
   stop(): Promise<void>;
   readonly failures: string[];
 }
@@ -233,7 +237,17 @@ export class BrookCdcRealtime implements CdcSystem {
 
   constructor(private readonly options: BenchOptions) {}
 
-  async start(db: string, onRow: (tx: number) => void): Promise<void> {
+  /**
+   * Brook's decode time (the envelope's top-level `ts_ms`, Date.now() when the pipeline emitted the
+   * row) → received here: server-side CDC append + fsync + tailer + fan-out + WebSocket, in whole ms.
+   */
+  private readonly afterDecode = new Latency();
+
+  hops(): Record<string, LatencySummary> {
+    return { 'decoded → received (1 ms resolution)': this.afterDecode.summary() };
+  }
+
+  async start(db: string, onRow: (tx: number) => boolean | void): Promise<void> {
     const started = await startCdcServer(this.options, db, 'rt_bench');
     ({ server: this.server, http: this.http, dataDir: this.dataDir } = started);
     const socket = new WebSocket(`ws://127.0.0.1:${started.port}/v1/realtime`, 'brook.realtime.v1', { perMessageDeflate: false });
@@ -256,7 +270,10 @@ export class BrookCdcRealtime implements CdcSystem {
         // Live `pub` frames: {"type":"pub","channel":"topic:…","data":{…},"offset":N}
         if (text.startsWith('{"type":"pub"')) {
           const tx = txOf(text);
-          if (tx >= 0) onRow(tx);
+          if (tx >= 0 && onRow(tx) === true) {
+            const at = text.lastIndexOf('"ts_ms":');
+            if (at !== -1) this.afterDecode.recordMs(Date.now() - parseInt(text.slice(at + 8, at + 24), 10));
+          }
           return;
         }
         const frame = JSON.parse(text) as { type: string; results?: Array<{ error?: { code: string; message: string } }>; code?: string; message?: string };
@@ -474,9 +491,10 @@ export async function latencyRun(system: CdcSystem, rate: number, seconds: numbe
     await freshDatabase(db);
     await system.start(db, (tx) => {
       const at = nowMs();
-      if (ticker === null || tx < warmTx || tx >= total) return;
+      if (ticker === null || tx < warmTx || tx >= total) return false;
       received++;
       latency.recordMs(at - ticker.intended(tx));
+      return true;
     });
     await writers.open(db);
     const t = new Ticker(nowMs() + 50, txRate, total);
@@ -488,7 +506,7 @@ export async function latencyRun(system: CdcSystem, rate: number, seconds: numbe
     const end = nowMs() + DRAIN_MS;
     while (received < measuredChanges && nowMs() < end && system.failures.length === 0) await sleep(5);
     const problems = [...(received < measuredChanges ? [`${int(measuredChanges - received)} of ${int(measuredChanges)} changes not received`] : []), ...writers.failures, ...system.failures];
-    return { ...base, received, latency: latency.summary(), ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
+    return { ...base, received, latency: latency.summary(), ...(system.hops ? { hops: system.hops() } : {}), ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
   } catch (err) {
     return { ...base, received, latency: latency.summary(), error: errorText(err) };
   } finally {
@@ -554,6 +572,7 @@ export async function runCdc(options: BenchOptions): Promise<CdcResult> {
       latency.push(run);
       const l = run.latency;
       progress(`  ${system.name.padEnd(24)} p50 ${ms(l.p50Ms)} ms  p99 ${ms(l.p99Ms)} ms  p99.9 ${ms(l.p999Ms)} ms  max ${ms(l.maxMs)} ms${run.error === undefined ? '' : `  FAILED: ${run.error}`}`);
+      for (const [hop, h] of Object.entries(run.hops ?? {})) progress(`    ${hop}: p50 ${ms(h.p50Ms)} ms  p99 ${ms(h.p99Ms)} ms  max ${ms(h.maxMs)} ms`);
     }
   }
   const throughput: CdcThroughputRun[] = [];
