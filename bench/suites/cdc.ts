@@ -4,8 +4,11 @@
  *
  * - `brook-cdc`: a Brook server (child process, embedded engine, topics durable with fsync) running
  *   a CDC source, and a Brook SDK consumer of `cdc.public.<table>` over `/v1/ws` in the bench
- *   process. The browser-side gateway (channels) is built elsewhere; this measures the same
- *   WebSocket streaming protocol an SDK uses. Latency includes the durable append in Brook.
+ *   process (the SDK's streaming protocol). Latency includes the durable append in Brook.
+ * - `brook-cdc-realtime`: the same server, and a browser-side subscriber: a raw `ws` client of
+ *   `/v1/realtime` subscribed to the topic channel `topic:cdc.public.<table>` (issue 6's target).
+ * - `brook-cdc-topic`: the CDC source and an embedded engine in the bench process, read back with
+ *   waitForData/read once durable: commit → Brook topic, no network hop after Brook.
  * - `pg-logical-replication`: a bare `pg-logical-replication` pgoutput consumer of its own slot
  *   (no storage at all): the floor.
  * - `brook-decoder`: Brook's own replication connection + pgoutput decoder with no storage, to
@@ -17,6 +20,7 @@
  * own database, publication and slot, dropped afterwards.
  */
 import pg from 'pg';
+import WebSocket from 'ws';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import type { BrookClient, Consumer } from '../../src/client/index.js';
 import { CdcSource, parseCdcSourceConfig } from '../../src/cdc/index.js';
@@ -40,7 +44,8 @@ const WRITERS = 4;
 const PAYLOAD = 'x'.repeat(64);
 const DRAIN_MS = 15_000;
 
-export type CdcSystemName = 'brook-cdc' | 'brook-cdc-topic' | 'pg-logical-replication' | 'brook-decoder';
+export type CdcSystemName = 'brook-cdc' | 'brook-cdc-realtime' | 'brook-cdc-topic' | 'pg-logical-replication' | 'brook-decoder';
+const CDC_SYSTEMS: readonly CdcSystemName[] = ['brook-cdc', 'brook-cdc-realtime', 'brook-cdc-topic', 'pg-logical-replication', 'brook-decoder'];
 
 export interface CdcLatencyRun {
   readonly system: CdcSystemName;
@@ -49,6 +54,8 @@ export interface CdcLatencyRun {
   readonly changes: number;
   readonly received: number;
   readonly latency: LatencySummary;
+  /** Where the time goes, for systems that can tell (brook-cdc-realtime: decoded → received). */
+  readonly hops?: Record<string, LatencySummary>;
   readonly error?: string;
 }
 
@@ -68,10 +75,12 @@ export interface CdcResult {
   readonly throughput: CdcThroughputRun[];
 }
 
-/** A subscriber of row changes of TABLE: calls `onRow(tx)` for each inserted row. */
+/** A subscriber of row changes of TABLE: calls `onRow(tx)` for each inserted row; true = the row is measured. */
 interface CdcSystem {
   readonly name: CdcSystemName;
-  start(db: string, onRow: (tx: number) => void): Promise<void>;
+  start(db: string, onRow: (tx: number) => boolean | void): Promise<void>;
+  /** Per-hop latencies of the measured rows, when the system can tell. */
+  hops?(): Record<string, LatencySummary>;
   stop(): Promise<void>;
   readonly failures: string[];
 }
@@ -121,6 +130,50 @@ async function dropDatabase(name: string): Promise<void> {
 
 const dbUrl = (db: string): string => `postgres://postgres@127.0.0.1:5432/${db}`;
 
+interface CdcServer {
+  readonly port: number;
+  readonly server: ChildServer;
+  readonly http: BrookHttpClient;
+  readonly dataDir: string;
+}
+
+/** A Brook server (child process) running a CDC source of TABLE; resolves once its topic exists. */
+async function startCdcServer(options: BenchOptions, db: string, slot: string): Promise<CdcServer> {
+  const port = await freePort();
+  const dataDir = makeTempDir(options.dir, 'cdc');
+  const http = new BrookHttpClient(port, 2);
+  const args = [options.serverBin, 'start', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn'];
+  args.push('--cdc-url', dbUrl(db), '--cdc-tables', `public.${TABLE}`, '--cdc-slot', slot, '--cdc-publication', slot);
+  // BROOK_BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server.
+  const nodeArgs = (process.env['BROOK_BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const { server } = await ChildServer.start({ name: 'brook', command: process.execPath, args: [...nodeArgs, ...args], cwd: REPO_ROOT, ready: () => http.healthy(), readyTimeoutMs: 60_000, pollMs: 5 });
+  // The server answers /healthz while its CDC source still starts; the topic appears once it streams.
+  const deadline = nowMs() + 60_000;
+  while (!(await topicExists(http))) {
+    if (nowMs() > deadline) {
+      await server.stop();
+      throw new Error(`cdc.public.${TABLE} did not appear within 60 s`);
+    }
+    await sleep(20);
+  }
+  return { port, server, http, dataDir };
+}
+
+async function topicExists(http: BrookHttpClient): Promise<boolean> {
+  try {
+    await http.expect('GET', `/v1/topics/cdc.public.${TABLE}`, [200]);
+    return true;
+  } catch {
+    return false; // 404 until the source has created it
+  }
+}
+
+/** The `tx` column of a CDC envelope's `after`, found without parsing the whole JSON: {"before":null,"after":{"id":"..","tx":N,... */
+function txOf(text: string): number {
+  const at = text.indexOf('"tx":');
+  return at === -1 ? -1 : parseInt(text.slice(at + 5, at + 20), 10);
+}
+
 export class BrookCdc implements CdcSystem {
   readonly name = 'brook-cdc' as const;
   readonly failures: string[] = [];
@@ -135,19 +188,9 @@ export class BrookCdc implements CdcSystem {
   constructor(private readonly options: BenchOptions) {}
 
   async start(db: string, onRow: (tx: number) => void): Promise<void> {
-    const port = await freePort();
-    this.dataDir = makeTempDir(this.options.dir, 'cdc');
-    const http = new BrookHttpClient(port, 2);
-    this.http = http;
-    const args = [this.options.serverBin, 'start', '--port', String(port), '--host', '127.0.0.1', '--data', this.dataDir, '--log-level', 'warn'];
-    args.push('--cdc-url', dbUrl(db), '--cdc-tables', `public.${TABLE}`, '--cdc-slot', 'brook_bench', '--cdc-publication', 'brook_bench');
-    ({ server: this.server } = await ChildServer.start({ name: 'brook', command: process.execPath, args, cwd: REPO_ROOT, ready: () => http.healthy(), readyTimeoutMs: 60_000, pollMs: 5 }));
-    // The server answers /healthz while its CDC source still starts; the topic appears once it streams.
-    const deadline = nowMs() + 60_000;
-    while (!(await this.topicExists(http))) {
-      if (nowMs() > deadline) throw new Error(`cdc.public.${TABLE} did not appear within 60 s`);
-      await sleep(20);
-    }
+    const started = await startCdcServer(this.options, db, 'brook_bench');
+    ({ server: this.server, http: this.http, dataDir: this.dataDir } = started);
+    const port = started.port;
     this.client = sdkClient(`http://127.0.0.1:${port}`, this.errors, { reconnect: false });
     await this.client.connect();
     const consumer = this.client.consumer<{ after: { tx: number } | null }>({ topic: `cdc.public.${TABLE}`, partition: 0, from: 'earliest' });
@@ -158,15 +201,6 @@ export class BrookCdc implements CdcSystem {
     })().catch((err: unknown) => {
       this.failures.push(errorText(err));
     });
-  }
-
-  private async topicExists(http: BrookHttpClient): Promise<boolean> {
-    try {
-      await http.expect('GET', `/v1/topics/cdc.public.${TABLE}`, [200]);
-      return true;
-    } catch {
-      return false; // 404 until the source has created it
-    }
   }
 
   async stop(): Promise<void> {
@@ -183,6 +217,95 @@ export class BrookCdc implements CdcSystem {
       this.consumer = null;
     }
     this.failures.push(...this.errors.seen);
+  }
+}
+
+/**
+ * Commit → browser-side subscriber: the same server as `brook-cdc`, and a raw `ws` client in the
+ * bench process speaking the browser protocol of `/v1/realtime` (subprotocol brook.realtime.v1),
+ * subscribed to the topic channel `topic:cdc.public.<table>`. What a browser's WebSocket receives,
+ * frame for frame; the server pushes a record only once it is durable (fsync) in the topic.
+ */
+export class BrookCdcRealtime implements CdcSystem {
+  readonly name = 'brook-cdc-realtime' as const;
+  readonly failures: string[] = [];
+  private server: ChildServer | null = null;
+  private http: BrookHttpClient | null = null;
+  private socket: WebSocket | null = null;
+  private dataDir: string | null = null;
+  private stopping = false;
+
+  constructor(private readonly options: BenchOptions) {}
+
+  /**
+   * Brook's decode time (the envelope's top-level `ts_ms`, Date.now() when the pipeline emitted the
+   * row) → received here: server-side CDC append + fsync + tailer + fan-out + WebSocket, in whole ms.
+   */
+  private readonly afterDecode = new Latency();
+
+  hops(): Record<string, LatencySummary> {
+    return { 'decoded → received (1 ms resolution)': this.afterDecode.summary() };
+  }
+
+  async start(db: string, onRow: (tx: number) => boolean | void): Promise<void> {
+    const started = await startCdcServer(this.options, db, 'rt_bench');
+    ({ server: this.server, http: this.http, dataDir: this.dataDir } = started);
+    const socket = new WebSocket(`ws://127.0.0.1:${started.port}/v1/realtime`, 'brook.realtime.v1', { perMessageDeflate: false });
+    this.socket = socket;
+    const channel = `topic:cdc.public.${TABLE}`;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no subscribed reply for ${channel} within 10 s`)), 10_000);
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+        if (!this.stopping) this.failures.push(errorText(err));
+      });
+      socket.on('close', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`realtime socket closed (${code}) before subscribing`));
+        if (!this.stopping) this.failures.push(`realtime socket closed (${code})`);
+      });
+      socket.on('message', (raw: Buffer) => {
+        const text = raw.toString('latin1');
+        // Live `pub` frames: {"type":"pub","channel":"topic:…","data":{…},"offset":N}
+        if (text.startsWith('{"type":"pub"')) {
+          const tx = txOf(text);
+          if (tx >= 0 && onRow(tx) === true) {
+            const at = text.lastIndexOf('"ts_ms":');
+            if (at !== -1) this.afterDecode.recordMs(Date.now() - parseInt(text.slice(at + 8, at + 24), 10));
+          }
+          return;
+        }
+        const frame = JSON.parse(text) as { type: string; results?: Array<{ error?: { code: string; message: string } }>; code?: string; message?: string };
+        if (frame.type === 'welcome') {
+          socket.send(JSON.stringify({ type: 'subscribe', id: 1, channels: [{ channel }] }));
+        } else if (frame.type === 'subscribed') {
+          clearTimeout(timer);
+          const error = frame.results?.[0]?.error;
+          if (error) reject(new Error(`subscribe ${channel}: ${error.code}: ${error.message}`));
+          else resolve();
+        } else if (frame.type === 'error' || frame.type === 'unsub' || frame.type === 'skipped') {
+          this.failures.push(`${frame.type}: ${frame.code ?? ''} ${frame.message ?? ''}`);
+        }
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    try {
+      if (this.socket && this.socket.readyState !== WebSocket.CLOSED) {
+        const closed = new Promise<void>((resolve) => this.socket!.once('close', () => resolve()));
+        this.socket.close();
+        await Promise.race([closed, sleep(2000)]);
+      }
+      this.http?.close();
+      await this.server?.stop();
+    } finally {
+      if (this.dataDir !== null) await removeTempDir(this.dataDir);
+      this.server = null;
+      this.socket = null;
+    }
   }
 }
 
@@ -219,9 +342,8 @@ export class BrookCdcTopic implements CdcSystem {
         const r = await engine.read(topic, 0, offset, { maxRecords: 5000 });
         for (const rec of r.records) {
           // The value is JSON; the tx number is the only field needed: {"before":null,"after":{"id":"..","tx":N,...
-          const text = Buffer.from(rec.value!.buffer, rec.value!.byteOffset, rec.value!.byteLength).toString('latin1');
-          const at = text.indexOf('"tx":');
-          if (at !== -1) onRow(parseInt(text.slice(at + 5, at + 20), 10));
+          const tx = txOf(Buffer.from(rec.value!.buffer, rec.value!.byteOffset, rec.value!.byteLength).toString('latin1'));
+          if (tx >= 0) onRow(tx);
         }
         offset = r.nextOffset;
       }
@@ -369,9 +491,10 @@ export async function latencyRun(system: CdcSystem, rate: number, seconds: numbe
     await freshDatabase(db);
     await system.start(db, (tx) => {
       const at = nowMs();
-      if (ticker === null || tx < warmTx || tx >= total) return;
+      if (ticker === null || tx < warmTx || tx >= total) return false;
       received++;
       latency.recordMs(at - ticker.intended(tx));
+      return true;
     });
     await writers.open(db);
     const t = new Ticker(nowMs() + 50, txRate, total);
@@ -383,7 +506,7 @@ export async function latencyRun(system: CdcSystem, rate: number, seconds: numbe
     const end = nowMs() + DRAIN_MS;
     while (received < measuredChanges && nowMs() < end && system.failures.length === 0) await sleep(5);
     const problems = [...(received < measuredChanges ? [`${int(measuredChanges - received)} of ${int(measuredChanges)} changes not received`] : []), ...writers.failures, ...system.failures];
-    return { ...base, received, latency: latency.summary(), ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
+    return { ...base, received, latency: latency.summary(), ...(system.hops ? { hops: system.hops() } : {}), ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
   } catch (err) {
     return { ...base, received, latency: latency.summary(), error: errorText(err) };
   } finally {
@@ -435,7 +558,12 @@ export async function throughputRun(system: CdcSystem, changes: number): Promise
 export async function runCdc(options: BenchOptions): Promise<CdcResult> {
   const seconds = options.quick ? 5 : 15;
   const changes = options.quick ? 200_000 : 1_000_000;
-  const make = (): CdcSystem[] => [new BrookCdc(options), new BrookCdcTopic(options), new PgLogicalReplication(), new BrookDecoder()];
+  // BROOK_BENCH_CDC_SYSTEMS=brook-cdc-realtime,pg-logical-replication runs only those systems.
+  const wanted = (process.env['BROOK_BENCH_CDC_SYSTEMS'] ?? CDC_SYSTEMS.join(',')).split(',');
+  const unknown = wanted.filter((n) => !CDC_SYSTEMS.includes(n as CdcSystemName));
+  if (unknown.length > 0) throw new Error(`BROOK_BENCH_CDC_SYSTEMS: unknown system ${unknown.join(', ')} (known: ${CDC_SYSTEMS.join(', ')})`);
+  const all = (): CdcSystem[] => [new BrookCdc(options), new BrookCdcRealtime(options), new BrookCdcTopic(options), new PgLogicalReplication(), new BrookDecoder()];
+  const make = (): CdcSystem[] => all().filter((system) => wanted.includes(system.name));
   const latency: CdcLatencyRun[] = [];
   for (const rate of [1_000, 10_000]) {
     progress(`cdc: commit → subscriber at ${int(rate)} changes/s for ${seconds} s (+1 s warm-up)`);
@@ -444,11 +572,15 @@ export async function runCdc(options: BenchOptions): Promise<CdcResult> {
       latency.push(run);
       const l = run.latency;
       progress(`  ${system.name.padEnd(24)} p50 ${ms(l.p50Ms)} ms  p99 ${ms(l.p99Ms)} ms  p99.9 ${ms(l.p999Ms)} ms  max ${ms(l.maxMs)} ms${run.error === undefined ? '' : `  FAILED: ${run.error}`}`);
+      for (const [hop, h] of Object.entries(run.hops ?? {})) progress(`    ${hop}: p50 ${ms(h.p50Ms)} ms  p99 ${ms(h.p99Ms)} ms  max ${ms(h.maxMs)} ms`);
     }
   }
   const throughput: CdcThroughputRun[] = [];
   progress(`cdc: ${int(changes)} changes in 100-row transactions, as fast as ${WRITERS} writers go`);
-  for (const system of make()) {
+  // Not brook-cdc-realtime: one WebSocket subscriber at the writers' full rate (60k+ messages/s)
+  // passes the default slow-client bound (1,000 queued messages) on this machine and is closed
+  // with 4004, by design; the throughput target is "durable in Brook" (brook-cdc-topic).
+  for (const system of make().filter((s) => s.name !== 'brook-cdc-realtime')) {
     const run = await throughputRun(system, changes);
     throughput.push(run);
     progress(`  ${system.name.padEnd(24)} ${int(run.changesPerSec)} changes/s (${fixed(run.seconds, 2)} s)${run.error === undefined ? '' : `  FAILED: ${run.error}`}`);

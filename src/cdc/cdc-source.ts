@@ -229,6 +229,8 @@ export class CdcSource {
     let repl: ReplicationConnection | null = null;
     let writer: LogWriter | null = null;
     const timers: NodeJS.Timeout[] = [];
+    /** A standby status update waiting to carry the newest durable position (confirmDelayMs). */
+    let confirmTimer: NodeJS.Timeout | null = null;
     let closeResolve!: () => void;
     this.sessionClosed = new Promise<void>((resolve) => (closeResolve = resolve));
     let sessionError: unknown = null;
@@ -395,7 +397,14 @@ export class CdcSource {
         confirm: (lsn) => {
           this.confirmed = lsn;
           this.metrics.confirmedLsn(c.name, lsn);
-          connection.sendStatus(lsn);
+          if (c.confirmDelayMs === 0) connection.sendStatus(lsn);
+          else if (confirmTimer === null) {
+            // Trailing: the update carries the newest durable position when the timer fires.
+            confirmTimer = setTimeout(() => {
+              confirmTimer = null;
+              connection.sendStatus(pipeline!.confirmedLsn);
+            }, c.confirmDelayMs);
+          }
         },
         onError: (err) => fail(err),
       });
@@ -458,6 +467,7 @@ export class CdcSource {
       pipe.onDurable();
       connection.sendStatus(pipe.confirmedLsn);
     } finally {
+      if (confirmTimer !== null) clearTimeout(confirmTimer);
       for (const t of timers) clearInterval(t);
       this.endSession = null;
       this.live?.pipeline.close();

@@ -11,12 +11,15 @@ import { Publication } from './publication.js';
 
 const decoder = new TextDecoder();
 
-/** A record value as message data: its JSON (normalized to one line), else the text as a JSON string. */
+/** A record value as message data: its JSON (on one line), else the text as a JSON string. */
 export function recordData(record: StoredRecord): string {
   if (record.value === null) return 'null';
   const text = decoder.decode(record.value);
   try {
-    return JSON.stringify(JSON.parse(text));
+    const value: unknown = JSON.parse(text); // validates: the text is spliced into frames as-is
+    // Valid JSON without a line break is already one line (what SSE `data:` needs): used as
+    // stored. Re-serializing it was the tailer's largest per-record cost (CDC envelopes, 10k/s).
+    return text.includes('\n') || text.includes('\r') ? JSON.stringify(value) : text;
   } catch {
     // Not JSON: the browser gets the text as a string, which is still a faithful rendering.
     return JSON.stringify(text);

@@ -367,6 +367,22 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
     await stopSource(source);
   });
 
+  it('confirms the newest durable transaction to PostgreSQL when confirmations are coalesced (confirmDelayMs)', async () => {
+    await db.client.query(`CREATE TABLE coalesce_t (id int PRIMARY KEY)`);
+    const slot = db.unique('slot');
+    const topicPrefix = db.unique('tc');
+    // No periodic status update within the test: only the coalesced confirmations (or keepalive replies) move the slot.
+    const source = await startSource({ tables: ['public.coalesce_t'], slot, publication: db.unique('pub'), topicPrefix, snapshot: false, statusIntervalMs: 600_000, confirmDelayMs: 200 });
+    for (let i = 0; i < 50; i++) await db.client.query(`INSERT INTO coalesce_t VALUES ($1)`, [i]);
+    const written = await currentLsn();
+    await eventually(async () => (await engine.watermarks(`${topicPrefix}.public.coalesce_t`, 0)).highWatermark === 50, 20_000, 'the 50 rows to be durable');
+    // A liveness bound, not a speed one: without the coalesced update the slot would wait for
+    // PostgreSQL's next keepalive (about 10 s here); the update itself is due 200 ms after.
+    await eventually(async () => (await confirmedFlush(slot)) >= written, 5_000, 'the slot to reach the last commit');
+    expect(source.status().confirmedLsn).not.toBeNull();
+    await stopSource(source);
+  });
+
   it('idle captured tables do not hold WAL back', async () => {
     await db.client.query(`CREATE TABLE idle_t (id int PRIMARY KEY); CREATE TABLE busy_t (id int PRIMARY KEY, pad text)`);
     const slot = db.unique('slot');

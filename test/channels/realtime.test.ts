@@ -147,6 +147,52 @@ describe('/v1/realtime', () => {
     expect(pubs(healthy, 'chat:big').map((p) => p.offset)).toEqual([...Array(total).keys()]);
   });
 
+  it('a burst of more publications in one tick than maxQueuedMessages reaches a subscriber that keeps up', async () => {
+    const t = await start({ channels: { realtime: { maxQueuedBytes: 8 * 1024 * 1024, maxQueuedMessages: 30 } } });
+    const c = await connect(t);
+    await c.request({ type: 'subscribe', channels: [{ channel: 'chat:burst' }] });
+    const burst = 200; // one event-loop turn, as a topic tailer catching up or a big transaction publishes
+    for (let i = 0; i < burst; i++) t.server.channels.publish({ user: '', unrestricted: true, capabilities: [] }, 'chat:burst', String(i), 'server');
+    await eventually(() => pubs(c, 'chat:burst').length === burst || c.ws.readyState !== WebSocket.OPEN, 'the burst or a close');
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    expect(pubs(c, 'chat:burst').map((p) => p.data)).toEqual([...Array(burst).keys()]);
+  });
+
+  it('a subscriber whose socket backs up briefly and then empties is never closed as slow, however often it happens', async () => {
+    // Each episode backs up fewer frames than maxQueuedMessages and keeps the server's write
+    // buffer under its high-water mark, so Node never emits 'drain'; the count must still restart
+    // once the buffer is empty, or short episodes add up to a 4004 for a client that keeps up.
+    const limit = 30;
+    const perTick = 8; // 8 × 1 KB per flush: under the 16 KB high-water mark
+    const t = await start({ channels: { realtime: { maxQueuedBytes: 8 * 1024 * 1024, maxQueuedMessages: limit } } });
+    const c = await connect(t);
+    await c.request({ type: 'subscribe', channels: [{ channel: 'chat:bursty' }] });
+    const hub = t.server.channels as unknown as { channels: Map<string, { subscribers: Set<{ socket: { writableLength: number } }> }> };
+    const server = [...hub.channels.get('chat:bursty')!.subscribers][0]!.socket;
+    const client = (c.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    const data = JSON.stringify('x'.repeat(1000));
+    const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    let published = 0;
+    const episodes = 6; // 6 × 8 > 30: enough for stale counts to pass the limit
+    for (let e = 0; e < episodes; e++) {
+      client.pause();
+      // Fill the kernel buffers until one flush is left partly in the server's write buffer.
+      for (let i = 0; i < 100_000 && server.writableLength === 0; i++) {
+        for (let j = 0; j < perTick; j++) t.server.channels.publish({ user: '', unrestricted: true, capabilities: [] }, 'chat:bursty', data, 'server');
+        published += perTick;
+        await tick();
+        await tick();
+      }
+      expect(server.writableLength).toBeGreaterThan(0);
+      expect(server.writableLength).toBeLessThan(16 * 1024);
+      client.resume();
+      await eventually(() => pubs(c, 'chat:bursty').length === published, 'the client to read everything', 20_000);
+      await eventually(() => server.writableLength === 0, 'the server buffer to empty');
+    }
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    expect(pubs(c, 'chat:bursty').map((p) => p.offset)).toEqual([...Array(published).keys()]);
+  });
+
   it('stops reading a client that sends requests without reading the answers, and resumes once it reads', async () => {
     const t = await start({ channels: { realtime: { maxQueuedBytes: 64 * 1024 } } });
     const deaf = await connect(t);

@@ -133,7 +133,11 @@ export class RealtimeConnection implements Subscriber {
 
   private overloaded(): boolean {
     const o = this.ctx.options;
-    return this.socket.writableLength + this.batchBytes > o.maxQueuedBytes || this.queued + (this.batch?.length ?? 0) >= o.maxQueuedMessages;
+    // This tick's frames count against the message bound only behind a backed-up socket: into an
+    // empty one they go straight to the kernel at the flush, so a burst (a topic tailer catching
+    // up, one big transaction) does not close a client that keeps up. Bytes always count.
+    const waiting = this.socket.writableLength;
+    return waiting + this.batchBytes > o.maxQueuedBytes || (waiting > 0 && this.queued + (this.batch?.length ?? 0) >= o.maxQueuedMessages);
   }
 
   /** Queues a frame for this tick's flush; frames keep their order. */
@@ -154,6 +158,10 @@ export class RealtimeConnection implements Subscriber {
     this.batchBytes = 0;
     if (frames === null || this.closingAt !== 0 || this.ws.readyState !== WebSocket.OPEN) return;
     const socket = this.socket;
+    // An empty write buffer means the socket drained. Node emits 'drain' only after a write that
+    // returned false, so a buffer that emptied below the high-water mark never resets the count
+    // there, and a fast reader would pile up stale counts until it was closed as slow (4004).
+    if (socket.writableLength === 0) this.queued = 0;
     if (frames.length === 1) {
       socket.write(frames[0]!);
     } else {
