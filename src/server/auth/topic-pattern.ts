@@ -5,6 +5,7 @@
  * a wildcard grant never reaches other tenants' group offsets by accident.
  */
 import { z } from 'zod';
+import { matchesWildcard } from '../../lib/wildcard.js';
 
 /** Topic name characters plus `*`; at most 256 characters. */
 export const topicPatternSchema = z
@@ -13,31 +14,8 @@ export const topicPatternSchema = z
   .max(256)
   .regex(/^[a-zA-Z0-9._*-]+$/, 'a topic pattern uses [a-zA-Z0-9._-] and *');
 
-/**
- * True when `topic` matches `pattern`. Linear in practice and O(pattern × topic) at worst (no
- * regular expression, so no catastrophic backtracking on patterns with many stars).
- */
+/** True when `topic` matches `pattern` (see the header: `__` topics only for `__` patterns). */
 export function matchesTopic(pattern: string, topic: string): boolean {
   if (topic.startsWith('__') && !pattern.startsWith('__')) return false;
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let resume = 0;
-  while (t < topic.length) {
-    if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      resume = t;
-    } else if (p < pattern.length && pattern[p] === topic[t]) {
-      p++;
-      t++;
-    } else if (star !== -1) {
-      // Let the last star swallow one more character and retry from there.
-      p = star + 1;
-      t = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
+  return matchesWildcard(pattern, topic);
 }
