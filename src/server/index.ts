@@ -145,6 +145,8 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   }
   const metrics = options.metrics ?? new Metrics({ logger });
   metrics.trackConsumerLag(options.engine);
+  const engine = options.engine;
+  if (engine instanceof JetStreamEngine) metrics.trackCoordinator(() => engine.isGroupCoordinator);
   const queues = options.queues ?? (await openQueues(options, metrics));
   metrics.trackQueues(queues);
   const shutdown = new AbortController();

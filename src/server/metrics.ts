@@ -88,6 +88,7 @@ export class Metrics {
   private readonly connections: Gauge<'transport'>;
   private readonly fsync: Histogram;
   private lagSource: LagSource | null = null;
+  private coordinatorSource: () => boolean = () => true;
   private queueSource: QueueStatsSource | null = null;
   private readonly queueLabels = new Set<string>();
   private readonly queueDeliveries: Counter<'queue'>;
@@ -130,6 +131,12 @@ export class Metrics {
       help: 'Open client connections, by transport.',
       labelNames: ['transport'],
       registers,
+    });
+    const coordinator: Gauge = new Gauge({
+      name: 'brook_group_coordinator',
+      help: '1 while this node serves the consumer groups of its cluster (always 1 on the embedded engine; on JetStream, the node holding the coordinator lease).',
+      registers,
+      collect: () => coordinator.set(this.coordinatorSource() ? 1 : 0),
     });
     this.fsync = new Histogram({
       name: 'brook_fsync_duration_seconds',
@@ -273,6 +280,11 @@ export class Metrics {
   /** Computes `brook_consumer_group_lag` from `source` on every scrape (replaces an earlier one). */
   trackConsumerLag(source: LagSource): void {
     this.lagSource = source;
+  }
+
+  /** Where `brook_group_coordinator` reads whether this node serves consumer groups now. */
+  trackCoordinator(isCoordinator: () => boolean): void {
+    this.coordinatorSource = isCoordinator;
   }
 
   /** Drops a deleted topic's series and frees its label slot. */

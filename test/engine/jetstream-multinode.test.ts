@@ -73,6 +73,7 @@ describe.runIf(natsUp)('JetStream engine on several nodes', () => {
   it('replaces a coordinator that died without stepping down; members rejoin and committed offsets survive', async () => {
     const a = await node(); // first: the coordinator
     const b = await node();
+    expect([a.isGroupCoordinator, b.isGroupCoordinator]).toEqual([true, false]);
     await a.createTopic('events', { partitions: 2 });
     const m1 = await a.joinGroup({ group: 'g', topics: ['events'], sessionTimeoutMs: 10_000 });
     const m2 = await b.joinGroup({ group: 'g', topics: ['events'], sessionTimeoutMs: 10_000 });
@@ -104,6 +105,7 @@ describe.runIf(natsUp)('JetStream engine on several nodes', () => {
         throw err;
       }
     });
+    expect(b.isGroupCoordinator).toBe(true);
     const again = await b.joinGroup({ group: 'g', topics: ['events'], memberId: m2.memberId, sessionTimeoutMs: 10_000 });
     expect(partitionsOf(again)).toEqual([0, 1]); // m1 died with its coordinator: m2 takes everything
     expect((await b.fetchOffsets('g', 'events')).find((o) => o.partition === p1)?.offset).toBe(5);

@@ -248,6 +248,11 @@ export class JetStreamEngine implements Engine {
     this.logger.info({ servers: s.servers, topics: this.conn.catalog.size, maxPayload: this.maxPayload }, 'jetstream engine open');
   }
 
+  /** Whether this node holds the group-coordinator lease and serves consumer groups now. */
+  get isGroupCoordinator(): boolean {
+    return this.conn?.groups.isCoordinator ?? false;
+  }
+
   /**
    * The open NATS connection with the prefix and replica count, for components that keep their
    * own objects on the same JetStream (the native queue backend, src/queues/jetstream/; channels
