@@ -4,9 +4,9 @@ import { pino } from 'pino';
 import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { JetStreamQueueService } from '../../src/queues/jetstream/index.js';
 import type { Job, JobHandler, QueueSystem } from '../lib/queue-system.js';
+import { ServiceWorkers } from './service-workers.js';
 
 const QUEUE = 'bench-jobs';
-const WAIT_MS = 500;
 const NATS = process.env['BROOK_BENCH_NATS'] ?? 'nats://127.0.0.1:4222';
 
 /**
@@ -25,11 +25,11 @@ export class BrookQueuesJetStreamNative implements QueueSystem {
   private nc: NatsConnection | null = null;
   private nodes: JetStreamQueueService[] = [];
   private turn = 0;
-  private workers: Promise<void>[] = [];
-  private stopping: AbortController | null = null;
+  private readonly workers: ServiceWorkers;
 
-  constructor(private readonly prefetch: number) {
+  constructor(prefetch: number) {
     this.workerModel = `receive(max ${prefetch}) then one ack() call per job, workers alternating over 2 nodes`;
+    this.workers = new ServiceWorkers(QUEUE, prefetch);
   }
 
   async start(): Promise<void> {
@@ -50,28 +50,12 @@ export class BrookQueuesJetStreamNative implements QueueSystem {
   }
 
   async startWorkers(count: number, handler: JobHandler): Promise<void> {
-    const stopping = (this.stopping = new AbortController());
-    const work = async (node: JetStreamQueueService): Promise<void> => {
-      while (!stopping.signal.aborted) {
-        const got = await node.receive(QUEUE, { max: this.prefetch }, WAIT_MS, stopping.signal);
-        const acks: Promise<void>[] = new Array<Promise<void>>(got.length);
-        for (let i = 0; i < got.length; i++) {
-          const d = got[i]!;
-          handler(JSON.parse(Buffer.from(d.value).toString('utf8')) as Job);
-          acks[i] = node.ack(QUEUE, [d.receipt]);
-        }
-        await Promise.all(acks);
-      }
-    };
-    this.workers = Array.from({ length: count }, (_, w) => work(this.nodes[w % this.nodes.length]!));
+    this.workers.start(count, handler, (w) => this.nodes[w % this.nodes.length]!);
     return Promise.resolve();
   }
 
-  async stopWorkers(): Promise<void> {
-    this.stopping?.abort();
-    const workers = this.workers;
-    this.workers = [];
-    await Promise.all(workers);
+  stopWorkers(): Promise<void> {
+    return this.workers.stop();
   }
 
   async stop(): Promise<void> {

@@ -7,6 +7,7 @@ import { BrookProcess } from './process.js';
 import { ClientErrors, sdkClient } from './sdk-client.js';
 import type { Job, JobHandler, QueueSystem } from '../lib/queue-system.js';
 import { makeTempDir, removeTempDir } from '../lib/temp.js';
+import { ServiceWorkers } from './service-workers.js';
 
 const QUEUE = 'bench-jobs';
 const WAIT_MS = 500;
@@ -25,14 +26,14 @@ export class BrookQueuesInProcess implements QueueSystem {
   private engine: EmbeddedEngine | null = null;
   private queues: QueueManager | null = null;
   private dir: string | null = null;
-  private workers: Promise<void>[] = [];
-  private stopping: AbortController | null = null;
+  private readonly workers: ServiceWorkers;
 
   constructor(
     private readonly root: string,
-    private readonly prefetch: number,
+    prefetch: number,
   ) {
     this.workerModel = `receive(max ${prefetch}) then one ack() call per job`;
+    this.workers = new ServiceWorkers(QUEUE, prefetch);
   }
 
   async start(): Promise<void> {
@@ -52,28 +53,12 @@ export class BrookQueuesInProcess implements QueueSystem {
 
   async startWorkers(count: number, handler: JobHandler): Promise<void> {
     const queues = this.queues!;
-    const stopping = (this.stopping = new AbortController());
-    const work = async (worker: string): Promise<void> => {
-      while (!stopping.signal.aborted) {
-        const got = await queues.receive(QUEUE, { max: this.prefetch, worker }, WAIT_MS, stopping.signal);
-        const acks: Promise<void>[] = new Array<Promise<void>>(got.length);
-        for (let i = 0; i < got.length; i++) {
-          const d = got[i]!;
-          handler(JSON.parse(Buffer.from(d.value).toString('utf8')) as Job);
-          acks[i] = queues.ack(QUEUE, [d.receipt]);
-        }
-        await Promise.all(acks);
-      }
-    };
-    this.workers = Array.from({ length: count }, (_, w) => work(`w${w}`));
+    this.workers.start(count, handler, () => queues);
     return Promise.resolve();
   }
 
-  async stopWorkers(): Promise<void> {
-    this.stopping?.abort();
-    const workers = this.workers;
-    this.workers = [];
-    await Promise.all(workers);
+  stopWorkers(): Promise<void> {
+    return this.workers.stop();
   }
 
   async stop(): Promise<void> {

@@ -20,6 +20,13 @@ type Reply = { ready: true; port: number } | { rss: number; heapUsed: number };
 const send = (m: Reply): void => void process.send?.(m);
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/** One `bench` namespace with a short history, and limits out of the way of the load. */
+const BENCH_CHANNELS = {
+  namespaces: [{ name: 'bench', history: { size: 100, ttlMs: 60_000 } }],
+  realtime: { maxConnections: 1_000_000, publishRate: 1e9, publishBurst: 1e9, maxChannelsPerConnection: 10 },
+  maxChannels: 2_000_000,
+};
+
 async function brook(): Promise<number> {
   const { EmbeddedEngine } = await import('../../src/engine/embedded/index.js');
   const { createServer } = await import('../../src/server/index.js');
@@ -32,11 +39,7 @@ async function brook(): Promise<number> {
     host: '127.0.0.1',
     port: 0,
     logger,
-    channels: {
-      namespaces: [{ name: 'bench', history: { size: 100, ttlMs: 60_000 } }],
-      realtime: { maxConnections: 1_000_000, publishRate: 1e9, publishBurst: 1e9, maxChannelsPerConnection: 10 },
-      maxChannels: 2_000_000,
-    },
+    channels: BENCH_CHANNELS,
   });
   process.once('disconnect', () => {
     void server.close().then(() => engine.close()).finally(() => {
@@ -62,12 +65,7 @@ async function brookCluster(): Promise<number> {
     host: '127.0.0.1',
     port: 0,
     logger,
-    channels: {
-      namespaces: [{ name: 'bench', history: { size: 100, ttlMs: 60_000 } }],
-      realtime: { maxConnections: 1_000_000, publishRate: 1e9, publishBurst: 1e9, maxChannelsPerConnection: 10 },
-      maxChannels: 2_000_000,
-      cluster: 'jetstream',
-    },
+    channels: { ...BENCH_CHANNELS, cluster: 'jetstream' },
   });
   process.once('disconnect', () => {
     void server.close().then(() => engine.close()).finally(() => process.exit(0));
