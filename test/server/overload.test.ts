@@ -155,13 +155,17 @@ describe.skipIf(process.platform !== 'linux')('server under sustained overload (
         // Subscribers first, so that they fill their buffers while the rest goes on.
         const subscribers = await Promise.all(Array.from({ length: SUBSCRIBER_CONNECTIONS }, () => pausedSubscriber(wsUrl, sockets)));
 
-        // At least OVERLOAD_MS, and on until the attempted volume proves something (a loaded
+        // At least OVERLOAD_MS, and on until the volumes prove something (a loaded
         // machine generates load more slowly), but never past MAX_OVERLOAD_MS.
         const started = Date.now();
         const until = (): boolean => {
           const elapsed = Date.now() - started;
           if (elapsed < OVERLOAD_MS) return true;
-          return elapsed < MAX_OVERLOAD_MS && tally.attemptedBytes <= VOLUME_FACTOR * RSS_BOUND_BYTES;
+          // Both volumes asserted below: what was sent, and what the paused subscribers were offered.
+          const appended = tally.httpOk * HTTP_BATCH_RECORDS * VALUE.length + tally.wsProduced * WS_BATCH_RECORDS * VALUE.length;
+          const offered = appended * SUBSCRIBER_CONNECTIONS * SUBS_PER_CONNECTION;
+          const enough = tally.attemptedBytes > VOLUME_FACTOR * RSS_BOUND_BYTES && offered > VOLUME_FACTOR * RSS_BOUND_BYTES;
+          return elapsed < MAX_OVERLOAD_MS && !enough;
         };
         const producerAgent = new Agent({ keepAlive: true, maxSockets: HTTP_PRODUCERS });
         const pollAgent = new Agent({ keepAlive: true, maxSockets: HTTP_LONG_POLLS });
