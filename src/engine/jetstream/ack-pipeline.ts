@@ -172,12 +172,12 @@ function parseAck(msg: Msg): PublishOutcome {
   if (msg.headers?.code === 503 && msg.data.length === 0) {
     return { ok: false, kind: 'no-stream', message: 'no responders: no stream captures this subject, or its leader is being elected' };
   }
-  const text = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).toString('utf8');
-  const fast = fastPubAck(text);
+  const bytes = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+  const fast = fastPubAck(bytes);
   if (fast !== null) return fast;
   let ack: PubAckJson;
   try {
-    ack = JSON.parse(text) as PubAckJson;
+    ack = JSON.parse(bytes.toString('utf8')) as PubAckJson;
   } catch (err) {
     return { ok: false, kind: 'rejected', message: 'JetStream answered with something that is not a PubAck', cause: err };
   }
@@ -192,25 +192,27 @@ function parseAck(msg: Msg): PublishOutcome {
 }
 
 /**
- * The common PubAck, `{"stream":"…", "seq":N}` (maybe with `"domain"`), read
- * without JSON.parse: one ack per record made parsing a visible share of the append path. Anything
- * else — an error, or a shape this does not recognise — returns null for the full parse.
+ * The common PubAck, `{"stream":"…", "seq":N}` (maybe with `"domain"`), read from its bytes
+ * without decoding them or calling JSON.parse: one ack per record made parsing a visible share
+ * of the append path. Anything else — an error, or a shape this does not recognise — returns
+ * null for the full parse.
  */
-export function fastPubAck(text: string): PublishOutcome | null {
+export function fastPubAck(ack: Buffer | string): PublishOutcome | null {
+  const b = typeof ack === 'string' ? Buffer.from(ack, 'utf8') : ack;
   // A backslash means an escaped string, which could hide a `"seq":` inside a name: parse fully.
   // Duplicates (rare; the server writes `"duplicate": true` with a space) take the full parse too.
-  if (text.charCodeAt(0) !== 123 /* { */ || text.includes('"error"') || text.includes('"duplicate"') || text.includes('\\')) return null;
-  const at = text.indexOf('"seq":');
+  if (b[0] !== 123 /* { */ || b.includes(92 /* \ */) || b.includes('"error"') || b.includes('"duplicate"')) return null;
+  const at = b.indexOf('"seq":');
   if (at === -1) return null;
   let seq = 0;
   let i = at + 6;
   const start = i;
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  for (; i < b.length; i++) {
+    const c = b[i]!;
     if (c < 48 || c > 57) break;
     seq = seq * 10 + (c - 48);
   }
-  const end = text.charCodeAt(i);
+  const end = b[i];
   // A number that ends the field; anything unusual (spaces, exponents, huge values) takes the slow path.
   if (i === start || (end !== 44 /* , */ && end !== 125) /* } */ || !Number.isSafeInteger(seq)) return null;
   return { ok: true, seq, duplicate: false };

@@ -36,29 +36,29 @@ export interface EncodedRecord {
 }
 
 export function encodeRecord(record: ProduceRecord, msgId: string | null): EncodedRecord {
-  let h: MsgHdrs | undefined;
-  let headerBytes = 0;
+  const data = record.value ?? EMPTY;
+  // Most records are a value and nothing else: no header block to build (checked first because
+  // this runs once per record on the append path).
+  if (record.key == null && record.value !== null && msgId === null && !hasHeaders(record.headers)) {
+    return { data, headers: undefined, wireBytes: data.length };
+  }
+  const h = natsHeaders();
+  let headerBytes = 12; // "NATS/1.0\r\n" ... "\r\n"
   const set = (name: string, value: string): void => {
-    if (h === undefined) {
-      h = natsHeaders();
-      headerBytes = 12; // "NATS/1.0\r\n" ... "\r\n"
-    }
     h.set(name, value);
     headerBytes += name.length + Buffer.byteLength(value) + 4;
   };
   if (record.key != null) set(KEY_HEADER, Buffer.from(record.key.buffer, record.key.byteOffset, record.key.byteLength).toString('base64'));
   if (record.value === null) set(NULL_HEADER, '1');
-  if (record.headers) {
-    let any = false;
-    for (const _ in record.headers) {
-      any = true;
-      break;
-    }
-    if (any) set(HEADERS_HEADER, JSON.stringify(record.headers));
-  }
+  if (hasHeaders(record.headers)) set(HEADERS_HEADER, JSON.stringify(record.headers));
   if (msgId !== null) set(MSG_ID_HEADER, msgId);
-  const data = record.value ?? EMPTY;
   return { data, headers: h, wireBytes: data.length + headerBytes };
+}
+
+function hasHeaders(headers: RecordHeaders | undefined): headers is RecordHeaders {
+  if (headers === undefined) return false;
+  for (const _ in headers) return true;
+  return false;
 }
 
 const EMPTY = new Uint8Array(0);
