@@ -49,6 +49,8 @@ interface OpenTransaction extends DurabilityWaiter {
   seq: number;
   endLsn: Lsn;
   committed: boolean;
+  /** When the commit message arrived (performance.now()), for the receive → durable metric. */
+  receivedAt: number;
   readonly counts: Map<string, number>;
   /** `source` JSON up to `seq`, per table, built once per transaction. */
   readonly sourcePrefixes: Map<number, string>;
@@ -116,10 +118,15 @@ export class StreamPipeline {
   /** After appends became durable: confirm the newest transaction with all before it durable. */
   onDurable(): void {
     let advanced = false;
+    let now = 0;
     while (this.fifoHead < this.fifo.length) {
       const head = this.fifo[this.fifoHead]!;
       if (head.outstanding > 0) break;
       this.fifoHead++;
+      if (head.counts.size > 0) {
+        if (now === 0) now = performance.now();
+        this.o.metrics.durable(this.o.source, Date.now() - head.commitTime, now - head.receivedAt);
+      }
       if (head.endLsn > this.confirmed) this.confirmed = head.endLsn;
       advanced = true;
     }
@@ -208,6 +215,7 @@ export class StreamPipeline {
           seq: 0,
           endLsn: 0n,
           committed: false,
+          receivedAt: 0,
           outstanding: 0,
           counts: new Map(),
           ops: { c: 0, u: 0, d: 0, r: 0, t: 0 },
@@ -349,6 +357,7 @@ export class StreamPipeline {
     this.tx = null;
     tx.endLsn = endLsn;
     tx.committed = true;
+    tx.receivedAt = performance.now();
     if (tx.counts.size > 0) {
       const value = Buffer.from(
         JSON.stringify({

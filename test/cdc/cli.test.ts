@@ -47,6 +47,9 @@ describe.runIf(available)('brook start with CDC', () => {
       expect(metrics).toMatch(/brook_cdc_events_total\{source="[^"]+",op="u"\} 1/);
       expect(metrics).toMatch(/brook_cdc_confirmed_lsn\{source="[^"]+"\} [1-9]/);
       expect(metrics).toMatch(/brook_cdc_slot_lag_bytes\{source="[^"]+"\} \d+/);
+      // One captured transaction (the INSERT and UPDATE commit together) became durable.
+      expect(metrics).toMatch(/brook_cdc_commit_to_durable_seconds_count\{source="[^"]+"\} 1\n/);
+      expect(metrics).toMatch(/brook_cdc_receive_to_durable_seconds_count\{source="[^"]+"\} 1\n/);
     } finally {
       cli.child.kill('SIGTERM');
       expect((await cli.exited()).code).toBe(0);
