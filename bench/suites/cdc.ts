@@ -79,8 +79,8 @@ export interface CdcResult {
 interface CdcSystem {
   readonly name: CdcSystemName;
   start(db: string, onRow: (tx: number) => boolean | void): Promise<void>;
-  /** Per-hop latencies of the measured rows, when the system can tell. */
-  hops?(): Record<string, LatencySummary>;
+  /** Per-hop latencies of the measured rows, when the system can tell (asked before stop). */
+  hops?(): Promise<Record<string, LatencySummary>>;
   stop(): Promise<void>;
   readonly failures: string[];
 }
@@ -168,6 +168,25 @@ async function topicExists(http: BrookHttpClient): Promise<boolean> {
   }
 }
 
+/**
+ * p50/p99/p99.9 of a Prometheus histogram in text format (all label sets summed) as the upper
+ * bounds of the buckets they fall in; max is the bound of the highest bucket reached. Null when absent.
+ */
+export function histogramSummary(text: string, name: string): LatencySummary | null {
+  const buckets = new Map<number, number>();
+  const re = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\d+)$`, 'gm');
+  for (const m of text.matchAll(re)) {
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
+  }
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const count = sorted.at(-1)?.[1] ?? 0;
+  if (count === 0) return null;
+  const at = (q: number): number => (sorted.find(([, n]) => n >= q * count)?.[0] ?? Infinity) * 1000;
+  const reached = sorted.filter(([, n], i) => n > (i === 0 ? 0 : sorted[i - 1]![1]));
+  return { count, p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999), maxMs: (reached.at(-1)?.[0] ?? Infinity) * 1000 };
+}
+
 /** The `tx` column of a CDC envelope's `after`, found without parsing the whole JSON: {"before":null,"after":{"id":"..","tx":N,... */
 function txOf(text: string): number {
   const at = text.indexOf('"tx":');
@@ -233,6 +252,7 @@ export class BrookCdcRealtime implements CdcSystem {
   private http: BrookHttpClient | null = null;
   private socket: WebSocket | null = null;
   private dataDir: string | null = null;
+  private port: number | null = null;
   private stopping = false;
 
   constructor(private readonly options: BenchOptions) {}
@@ -243,13 +263,18 @@ export class BrookCdcRealtime implements CdcSystem {
    */
   private readonly afterDecode = new Latency();
 
-  hops(): Record<string, LatencySummary> {
-    return { 'decoded → received (1 ms resolution)': this.afterDecode.summary() };
+  async hops(): Promise<Record<string, LatencySummary>> {
+    const hops: Record<string, LatencySummary> = { 'decoded → received (1 ms resolution)': this.afterDecode.summary() };
+    // The server's own histogram (docs/cdc.md, Metrics), warm-up included, bucket upper bounds.
+    const metrics = this.port === null ? null : await fetch(`http://127.0.0.1:${this.port}/metrics`).then((r) => r.text()).catch(() => null);
+    const received = metrics === null ? null : histogramSummary(metrics, 'brook_cdc_receive_to_durable_seconds');
+    if (received !== null) hops['server: commit received → durable (histogram bucket bounds)'] = received;
+    return hops;
   }
 
   async start(db: string, onRow: (tx: number) => boolean | void): Promise<void> {
     const started = await startCdcServer(this.options, db, 'rt_bench');
-    ({ server: this.server, http: this.http, dataDir: this.dataDir } = started);
+    ({ server: this.server, http: this.http, dataDir: this.dataDir, port: this.port } = started);
     const socket = new WebSocket(`ws://127.0.0.1:${started.port}/v1/realtime`, 'brook.realtime.v1', { perMessageDeflate: false });
     this.socket = socket;
     const channel = `topic:cdc.public.${TABLE}`;
@@ -506,7 +531,7 @@ export async function latencyRun(system: CdcSystem, rate: number, seconds: numbe
     const end = nowMs() + DRAIN_MS;
     while (received < measuredChanges && nowMs() < end && system.failures.length === 0) await sleep(5);
     const problems = [...(received < measuredChanges ? [`${int(measuredChanges - received)} of ${int(measuredChanges)} changes not received`] : []), ...writers.failures, ...system.failures];
-    return { ...base, received, latency: latency.summary(), ...(system.hops ? { hops: system.hops() } : {}), ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
+    return { ...base, received, latency: latency.summary(), ...(system.hops ? { hops: await system.hops() } : {}), ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
   } catch (err) {
     return { ...base, received, latency: latency.summary(), error: errorText(err) };
   } finally {
