@@ -269,6 +269,9 @@ export class BrookCdcRealtime implements CdcSystem {
     const metrics = this.port === null ? null : await fetch(`http://127.0.0.1:${this.port}/metrics`).then((r) => r.text()).catch(() => null);
     const received = metrics === null ? null : histogramSummary(metrics, 'brook_cdc_receive_to_durable_seconds');
     if (received !== null) hops['server: commit received → durable (histogram bucket bounds)'] = received;
+    // Pauses of the server's event loop that every hop behind them waits for.
+    const gc = metrics === null ? null : histogramSummary(metrics, 'nodejs_gc_duration_seconds');
+    if (gc !== null) hops['server: garbage-collection pauses (histogram bucket bounds)'] = gc;
     return hops;
   }
 
