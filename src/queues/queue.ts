@@ -15,7 +15,7 @@
  * with its delivery counted.
  */
 import type { Logger } from 'pino';
-import { InvalidArgumentError, MessageTooLargeError, type ProduceRecord, type StoredRecord } from '../engine/index.js';
+import { InvalidArgumentError, type ProduceRecord, type StoredRecord } from '../engine/index.js';
 import { fullJitterDelay } from './backoff.js';
 import {
   bareKey,
@@ -30,18 +30,17 @@ import {
 } from './codec.js';
 import {
   MAX_DEDUP_ENTRIES,
-  MAX_DEDUP_ID_LENGTH,
   MAX_DELAY_MS,
   MAX_ERROR_LENGTH,
-  MAX_KEY_LENGTH,
-  MAX_MESSAGE_BYTES,
-  MAX_PRIORITY,
   MAX_RECEIVE,
   MAX_VISIBILITY_MS,
   MAX_WAITERS_PER_QUEUE,
 } from './config.js';
 import { QueueClosedError, QueueFullError, TooManyWaitersError, UnknownReceiptError } from './errors.js';
+import { DedupWindow } from './dedup-window.js';
+import { enqueueMeta, NO_META } from './enqueue-meta.js';
 import { Heap } from './heap.js';
+import { ReceiveWaiters } from './receive-waiters.js';
 import { DeadLetterStore } from './dead-letter-store.js';
 import type { QueueLogs } from './storage.js';
 import type {
@@ -88,22 +87,10 @@ interface Message {
   leased: boolean;
 }
 
-/** A receiver parked in a long poll; `wake(share)` lets it take up to `share` messages (0: take what it asked for). */
-interface Waiter {
-  readonly worker: string;
-  readonly wake: (share: number) => void;
-}
-
 interface LeaseEntry {
   readonly at: number;
   readonly msg: Message;
   readonly seq: number;
-}
-
-interface DedupEntry {
-  readonly at: number;
-  /** The message id, or a promise of it while the first enqueue is being written. */
-  id: number | Promise<number>;
 }
 
 /** What the queue reports to metrics; every method is called once per batch, not per message. */
@@ -156,12 +143,12 @@ export class Queue {
   private readonly leases = new Heap<LeaseEntry>(leaseOrder);
   /** key-sticky: per key, its unfinished messages in id order; only the head is scheduled. */
   private readonly chains = new Map<string, Message[]>();
-  private readonly dedup = new Map<string, DedupEntry>();
+  private readonly dedup: DedupWindow;
   private readonly deadLetters: DeadLetterStore;
   private readonly workers = new Map<string, number>();
-  private waiters: Waiter[] = [];
-  /** Round-robin: where the next wake starts in the list of waiting receivers. */
-  private turn = 0;
+  private readonly waiters: ReceiveWaiters;
+  private readonly readyCountNow = (): number => this.readyCount;
+  private readonly inFlightOf = (worker: string): number => this.workers.get(worker) ?? 0;
 
   private readyCount = 0;
   private delayedCount = 0;
@@ -182,7 +169,6 @@ export class Queue {
   private timerAt = Infinity;
   private readonly timers: boolean;
   private closed = false;
-  private wakeScheduled = false;
 
   constructor(deps: QueueDeps, config: QueueConfig) {
     this.name = deps.name;
@@ -195,6 +181,8 @@ export class Queue {
     this.timers = deps.timers;
     this.carryForwardAfter = deps.carryForwardAfter;
     this.deadLetters = new DeadLetterStore(deps.logs.deadLetters, this.logger);
+    this.waiters = new ReceiveWaiters(MAX_WAITERS_PER_QUEUE, () => new TooManyWaitersError(this.name));
+    this.dedup = new DedupWindow(() => this.config.dedupWindowMs, MAX_DEDUP_ENTRIES);
   }
 
   get currentConfig(): QueueConfig {
@@ -262,7 +250,7 @@ export class Queue {
         const meta = metaOf<EnqueueMeta>(r.key!) ?? {};
         const msg = newMessage(r.offset, r.value ?? new Uint8Array(0), meta, r.timestamp, r.offset);
         this.live.set(msg.id, msg);
-        if (meta.u !== undefined && r.timestamp + this.config.dedupWindowMs > now) this.rememberDedup(meta.u, msg.id, r.timestamp);
+        if (meta.u !== undefined && r.timestamp + this.config.dedupWindowMs > now) this.dedup.remember(meta.u, msg.id, r.timestamp);
         break;
       }
       case Tag.Carry: {
@@ -315,9 +303,9 @@ export class Queue {
     const fresh = new Map<string, { slot: number; index: number }>(); // dedup ids first seen in this batch
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
-      const meta = this.checkMessage(m, now);
+      const meta = enqueueMeta(m, now, this.config.defaultTtlMs);
       if (meta.u !== undefined) {
-        const seen = this.lookupDedup(meta.u, now);
+        const seen = this.dedup.lookup(meta.u, now);
         if (seen !== null) {
           ids[i] = seen;
           continue;
@@ -346,14 +334,14 @@ export class Queue {
         fail = reject;
       });
       written.catch(() => undefined); // observed through the dedup entries and the await below
-      for (const [dedupId, { index }] of fresh) this.rememberDedup(dedupId, written.then((base) => base + index), now);
+      for (const [dedupId, { index }] of fresh) this.dedup.remember(dedupId, written.then((base) => base + index), now);
       let base: number;
       try {
         base = await this.logs.journal.append(records);
         settle(base);
       } catch (err) {
         fail(err);
-        for (const dedupId of fresh.keys()) this.dedup.delete(dedupId);
+        for (const dedupId of fresh.keys()) this.dedup.forget(dedupId);
         throw err;
       } finally {
         this.pendingEnqueues -= records.length;
@@ -377,59 +365,6 @@ export class Queue {
       out[i] = String(typeof id === 'number' ? id : await id);
     }
     return out;
-  }
-
-  private checkMessage(m: EnqueueMessage, now: number): EnqueueMeta {
-    if (m.value.length > MAX_MESSAGE_BYTES) throw new MessageTooLargeError('record', m.value.length, MAX_MESSAGE_BYTES);
-    // Most messages carry no options: they share one empty meta and the one-byte key.
-    if (
-      m.delayMs === undefined &&
-      m.deadline === undefined &&
-      m.priority === undefined &&
-      m.key === undefined &&
-      m.dedupId === undefined &&
-      m.ttlMs === undefined &&
-      this.config.defaultTtlMs === null
-    ) {
-      return NO_META;
-    }
-    const meta: EnqueueMeta = {};
-    if (m.delayMs !== undefined) {
-      if (!Number.isSafeInteger(m.delayMs) || m.delayMs < 0 || m.delayMs > MAX_DELAY_MS) {
-        throw new InvalidArgumentError(`delay_ms must be an integer in [0, ${MAX_DELAY_MS}], got ${m.delayMs}`);
-      }
-      if (m.delayMs > 0) meta.r = now + m.delayMs;
-    }
-    if (m.deadline !== undefined) {
-      if (!Number.isSafeInteger(m.deadline) || m.deadline <= now) {
-        throw new InvalidArgumentError(`deadline must be a future epoch millisecond time, got ${m.deadline} (now ${now})`);
-      }
-      meta.d = m.deadline;
-    }
-    if (m.priority !== undefined) {
-      if (!Number.isSafeInteger(m.priority) || m.priority < 0 || m.priority > MAX_PRIORITY) {
-        throw new InvalidArgumentError(`priority must be an integer in [0, ${MAX_PRIORITY}], got ${m.priority}`);
-      }
-      if (m.priority > 0) meta.p = m.priority;
-    }
-    if (m.key !== undefined) {
-      if (m.key.length === 0 || m.key.length > MAX_KEY_LENGTH) throw new InvalidArgumentError(`key must be 1-${MAX_KEY_LENGTH} characters`);
-      meta.k = m.key;
-    }
-    if (m.dedupId !== undefined) {
-      if (m.dedupId.length === 0 || m.dedupId.length > MAX_DEDUP_ID_LENGTH) {
-        throw new InvalidArgumentError(`dedup_id must be 1-${MAX_DEDUP_ID_LENGTH} characters`);
-      }
-      meta.u = m.dedupId;
-    }
-    const ttl = m.ttlMs ?? this.config.defaultTtlMs;
-    if (ttl !== null) {
-      if (!Number.isSafeInteger(ttl) || ttl <= 0 || ttl > MAX_DELAY_MS) {
-        throw new InvalidArgumentError(`ttl_ms must be an integer in [1, ${MAX_DELAY_MS}], got ${ttl}`);
-      }
-      meta.x = now + ttl;
-    }
-    return meta;
   }
 
   /**
@@ -460,23 +395,6 @@ export class Queue {
     this.inBackground(this.deadLetter(victims, 'DROPPED', now), 'dead-lettering dropped messages');
   }
 
-  private lookupDedup(dedupId: string, now: number): number | Promise<number> | null {
-    const entry = this.dedup.get(dedupId);
-    if (!entry) return null;
-    if (entry.at + this.config.dedupWindowMs <= now) {
-      this.dedup.delete(dedupId);
-      return null;
-    }
-    return entry.id;
-  }
-
-  private rememberDedup(dedupId: string, id: number | Promise<number>, at: number): void {
-    this.dedup.delete(dedupId);
-    this.dedup.set(dedupId, { at, id });
-    if (typeof id !== 'number') void id.then((n) => { const e = this.dedup.get(dedupId); if (e && e.id === id) e.id = n; }, () => undefined);
-    if (this.dedup.size > MAX_DEDUP_ENTRIES) this.dedup.delete(this.dedup.keys().next().value!);
-  }
-
   // ── scheduling ────────────────────────────────────────────────────────────────────────────
 
   /** Puts a live message where it belongs: behind its key, delayed, or ready. */
@@ -504,7 +422,7 @@ export class Queue {
       msg.state = READY;
       this.readyCount++;
       this.ready.push(msg);
-      this.wake();
+      this.waiters.wake(this.config.balance, this.readyCountNow, this.inFlightOf);
     }
   }
 
@@ -661,7 +579,7 @@ export class Queue {
       if (got.length > 0 || waitMs <= 0 || signal?.aborted) return got;
       const left = until - performance.now();
       if (left <= 0) return got;
-      const share = await this.waitForReady(left, worker, signal);
+      const share = await this.waiters.wait(left, worker, signal);
       take = share > 0 ? Math.min(max, share) : max;
       if (this.closed) return [];
     }
@@ -723,52 +641,6 @@ export class Queue {
     // crashing the server still reaches maxDeliveries.
     const delivered = this.append([{ key: bareKey(Tag.Delivered), value: jsonValue(ids) }]);
     return (dead === null ? delivered : Promise.all([delivered, dead])).then(() => out);
-  }
-
-  /** Resolves with the share the receiver may take when messages arrive, or 0 on timeout, abort or close. */
-  private waitForReady(ms: number, worker: string, signal?: AbortSignal): Promise<number> {
-    if (this.waiters.length >= MAX_WAITERS_PER_QUEUE) throw new TooManyWaitersError(this.name);
-    return new Promise<number>((resolve) => {
-      const waiter: Waiter = {
-        worker,
-        wake: (share) => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', timedOut);
-          const at = this.waiters.indexOf(waiter);
-          if (at >= 0) this.waiters.splice(at, 1);
-          resolve(share);
-        },
-      };
-      const timedOut = (): void => waiter.wake(0);
-      const timer = setTimeout(timedOut, ms);
-      signal?.addEventListener('abort', timedOut, { once: true });
-      this.waiters.push(waiter);
-    });
-  }
-
-  /**
-   * Messages became ready: wakes the parked receivers in the order the queue's `balance` says —
-   * `least-loaded`: fewest messages in flight first; otherwise round-robin, starting one further
-   * along each time — each allowed an equal share of what is ready. Their receives run in that
-   * order, so the order decides who gets what.
-   */
-  private wake(): void {
-    if (this.waiters.length === 0 || this.wakeScheduled) return;
-    this.wakeScheduled = true;
-    queueMicrotask(() => {
-      this.wakeScheduled = false;
-      const parked = this.waiters.slice();
-      if (parked.length === 0) return;
-      let order: Waiter[];
-      if (this.config.balance === 'least-loaded') {
-        order = parked.sort((a, b) => (this.workers.get(a.worker) ?? 0) - (this.workers.get(b.worker) ?? 0));
-      } else {
-        const start = this.turn++ % parked.length;
-        order = [...parked.slice(start), ...parked.slice(0, start)];
-      }
-      const share = Math.max(1, Math.ceil(this.readyCount / parked.length));
-      for (const w of order) w.wake(share);
-    });
   }
 
   // ── settle ────────────────────────────────────────────────────────────────────────────────
@@ -962,15 +834,8 @@ export class Queue {
       keep = msg.anchor;
       break;
     }
-    for (const [dedupId, entry] of this.dedup) {
-      if (entry.at + this.config.dedupWindowMs <= now) {
-        this.dedup.delete(dedupId);
-        continue;
-      }
-      if (typeof entry.id === 'number') keep = Math.min(keep, entry.id);
-      else keep = Math.min(keep, journal.nextOffset); // being written: at or past the current end
-      break;
-    }
+    // A dedup id still being written is at or past the journal's current end.
+    keep = Math.min(keep, this.dedup.expire(now, journal.nextOffset));
     if (this.pendingEnqueues === 0) await journal.truncateBefore(keep);
     await this.deadLetters.truncate();
   }
@@ -1034,7 +899,7 @@ export class Queue {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    for (const w of this.waiters.slice()) w.wake(0);
+    this.waiters.wakeAll();
   }
 
   private assertOpen(): void {
@@ -1076,7 +941,6 @@ export class Queue {
   }
 }
 
-const NO_META: EnqueueMeta = Object.freeze({});
 const ENQUEUE_KEY = bareKey(Tag.Enqueue);
 
 function hasMeta(meta: EnqueueMeta): boolean {
