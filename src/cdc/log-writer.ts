@@ -2,7 +2,9 @@
  * Appends CDC records to the engine, in order, and tells when they are durable.
  *
  * One append in flight per partition; records arriving meanwhile wait in that partition's queue
- * and go out together in the next append (group commit on top of the engine's). So within a
+ * and go out together in the next append (group commit on top of the engine's). An append starts
+ * in a microtask, once the current replication chunk has been decoded, so a transaction that
+ * arrives in one chunk is one append (one fsync), not its first row alone and then the rest. So within a
  * partition records become durable in the order written, which the restart dedupe relies on
  * (docs/cdc.md, "Exactly once"). Everything not yet durable counts against `maxBufferedBytes`;
  * `onPressure(true)` asks the caller to stop reading (pause the replication socket) and
@@ -25,6 +27,8 @@ class PartitionQueue {
   queue: Pending[] = [];
   head = 0;
   inFlight = false;
+  /** Waiting for the writer's next microtask flush. */
+  due = false;
   constructor(
     readonly topic: string,
     readonly partition: number,
@@ -52,6 +56,8 @@ export class LogWriter {
   private failed: unknown = null;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Partitions with records and no append in flight, flushed in one microtask. */
+  private due: PartitionQueue[] = [];
 
   constructor(private readonly options: LogWriterOptions) {}
 
@@ -77,11 +83,24 @@ export class LogWriter {
       this.paused = true;
       this.options.onPressure(true);
     }
-    if (!q.inFlight) this.flush(q);
+    if (!q.inFlight && !q.due) {
+      q.due = true;
+      if (this.due.push(q) === 1) queueMicrotask(this.flushDue);
+    }
   }
+
+  private readonly flushDue = (): void => {
+    const due = this.due;
+    this.due = [];
+    for (const q of due) {
+      q.due = false;
+      if (!q.inFlight) this.flush(q);
+    }
+  };
 
   /** Resolves once no append is in flight (used before re-reading positions after a failure). */
   async idle(): Promise<void> {
+    if (this.due.length > 0) this.flushDue(); // start what waits for the microtask now
     if (this.inFlight === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }

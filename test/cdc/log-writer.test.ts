@@ -51,6 +51,33 @@ describe('CDC log writer', () => {
     }
   });
 
+  it('appends the records written in one turn (a transaction from one chunk) together, one append per partition', async () => {
+    const appends: Array<{ partition: number; count: number }> = [];
+    const counting = Object.create(engine) as EmbeddedEngine;
+    counting.append = (topic, partition, records, options) => {
+      appends.push({ partition, count: records.length });
+      return engine.append(topic, partition, records, options);
+    };
+    const writer = new LogWriter({
+      engine: counting,
+      maxBufferedBytes: 1024 * 1024,
+      maxBatchRecords: 500,
+      onDurable: () => undefined,
+      onError: (err) => {
+        throw err;
+      },
+      onPressure: () => undefined,
+    });
+    const tx: DurabilityWaiter = { outstanding: 0 };
+    for (let i = 0; i < 10; i++) writer.write('w', i % 2, { key: null, value: Buffer.from(`row ${i}`) }, tx);
+    await writer.idle();
+    expect(tx.outstanding).toBe(0);
+    expect(appends.sort((a, b) => a.partition - b.partition)).toEqual([
+      { partition: 0, count: 5 },
+      { partition: 1, count: 5 },
+    ]);
+  });
+
   it('never completes a waiter whose records could not be appended', async () => {
     let failure: unknown = null;
     const writer = new LogWriter({
