@@ -21,8 +21,9 @@ export function producerWindow(client: BrookClient, producers: number): number {
  * Sends a workload batch through a producer of its partition: one `send()` per record, all
  * awaited. Checks the acknowledged offsets are contiguous and returns the first.
  */
-export async function sendBatch(producer: Producer<string>, batch: Batch): Promise<number> {
-  const texts = batch.texts();
+export async function sendBatch(producer: Producer<string | Uint8Array>, batch: Batch, raw = false): Promise<number> {
+  // Raw bytes over the binary protocol, else the JSON strings of the same payload.
+  const texts: readonly (string | Uint8Array)[] = raw ? batch.values : batch.texts();
   const sends = new Array<Promise<{ partition: number; offset: number }>>(texts.length);
   for (let i = 0; i < texts.length; i++) sends[i] = producer.send({ value: texts[i]! });
   const acked = await Promise.all(sends);
@@ -45,30 +46,37 @@ export async function sendBatch(producer: Producer<string>, batch: Batch): Promi
  * - Read: one plain consumer per partition from `earliest`, taken out of its async iterator record
  *   by record; credits are the SDK's default window. Offsets are checked to be contiguous.
  *
- * Values are strings whose JSON encoding is exactly the record size, as over HTTP. Topics are
- * created and deleted over HTTP (the protocol has no admin frames).
+ * Protocol `binary` (`brook-sdk`, the SDK's default): values are the workload's raw bytes
+ * (`Uint8Array`), and the consumer reads `valueBytes`, as the competitors read raw bytes.
+ * Protocol `json` (`brook-sdk-json`): values are strings whose JSON encoding is exactly the
+ * record size, as over HTTP, and the consumer reads the decoded `value`. Topics are created and
+ * deleted over HTTP (the protocol has no admin frames).
  */
 export class BrookSdk implements LogSystem {
-  readonly name = 'brook-sdk' as const;
-  readonly label = 'Brook SDK';
+  readonly name: 'brook-sdk' | 'brook-sdk-json';
+  readonly label: string;
   readonly durability = 'send() resolves after the server\'s group-committed fdatasync (topic default durability "fsync").';
   readonly errors = new ClientErrors();
 
   private process: BrookProcess | null = null;
   private client: BrookClient | null = null;
-  private readonly producers = new Map<string, Producer<string>>();
+  private readonly producers = new Map<string, Producer<string | Uint8Array>>();
   private readonly partitionCounts = new Map<string, number>();
 
   constructor(
     private readonly root: string,
     private readonly serverBin: string,
     private readonly batch: number,
-  ) {}
+    private readonly protocol: 'binary' | 'json' = 'binary',
+  ) {
+    this.name = protocol === 'binary' ? 'brook-sdk' : 'brook-sdk-json';
+    this.label = protocol === 'binary' ? 'Brook SDK' : 'Brook SDK (JSON)';
+  }
 
   async start(): Promise<void> {
     this.process = await BrookProcess.start(this.root, this.serverBin, 'sdk');
     // Reconnecting would hide a dropped connection: here it must fail the phase instead.
-    this.client = sdkClient(this.process.url, this.errors, { reconnect: false });
+    this.client = sdkClient(this.process.url, this.errors, { reconnect: false, protocol: this.protocol });
     await this.client.connect();
   }
 
@@ -88,14 +96,15 @@ export class BrookSdk implements LogSystem {
     if (producer === undefined) {
       const client = this.open().client;
       const maxInflight = producerWindow(client, this.partitionCounts.get(topic) ?? 1);
-      producer = client.producer<string>({ topic, partition: batch.partition, batchSize: this.batch, maxInflight });
+      producer = client.producer<string | Uint8Array>({ topic, partition: batch.partition, batchSize: this.batch, maxInflight });
       this.producers.set(key, producer);
     }
-    await sendBatch(producer, batch);
+    await sendBatch(producer, batch, this.protocol === 'binary');
   }
 
   async reader(topic: string, partition: number): Promise<PartitionReader> {
     const consumer: Consumer<string> = this.open().client.consumer<string>({ topic, partition, from: 'earliest' });
+    const raw = this.protocol === 'binary';
     let offset = 0;
     return {
       async next(max) {
@@ -105,9 +114,15 @@ export class BrookSdk implements LogSystem {
           if (r.done === true) throw new Error(`${topic}/${partition}: the consumer ended at offset ${offset}`);
           const record = r.value;
           if (record.offset !== offset) throw new Error(`${topic}/${partition}: offset ${record.offset} where ${offset} was expected`);
-          if (typeof record.value !== 'string') throw new Error(`${topic}/${partition}@${offset}: value is not the string produced`);
-          // The value went in as a JSON string of recordBytes - 2 chars: its encoding is the payload.
-          bytes += record.value.length + 2;
+          if (raw) {
+            const value = record.valueBytes;
+            if (value === null) throw new Error(`${topic}/${partition}@${offset}: value is null`);
+            bytes += value.length;
+          } else {
+            if (typeof record.value !== 'string') throw new Error(`${topic}/${partition}@${offset}: value is not the string produced`);
+            // The value went in as a JSON string of recordBytes - 2 chars: its encoding is the payload.
+            bytes += record.value.length + 2;
+          }
           offset++;
         }
         return { count: max, bytes };

@@ -10,7 +10,7 @@ export const SYSTEMS = ['brook-embedded', 'brook-http', 'brook-jetstream', 'nats
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** Systems measured by a suite but not selectable with --systems (the sdk suite's Brook). */
-export type AnySystemName = SystemName | 'brook-sdk';
+export type AnySystemName = SystemName | 'brook-sdk' | 'brook-sdk-json';
 
 /** Everything a run is parameterised by; written into the results file as is. */
 export interface BenchOptions {

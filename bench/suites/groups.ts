@@ -232,7 +232,7 @@ export async function runGroups(options: BenchOptions): Promise<GroupsResult> {
     const plan = planBatches(w);
     const payloads = new PayloadFactory(RECORD_BYTES);
     const preloadProducers = Array.from({ length: PARTITIONS }, (_, partition) =>
-      client.producer<string>({ topic: TOPIC, partition, batchSize: options.batch, maxInflight: producerWindow(client, PARTITIONS) }),
+      client.producer<string | Uint8Array>({ topic: TOPIC, partition, batchSize: options.batch, maxInflight: producerWindow(client, PARTITIONS) }),
     );
     const ends = new Array<number>(PARTITIONS).fill(0);
     let started = performance.now();

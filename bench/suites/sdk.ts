@@ -72,8 +72,9 @@ function ratios(results: readonly PhaseResult[]): SdkRatios {
  * batches with a bounded window, then read everything back from offset 0).
  */
 export async function runSdk(options: BenchOptions): Promise<SdkResult> {
-  const brook = new BrookSdk(options.dir, options.serverBin, options.batch);
-  const systems: LogSystem[] = [brook];
+  const brook = new BrookSdk(options.dir, options.serverBin, options.batch, 'binary');
+  const brookJson = new BrookSdk(options.dir, options.serverBin, options.batch, 'json');
+  const systems: LogSystem[] = [brook, brookJson];
   if (options.systems.includes('nats-jetstream')) systems.push(new NatsJetStream(options.dir));
   if (options.systems.includes('redis-streams')) systems.push(new RedisStreams(options.dir));
   const runs = await runWorkloads(systems, options, 'sdk', (_w, results) => {
@@ -85,6 +86,6 @@ export async function runSdk(options: BenchOptions): Promise<SdkResult> {
     systems: runs.systems,
     workloads: runs.workloads.map(({ workload, results }) => ({ workload, results, ratios: ratios(results) })),
     warnings: runs.warnings,
-    clientErrors: { count: brook.errors.count, first: brook.errors.seen },
+    clientErrors: { count: brook.errors.count + brookJson.errors.count, first: [...brook.errors.seen, ...brookJson.errors.seen].slice(0, 10) },
   };
 }

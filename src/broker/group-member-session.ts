@@ -11,6 +11,7 @@ import {
 import { StreamError } from './errors.js';
 import type { CommitFrame, Credits, JoinFrame, RequestId, ServerFrame } from './frames.js';
 import { committedPositions } from './positions.js';
+import type { OutboundFrame } from './record-frames.js';
 import type { Subscription } from './subscription.js';
 
 /** What a group membership needs from the session it lives in. */
@@ -28,7 +29,7 @@ export interface GroupHost {
 
 /** A reply, and the subscriptions to start once it has been sent. */
 export interface GroupAnswer {
-  readonly frame: ServerFrame;
+  readonly frame: ServerFrame | OutboundFrame;
   readonly started: readonly Subscription[];
 }
 

@@ -19,8 +19,22 @@ export type {
   TopicAction,
   ProduceAdmission,
   StreamObserver,
+  SessionEncoding,
 } from './stream-session.js';
 export type { SubscriptionState, SubscriptionStats } from './subscription.js';
 export type { RecordCodec, RecordInput } from './record-codec.js';
+export { binaryRecordFrames, jsonRecordFrames } from './record-frames.js';
+export type { OutboundFrame, RecordFrames, RecordsPush } from './record-frames.js';
+export {
+  BinaryKind,
+  BinaryFrameError,
+  binaryRecordSize,
+  decodeProduceFrame,
+  decodeProduceRecords,
+  decodeRecordFrame,
+  encodeProduceFrame,
+  encodeRecordFrame,
+} from './binary-frames.js';
+export type { BinaryProduceHeader, DecodedBinaryProduce, DecodedRecordFrame } from './binary-frames.js';
 export type { FrameErrorCode, SessionCloseReason, StreamErrorCode } from './errors.js';
 export type { ClientFrame, ClientFrameType, ServerFrame, ServerFrameType } from './frames.js';

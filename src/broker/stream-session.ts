@@ -35,12 +35,15 @@ import { GroupMemberSession, offsetCommits, type GroupAnswer, type GroupHost } f
 import { QueueSession } from './queue-session.js';
 import { QueueError, type QueueService } from '../queues/index.js';
 import { resolveFrom } from './positions.js';
-import { recordsJson, type RecordCodec } from './record-codec.js';
+import type { RecordCodec } from './record-codec.js';
+import { binaryRecordFrames, jsonRecordFrames, type OutboundFrame, type RecordFrames } from './record-frames.js';
+import { BinaryFrameError, decodeProduceFrame, decodeProduceRecords } from './binary-frames.js';
 import { Subscription, type SubscriptionSink, type SubscriptionStats } from './subscription.js';
 
 /** The connection a session speaks over. The session never buffers outbound frames itself. */
 export interface FrameTransport {
-  send(frame: string): void;
+  /** A text frame, or a binary message (only on a `brook.v1.bin` connection). */
+  send(frame: OutboundFrame): void;
   /** Bytes queued for sending and not yet handed to the OS. */
   readonly bufferedAmount: number;
   /** Ends the connection; the transport maps the reason to a close code. */
@@ -71,6 +74,11 @@ export interface StreamSessionOptions {
   readonly engine: Engine;
   readonly logger: Logger;
   readonly codec: RecordCodec;
+  /**
+   * The negotiated subprotocol: `binary` (`brook.v1.bin`) accepts binary produce frames and
+   * pushes records in binary frames; `json` refuses binary frames. @defaultValue 'json'
+   */
+  readonly encoding?: SessionEncoding;
   readonly transport: FrameTransport;
   readonly limits: StreamLimits;
   /** Creates unknown topics on produce; null answers TOPIC_NOT_FOUND instead. */
@@ -107,6 +115,22 @@ export type ProduceAdmission = { readonly release: () => void } | { readonly ret
 
 export type TopicAction = 'read' | 'write';
 
+export type SessionEncoding = 'json' | 'binary';
+
+/**
+ * A produce, from a JSON or a binary frame: the frame's fields, and its records still encoded
+ * (decoded only once the frame is admitted, so an excess frame costs no validation).
+ */
+interface ProduceRequest {
+  readonly id: RequestId;
+  readonly topic: string;
+  readonly partition?: number | undefined;
+  readonly producer?: { readonly id: string; readonly sequence: number } | undefined;
+  readonly recordCount: number;
+  /** The engine records; throws a StreamError (INVALID_FRAME) for malformed ones. */
+  decode(): ProduceRecord[];
+}
+
 export interface StreamSessionStats {
   readonly session: string;
   /** The transport's send buffer (bytes). */
@@ -137,6 +161,8 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   readonly engine: Engine;
   readonly logger: Logger;
   private readonly codec: RecordCodec;
+  private readonly encoding: SessionEncoding;
+  private readonly frames: RecordFrames;
   private readonly transport: FrameTransport;
   private readonly limits: StreamLimits;
   private readonly autoCreate: TopicAutoCreator | null;
@@ -163,6 +189,8 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.engine = options.engine;
     this.logger = options.logger;
     this.codec = options.codec;
+    this.encoding = options.encoding ?? 'json';
+    this.frames = this.encoding === 'binary' ? binaryRecordFrames : jsonRecordFrames(this.codec);
     this.transport = options.transport;
     this.limits = options.limits;
     this.autoCreate = options.autoCreate;
@@ -220,9 +248,35 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.dispatch(parsed.frame);
   }
 
-  /** An inbound frame the transport could not hand over as text (a binary frame). */
-  handleInvalid(message: string): void {
-    if (!this.closing) this.refuse(undefined, message);
+  /** One inbound binary frame: a produce on a `brook.v1.bin` connection, INVALID_FRAME otherwise. Never throws. */
+  handleBinary(data: Uint8Array): void {
+    if (this.closing) return;
+    if (this.encoding !== 'binary') {
+      this.refuse(undefined, 'binary frames are not supported on brook.v1.json: send JSON text frames, or connect with brook.v1.bin');
+      return;
+    }
+    const decoded = decodeProduceFrame(data);
+    if (!decoded.ok) {
+      this.refuse(decoded.id, decoded.message);
+      return;
+    }
+    this.invalidInARow = 0;
+    const { header, recordCount, body } = decoded;
+    this.produce({
+      id: header.id,
+      topic: header.topic,
+      partition: header.partition,
+      producer: header.producer,
+      recordCount,
+      decode: () => {
+        try {
+          return decodeProduceRecords(body, recordCount);
+        } catch (err) {
+          if (err instanceof BinaryFrameError) throw new StreamError('INVALID_FRAME', `invalid binary produce frame: ${err.message}`);
+          throw err;
+        }
+      },
+    });
   }
 
   /** The transport's send buffer drained: resume subscriptions paused on it. */
@@ -276,8 +330,8 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.sendError(err, { sub: sub.sub });
   }
 
-  send(frame: ServerFrame | string): void {
-    this.transport.send(typeof frame === 'string' ? frame : encodeFrame(frame));
+  send(frame: ServerFrame | OutboundFrame): void {
+    this.transport.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : encodeFrame(frame));
   }
 
   openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits): Subscription {
@@ -288,7 +342,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       offset,
       credits,
       engine: this.engine,
-      codec: this.codec,
+      frames: this.frames,
       sink: this,
       ...(this.observer === undefined ? {} : { observer: this.observer }),
       ...(this.readBudget === undefined ? {} : { readBudget: this.readBudget }),
@@ -313,7 +367,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private dispatch(frame: ClientFrame): void {
     switch (frame.type) {
       case 'produce':
-        return this.produce(frame);
+        return this.produce(this.jsonProduce(frame));
       case 'credit': {
         if (this.queueSession?.credit(frame.sub, frame.records ?? 0) === true) return;
         const sub = this.subs.get(frame.sub);
@@ -417,7 +471,26 @@ export class StreamSession implements SubscriptionSink, GroupHost {
 
   // ── produce ─────────────────────────────────────────────────────────────────────────────
 
-  private produce(frame: ProduceFrame): void {
+  /** A JSON produce frame: values are JSON, stored as the UTF-8 bytes of their JSON text (by the codec). */
+  private jsonProduce(frame: ProduceFrame): ProduceRequest {
+    return {
+      id: frame.id,
+      topic: frame.topic,
+      partition: frame.partition,
+      producer: frame.producer,
+      recordCount: frame.records.length,
+      decode: () => {
+        const parsed = recordsSchema.safeParse(frame.records);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw new StreamError('INVALID_FRAME', `invalid produce frame: records.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+        }
+        return parsed.data.map((r) => this.codec.toProduceRecord(r));
+      },
+    };
+  }
+
+  private produce(frame: ProduceRequest): void {
     const max = this.limits.maxInflightProduce;
     if (this.inflightProduce >= max) {
       this.sendError(new StreamError('RATE_LIMITED', `more than ${max} produce frames in flight; nothing was appended`), { id: frame.id });
@@ -450,27 +523,22 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.send({ type: 'slow_down', retry_after_ms: Math.max(1, Math.ceil(retryAfterMs)) });
   }
 
-  private async append(frame: ProduceFrame): Promise<ServerFrame> {
+  private async append(frame: ProduceRequest): Promise<ServerFrame> {
     const topic = frame.topic;
     assertValidTopicName(topic);
     if (isInternalTopic(topic)) throw new StreamError('INVALID_TOPIC_NAME', 'topic names starting with "__" are reserved for Brook');
     this.authorize('write', topic);
-    if (frame.records.length === 0) throw new StreamError('INVALID_FRAME', 'records must hold at least one record');
-    if (frame.records.length > this.limits.maxBatchRecords) {
+    if (frame.recordCount === 0) throw new StreamError('INVALID_FRAME', 'records must hold at least one record');
+    if (frame.recordCount > this.limits.maxBatchRecords) {
       throw new StreamError(
         'MESSAGE_TOO_LARGE',
-        `batch of ${frame.records.length} records exceeds the limit of ${this.limits.maxBatchRecords} records`,
+        `batch of ${frame.recordCount} records exceeds the limit of ${this.limits.maxBatchRecords} records`,
       );
     }
     if (frame.producer !== undefined && frame.partition === undefined) {
       throw new StreamError('INVALID_FRAME', 'producer (idempotence) needs an explicit partition');
     }
-    const parsed = recordsSchema.safeParse(frame.records);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new StreamError('INVALID_FRAME', `invalid produce frame: records.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
-    }
-    const records = parsed.data.map((r) => this.codec.toProduceRecord(r));
+    const records = frame.decode();
     const admission = this.admitProduce(records);
     if ('retryAfterMs' in admission) {
       this.slowDown(admission.retryAfterMs);
@@ -483,7 +551,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     }
   }
 
-  private async appendAdmitted(frame: ProduceFrame, topic: string, records: ProduceRecord[]): Promise<ServerFrame> {
+  private async appendAdmitted(frame: ProduceRequest, topic: string, records: ProduceRecord[]): Promise<ServerFrame> {
     const { partition, producer } = frame;
     const started = performance.now();
     if (partition === undefined) {
@@ -569,20 +637,9 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     };
     const waitMs = Math.min(frame.wait_ms ?? 0, this.limits.maxWaitMs);
     // The frame is built while the read's share of the server's read budget is held.
-    const answer = (result: ReadResult): { empty: boolean; nextOffset: number; frame: ServerFrame } => {
+    const answer = (result: ReadResult): { empty: boolean; nextOffset: number; frame: OutboundFrame } => {
       this.observer?.delivered(topic, result.records, result.records.length);
-      return {
-        empty: result.records.length === 0,
-        nextOffset: result.nextOffset,
-        frame: {
-          type: 'fetched',
-          id: frame.id,
-          records: recordsJson(this.codec, result.records),
-          next_offset: result.nextOffset,
-          high_watermark: result.highWatermark,
-          low_watermark: result.lowWatermark,
-        },
-      };
+      return { empty: result.records.length === 0, nextOffset: result.nextOffset, frame: this.frames.fetched(frame.id, result) };
     };
     let fetched = await budgetedRead(this.engine, this.readBudget, { topic, partition, offset: frame.offset, limits }, answer);
     if (fetched.empty && waitMs > 0) {

@@ -1,8 +1,7 @@
 import { TooManyWaitersError, type Engine, type StoredRecord } from '../engine/index.js';
 import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
 import type { ReadBudget } from './read-budget.js';
-import { encodeFrame } from './frames.js';
-import type { RecordCodec } from './record-codec.js';
+import type { OutboundFrame, RecordFrames } from './record-frames.js';
 import type { StreamObserver } from './stream-session.js';
 
 /**
@@ -29,7 +28,7 @@ export interface SubscriptionStats {
 
 /** Where a subscription sends and whom it tells about its state. Implemented by the session. */
 export interface SubscriptionSink {
-  send(frame: string): void;
+  send(frame: OutboundFrame): void;
   /** False while the connection's send buffer is over its bound. */
   readonly writable: boolean;
   /** The subscription stopped on a full send buffer; call `resume()` once it drained. */
@@ -46,7 +45,8 @@ export interface SubscriptionOptions {
   /** Initial credit. Byte credit is counted only when `bytes` is given here. */
   readonly credits: { readonly records: number; readonly bytes?: number | undefined };
   readonly engine: Engine;
-  readonly codec: RecordCodec;
+  /** The connection's encoding: what a pushed frame looks like and what a record weighs in byte credit. */
+  readonly frames: RecordFrames;
   readonly sink: SubscriptionSink;
   /** Bytes reads may hold at once across the server; a push waits while it is spent. */
   readonly readBudget?: ReadBudget;
@@ -87,7 +87,7 @@ export class Subscription {
   private epoch = 0;
   private wait: AbortController | undefined;
   private readonly engine: Engine;
-  private readonly codec: RecordCodec;
+  private readonly frames: RecordFrames;
   private readonly sink: SubscriptionSink;
   private readonly observer: Pick<StreamObserver, 'delivered'> | undefined;
   private readonly readBudget: ReadBudget | undefined;
@@ -101,7 +101,7 @@ export class Subscription {
     this.countBytes = options.credits.bytes !== undefined;
     this.byteCredits = options.credits.bytes ?? Number.POSITIVE_INFINITY;
     this.engine = options.engine;
-    this.codec = options.codec;
+    this.frames = options.frames;
     this.sink = options.sink;
     this.observer = options.observer;
     this.readBudget = options.readBudget;
@@ -276,32 +276,18 @@ export class Subscription {
 
   /** Sends what the credit allows of `records` as one frame; the rest is dropped, to be read again. */
   private push(records: readonly StoredRecord[], readNextOffset: number): void {
-    const limit = Math.min(records.length, this.recordCredits);
-    let json = '[';
-    let sent = 0;
-    let bytes = 0;
-    for (; sent < limit; sent++) {
-      const record = records[sent]!;
-      const text = this.codec.recordJson(record);
-      if (this.countBytes) {
-        const size = Buffer.byteLength(text);
-        if (bytes + size > this.byteCredits) {
-          if (sent === 0) this.bytesNeeded = size;
-          break;
-        }
-        bytes += size;
-      }
-      json += sent === 0 ? text : `,${text}`;
+    const push = this.frames.records(this.sub, this.partition, records, readNextOffset, this.recordCredits, this.countBytes, this.byteCredits);
+    if (push.frame === null) {
+      // The first record needs more byte credit than there is.
+      this.bytesNeeded = push.firstSize;
+      return;
     }
-    if (sent === 0) return; // the first record needs more byte credit than there is
-    this.nextOffset = sent === records.length ? readNextOffset : records[sent]!.offset;
+    this.nextOffset = push.nextOffset;
     this.bytesNeeded = 1;
-    this.recordCredits -= sent;
-    if (this.countBytes) this.byteCredits -= bytes;
-    this.sink.send(
-      encodeFrame({ type: 'records', sub: this.sub, partition: this.partition, records: `${json}]`, next_offset: this.nextOffset }),
-    );
-    this.observer?.delivered(this.topic, records, sent);
+    this.recordCredits -= push.sent;
+    if (this.countBytes) this.byteCredits -= push.bytes;
+    this.sink.send(push.frame);
+    this.observer?.delivered(this.topic, records, push.sent);
   }
 }
 

@@ -17,6 +17,7 @@ import { fullJitter } from './backoff.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_PENDING_REQUESTS,
+  DEFAULT_PROTOCOL,
   DEFAULT_RECONNECT_BASE_MS,
   DEFAULT_RECONNECT_CAP_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -36,7 +37,8 @@ import {
 import { Fifo } from './fifo.js';
 import { Gate } from './gate.js';
 import type { ClientOptions } from './options.js';
-import { OPEN, SUBPROTOCOL, globalWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
+import { decodeRecordsFrame } from './binary.js';
+import { BINARY_SUBPROTOCOL, OPEN, SUBPROTOCOL, globalWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 import {
   encodeRequest,
   parseServerFrame,
@@ -144,6 +146,8 @@ export class Connection {
   private readonly closeHooks = new Set<(err: Error) => void>();
 
   private readonly WebSocketClass: WebSocketConstructor;
+  /** Speaks brook.v1.bin: produce frames and record pushes are binary. */
+  readonly binary: boolean;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly maxPending: number;
@@ -157,6 +161,9 @@ export class Connection {
       );
     }
     this.WebSocketClass = WebSocketClass;
+    const protocol = options.protocol ?? DEFAULT_PROTOCOL;
+    if (protocol !== 'binary' && protocol !== 'json') throw new InvalidArgumentError(`protocol must be 'binary' or 'json', got ${String(protocol)}`);
+    this.binary = protocol === 'binary';
     this.requestTimeoutMs = positive(options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs');
     this.connectTimeoutMs = positive(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
     this.maxPending = positive(options.maxPendingRequests, DEFAULT_MAX_PENDING_REQUESTS, 'maxPendingRequests');
@@ -220,13 +227,13 @@ export class Connection {
    * connection is open, no `slow_down` pause is running and fewer than the server's
    * `max_inflight_produce` produce frames are unanswered.
    */
-  produce(build: (id: number) => string): Promise<Extract<Reply, { type: 'produced' }>> {
+  produce(build: (id: number) => string | Uint8Array): Promise<Extract<Reply, { type: 'produced' }>> {
     return this.through(this.produceGate, build, 'produce', 'produced');
   }
 
   private async through<T extends Reply['type']>(
     gate: Gate,
-    build: (id: number) => string,
+    build: (id: number) => string | Uint8Array,
     type: string,
     expect: T,
   ): Promise<Extract<Reply, { type: T }>> {
@@ -317,7 +324,12 @@ export class Connection {
   private async openSocket(): Promise<void> {
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     if (this.stateValue !== 'connecting') return; // closed while the token was being fetched
-    const socket = new this.WebSocketClass(wsUrl(this.urls[this.urlIndex % this.urls.length]!, token), SUBPROTOCOL);
+    const socket = new this.WebSocketClass(
+      wsUrl(this.urls[this.urlIndex % this.urls.length]!, token),
+      this.binary ? BINARY_SUBPROTOCOL : SUBPROTOCOL,
+    );
+    // ArrayBuffer in browsers and with `ws` alike (ws would hand over Node Buffers otherwise).
+    socket.binaryType = 'arraybuffer';
     this.socket = socket;
     this.welcomeTimer = setTimeout(() => {
       this.abandon(socket, `no welcome within ${this.connectTimeoutMs} ms`);
@@ -346,7 +358,7 @@ export class Connection {
 
   private onMessage(data: unknown): void {
     if (typeof data !== 'string') {
-      this.report(new ProtocolError('the server sent a binary frame on the JSON subprotocol'));
+      this.onBinary(data);
       return;
     }
     let frame;
@@ -424,6 +436,27 @@ export class Connection {
     }
   }
 
+  /** A binary message: a `records` push on brook.v1.bin; anything else is reported. */
+  private onBinary(data: unknown): void {
+    if (!this.binary) {
+      this.report(new ProtocolError('the server sent a binary frame on the JSON subprotocol'));
+      return;
+    }
+    if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
+      this.report(new ProtocolError('the server sent a binary frame the WebSocket did not hand over as bytes'));
+      return;
+    }
+    let frame;
+    try {
+      frame = decodeRecordsFrame(data);
+    } catch (err) {
+      this.report(asClientError(err));
+      return;
+    }
+    // A kind from a newer server (the SDK neither fetches nor expects other kinds): ignored.
+    if (frame !== null) this.routeOf(frame.sub)?.records(frame);
+  }
+
   private onWelcome(session: string, limits: ServerLimits): void {
     clearTimeout(this.welcomeTimer);
     if (this.stateValue !== 'connecting') return;
@@ -496,7 +529,7 @@ export class Connection {
 
   // ── requests ──────────────────────────────────────────────────────────────────────────────
 
-  private send<T extends Reply['type']>(build: (id: number) => string, type: string, expect: T): Promise<Extract<Reply, { type: T }>> {
+  private send<T extends Reply['type']>(build: (id: number) => string | Uint8Array, type: string, expect: T): Promise<Extract<Reply, { type: T }>> {
     if (this.stateValue !== 'open' || this.socket === null) {
       return Promise.reject(this.failure ?? new ConnectionLostError(`not connected (sending ${type})`));
     }

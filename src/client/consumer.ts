@@ -612,21 +612,14 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
 
   private decode(entry: Buffered): ConsumedRecord<T> {
     const r = entry.record;
-    let value: T;
+    const decode = this.options.decode;
+    // Without `decode` the value stays undecoded until read (binary frames decode it lazily).
+    if (decode === undefined) return new Consumed<T>(this.topic, entry.state.partition, r, NOT_DECODED);
     try {
-      value = this.options.decode === undefined ? (r.value as T) : this.options.decode(r.value);
+      return new Consumed<T>(this.topic, entry.state.partition, r, { value: decode(r.value) });
     } catch (err) {
       throw new DecodeError(this.topic, entry.state.partition, r.offset, err);
     }
-    return {
-      topic: this.topic,
-      partition: entry.state.partition,
-      offset: r.offset,
-      key: r.key,
-      value,
-      headers: r.headers,
-      timestamp: r.timestamp,
-    };
   }
 
   // ── commits ───────────────────────────────────────────────────────────────────────────────
@@ -742,6 +735,38 @@ function newState(topic: string, partition: number, sub: string): PartitionState
   };
 }
 
+const NOT_DECODED = null;
+
+/** A consumed record over its wire record: key and value are read from it only when asked for. */
+class Consumed<T> implements ConsumedRecord<T> {
+  readonly offset: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timestamp: number;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly record: WireRecord,
+    private readonly decoded: { readonly value: T } | null,
+  ) {
+    this.offset = record.offset;
+    this.headers = record.headers;
+    this.timestamp = record.timestamp;
+  }
+
+  get key(): string | null {
+    return this.record.key;
+  }
+
+  get value(): T {
+    return this.decoded === null ? (this.record.value as T) : this.decoded.value;
+  }
+
+  get valueBytes(): Uint8Array | null {
+    return this.record.valueBytes;
+  }
+}
+
 function tp(st: PartitionState): TopicPartition {
   return { topic: st.topic, partition: st.partition };
 }
@@ -755,7 +780,8 @@ function tp(st: PartitionState): TopicPartition {
  * about a tenth of the consumer's CPU, and only the frame's total matters to the window.) Only
  * a frame laid out otherwise, without a total, is weighed record by record.
  */
-function creditSizes(frame: RecordsFrame): number[] {
+function creditSizes(frame: RecordsFrame): readonly number[] {
+  if (frame.sizes !== undefined) return frame.sizes;
   const total = frame.recordsBytes;
   const count = frame.records.length;
   if (total === undefined) return frame.records.map((r) => utf8Length(JSON.stringify(r)));

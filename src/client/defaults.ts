@@ -6,6 +6,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_PENDING_REQUESTS = 1024;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** brook.v1.bin: values cross the wire as bytes, with no JSON work on the server. */
+export const DEFAULT_PROTOCOL = 'binary';
 
 export const DEFAULT_LINGER_MS = 5;
 export const DEFAULT_BATCH_SIZE = 500;

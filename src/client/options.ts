@@ -39,6 +39,13 @@ export interface ClientOptions {
   readonly maxPendingRequests?: number;
   /** How long `close()` waits for producers to flush and consumers to commit. @defaultValue 5_000 */
   readonly closeTimeoutMs?: number;
+  /**
+   * The WebSocket subprotocol. `binary` (`brook.v1.bin`): records travel as binary frames, values
+   * as bytes the server stores and returns untouched, and producers may send `Uint8Array`
+   * values; needs a server that speaks it (Brook with the binary subprotocol, docs/protocol.md).
+   * `json` (`brook.v1.json`): everything is JSON text. @defaultValue 'binary'
+   */
+  readonly protocol?: 'binary' | 'json';
 }
 
 export interface ProducerOptions<T> {
@@ -70,7 +77,10 @@ export interface ProducerOptions<T> {
   readonly encode?: (value: T) => unknown;
 }
 
-/** A record to send. `value` is any JSON (after `encode`); `null` is a tombstone on compacted topics. */
+/**
+ * A record to send. `value` is any JSON (after `encode`), or with the binary protocol a `Uint8Array`
+ * sent and stored as it is; `null` is a tombstone on compacted topics.
+ */
 export interface OutgoingRecord<T> {
   readonly key?: string | null;
   readonly value: T;
@@ -128,7 +138,16 @@ export interface ConsumedRecord<T> {
   readonly partition: number;
   readonly offset: number;
   readonly key: string | null;
+  /**
+   * The value: the stored bytes as JSON when they parse, else as a string (then `decode`, when
+   * given). Over the binary protocol it is decoded on first access only.
+   */
   readonly value: T;
+  /**
+   * The value's bytes. Binary protocol: exactly as stored, a view of the received frame (copy it
+   * to keep it beyond the record); JSON protocol: the UTF-8 of the value's JSON text.
+   */
+  readonly valueBytes: Uint8Array | null;
   readonly headers: Readonly<Record<string, string>>;
   /** Append time, ms since the epoch. */
   readonly timestamp: number;

@@ -17,6 +17,7 @@
  * survives retries. Idempotent batches are resent with the same producer id and sequence, so the
  * server recognises an already-appended batch and answers with its original offsets.
  */
+import { BINARY_RECORD_FIXED_BYTES, binaryRecordParts, encodeProduceFrame, encodeRecordsBody, type BinaryRecordParts } from './binary.js';
 import type { Connection } from './connection.js';
 import { fullJitter } from './backoff.js';
 import {
@@ -45,6 +46,7 @@ import type { ServerLimits } from './wire.js';
 /** The engine's per-record overhead in `max_record_bytes` accounting (src/engine/embedded/batch-codec.ts). */
 const RECORD_FIXED_BYTES = 22;
 const HEADER_FIXED_BYTES = 6;
+const TEXT_ENCODER = new TextEncoder();
 
 /** A record waiting to be sent or acknowledged. One object per record (with its promise), built once. */
 class Entry {
@@ -53,8 +55,10 @@ class Entry {
   reject!: (err: Error) => void;
 
   constructor(
-    /** The record in its wire form, `{"key":…,"value":…,"headers":…}`. */
+    /** JSON protocol: the record in its wire form, `{"key":…,"value":…,"headers":…}`. */
     readonly json: string,
+    /** Binary protocol: the record's encoded parts. */
+    readonly bin: BinaryRecordParts | null,
     readonly frameBytes: number,
     /** Size as the server counts it against `max_record_bytes`. */
     readonly recordBytes: number,
@@ -70,6 +74,8 @@ interface Batch {
   readonly entries: Entry[];
   frameBytes: number;
   recordsJson: string;
+  /** Binary protocol: the records, encoded once when the batch is cut (a retry resends them). */
+  recordsBody: Uint8Array | null;
   producerId: string | null;
   sequence: number;
   /** Failures that count against `retries`. */
@@ -260,7 +266,10 @@ export class Producer<T = unknown> {
   }
 
   private dispatch(batch: Batch): void {
-    batch.recordsJson = batch.entries.map((e) => e.json).join(',');
+    if (this.conn.binary) {
+      const parts = batch.entries.map((e) => e.bin!);
+      batch.recordsBody = encodeRecordsBody(parts, batch.frameBytes);
+    } else batch.recordsJson = batch.entries.map((e) => e.json).join(',');
     if (this.settings.idempotent) this.assignSequence(batch);
     this.inflight.push(batch);
     this.transmit(batch);
@@ -278,8 +287,13 @@ export class Producer<T = unknown> {
     const partition = s.partition === undefined ? '' : `,"partition":${s.partition}`;
     const producer =
       batch.producerId === null ? '' : `,"producer":{"id":${JSON.stringify(batch.producerId)},"sequence":${batch.sequence}}`;
-    const head = `,"topic":${s.topicJson}${partition}${producer},"records":[`;
-    this.conn.produce((id) => `{"type":"produce","id":${id}${head}${batch.recordsJson}]}`).then(
+    const body = batch.recordsBody;
+    const fields = `,"topic":${s.topicJson}${partition}${producer}`;
+    const build =
+      body === null
+        ? (id: number) => `{"type":"produce","id":${id}${fields},"records":[${batch.recordsJson}]}`
+        : (id: number) => encodeProduceFrame(`{"id":${id}${fields}}`, batch.entries.length, body);
+    this.conn.produce(build).then(
       (reply) => this.onAcked(batch, reply.offsets),
       (err: unknown) => this.onFailed(batch, err instanceof Error ? err : new ProtocolError(String(err))),
     );
@@ -372,6 +386,10 @@ export class Producer<T = unknown> {
       }
       headersJson = `,"headers":${JSON.stringify(headers)}`;
     }
+    if (this.conn.binary) return this.encodeBinary(key ?? null, value, headers);
+    if (value instanceof Uint8Array) {
+      throw new InvalidArgumentError("a Uint8Array value needs the binary protocol (ClientOptions.protocol: 'binary')");
+    }
     let data: unknown;
     let valueJson: string | undefined;
     try {
@@ -387,12 +405,37 @@ export class Producer<T = unknown> {
     const keyJson = typeof key === 'string' ? `"key":${JSON.stringify(key)},` : '';
     const json = `{${keyJson}"value":${valueJson}${headersJson}}`;
     // +1 for the comma between records.
-    return new Entry(json, utf8Length(json) + 1, recordBytes);
+    return new Entry(json, null, utf8Length(json) + 1, recordBytes);
+  }
+
+  /**
+   * Binary protocol: a Uint8Array value is sent as it is; anything else as the UTF-8 of its JSON
+   * text (stringified once, encoded once), so JSON readers see it as JSON.
+   */
+  private encodeBinary(key: string | null, value: T, headers: Readonly<Record<string, string>> | undefined): Entry {
+    let bytes: Uint8Array | null;
+    if (value instanceof Uint8Array && this.encode === undefined) bytes = value;
+    else {
+      let data: unknown;
+      let json: string | undefined;
+      try {
+        data = this.encode === undefined ? value : this.encode(value);
+        json = data instanceof Uint8Array ? undefined : JSON.stringify(data);
+      } catch (err) {
+        throw new InvalidArgumentError('record.value cannot be encoded as JSON', { cause: err });
+      }
+      if (data instanceof Uint8Array) bytes = data;
+      else if (json === undefined) throw new InvalidArgumentError('record.value cannot be encoded as JSON (undefined, a function or a symbol)');
+      else bytes = data === null ? null : TEXT_ENCODER.encode(json);
+    }
+    const parts = binaryRecordParts(key, bytes, headers);
+    // The engine's fixed overhead (22) and the frame's (10) differ; both count key, value and headers alike.
+    return new Entry('', parts, parts.size, parts.size - BINARY_RECORD_FIXED_BYTES + RECORD_FIXED_BYTES);
   }
 }
 
 function newBatch(): Batch {
-  return { entries: [], frameBytes: 0, recordsJson: '', producerId: null, sequence: 0, failures: 0, state: 'sending', done: false };
+  return { entries: [], frameBytes: 0, recordsJson: '', recordsBody: null, producerId: null, sequence: 0, failures: 0, state: 'sending', done: false };
 }
 
 function maxBatchBytes(limits: ServerLimits, topicJson: string): number {

@@ -5,7 +5,9 @@
  */
 export interface WebSocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  /** Set to 'arraybuffer' by the SDK before any binary message can arrive (brook.v1.bin). */
+  binaryType: string;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: 'open', listener: () => void): void;
   addEventListener(type: 'message', listener: (event: { readonly data: unknown }) => void): void;
@@ -16,8 +18,10 @@ export interface WebSocketLike {
 /** A WebSocket class: `globalThis.WebSocket` in browsers, or `ws`'s default export in Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
-/** The one subprotocol the SDK speaks (docs/protocol.md). */
+/** The JSON subprotocol (docs/protocol.md). */
 export const SUBPROTOCOL = 'brook.v1.json';
+/** The binary subprotocol: records travel as binary frames (docs/protocol.md, "Binary subprotocol"). */
+export const BINARY_SUBPROTOCOL = 'brook.v1.bin';
 
 /** `readyState` of an open socket (the same constant in every implementation). */
 export const OPEN = 1;

@@ -27,11 +27,14 @@ export interface Credits {
   readonly bytes: number;
 }
 
-/** A record in a `records` or `fetched` frame. */
+/** A record in a `records` or `fetched` frame (JSON text or binary). */
 export interface WireRecord {
   readonly offset: number;
   readonly key: string | null;
+  /** The value as JSON; for a binary frame decoded on first access (JSON when it parses, else the string). */
   readonly value: unknown;
+  /** The value's bytes: as stored for a binary frame, the UTF-8 of its JSON text for a JSON one (made on first access). */
+  readonly valueBytes: Uint8Array | null;
   readonly headers: Readonly<Record<string, string>>;
   readonly timestamp: number;
 }
@@ -149,6 +152,8 @@ export interface RecordsFrame {
    * credit; undefined when the frame is not laid out as expected (see {@link recordsBytes}).
    */
   readonly recordsBytes: number | undefined;
+  /** Binary frames: each record's size exactly as the server counted it against byte credit. */
+  readonly sizes?: readonly number[];
 }
 
 /** Server frames, decoded: a reply to a request (`id` set), an error, or a push. */
@@ -208,12 +213,32 @@ function topicPartitions(o: Obj, field: string): TopicPartition[] {
   });
 }
 
+const utf8Encoder = new TextEncoder();
+
+/** A record of a JSON frame; its `valueBytes` are made only when asked for. */
+class JsonWireRecord implements WireRecord {
+  private bytes: Uint8Array | null | undefined;
+
+  constructor(
+    readonly offset: number,
+    readonly key: string | null,
+    readonly value: unknown,
+    readonly headers: Readonly<Record<string, string>>,
+    readonly timestamp: number,
+  ) {}
+
+  get valueBytes(): Uint8Array | null {
+    if (this.bytes === undefined) this.bytes = this.value === null ? null : utf8Encoder.encode(JSON.stringify(this.value));
+    return this.bytes;
+  }
+}
+
 function wireRecord(v: unknown): WireRecord {
   const r = obj(v, 'record');
   const key = r['key'];
   if (key !== null && key !== undefined && typeof key !== 'string') bad('record key is not a string');
   const headers = r['headers'] === undefined ? {} : (obj(r['headers'], 'headers') as Readonly<Record<string, string>>);
-  return { offset: int(r, 'offset'), key: key ?? null, value: r['value'] ?? null, headers, timestamp: int(r, 'timestamp') };
+  return new JsonWireRecord(int(r, 'offset'), key ?? null, r['value'] ?? null, headers, int(r, 'timestamp'));
 }
 
 function wireJob(v: unknown): WireJob {

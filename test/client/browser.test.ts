@@ -83,20 +83,21 @@ describe.runIf(haveChromium || process.env['CI'] === 'true')('the SDK in Chromiu
     await t?.cleanup();
   });
 
-  it('produces and consumes through the browser WebSocket, and resumes after a cut connection', async () => {
+  it.each(['binary', 'json'] as const)('produces and consumes through the browser WebSocket (%s protocol), and resumes after a cut connection', async (protocol) => {
+    const topic = `browser-${protocol}`;
     // Step 1 in the page: produce 20, read 10 (the consumer's window is smaller than what is there).
-    const first = await page.evaluate(async (url) => {
+    const first = await page.evaluate(async ({ url, protocol, topic }) => {
       type Brook = typeof import('../../src/client/index.js');
       const w = globalThis as unknown as { brook: Brook; state: Record<string, unknown> };
-      const client = new w.brook.BrookClient({ url, reconnect: { baseMs: 20, capMs: 200 } });
+      const client = new w.brook.BrookClient({ url, protocol, reconnect: { baseMs: 20, capMs: 200 } });
       const events: string[] = [];
       client.on('connected', (e) => events.push(e.reconnect ? 'reconnected' : 'connected'));
       client.on('disconnected', () => events.push('disconnected'));
-      const producer = client.producer<{ n: number; text: string }>({ topic: 'browser', partition: 0 });
+      const producer = client.producer<{ n: number; text: string }>({ topic, partition: 0 });
       const sent = await Promise.all(
         Array.from({ length: 20 }, (_, n) => producer.send({ key: `k${n}`, value: { n, text: `héllo ${n} 🌊` } })),
       );
-      const consumer = client.consumer<{ n: number; text: string }>({ topic: 'browser', credits: 4 });
+      const consumer = client.consumer<{ n: number; text: string }>({ topic, credits: 4 });
       const iterator = consumer[Symbol.asyncIterator]();
       const got: { offset: number; n: number; text: string; key: string | null }[] = [];
       while (got.length < 10) {
@@ -106,7 +107,7 @@ describe.runIf(haveChromium || process.env['CI'] === 'true')('the SDK in Chromiu
       }
       w.state = { client, producer, iterator, events };
       return { offsets: sent.map((m) => m.offset), got, hasGlobalWebSocket: typeof WebSocket === 'function' };
-    }, t.proxyUrl);
+    }, { url: t.proxyUrl, protocol, topic });
     expect(first.hasGlobalWebSocket).toBe(true);
     expect(first.offsets).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(first.got.map((r) => r.n)).toEqual(Array.from({ length: 10 }, (_, i) => i));
@@ -139,6 +140,31 @@ describe.runIf(haveChromium || process.env['CI'] === 'true')('the SDK in Chromiu
     expect(second.got).toEqual(Array.from({ length: 15 }, (_, i) => 10 + i));
     expect(second.events).toEqual(['connected', 'disconnected', 'reconnected']);
     expect(second.state).toBe('closed');
+  });
+
+  it('sends and receives raw bytes over the binary protocol in the page', async () => {
+    const result = await page.evaluate(async (url) => {
+      type Brook = typeof import('../../src/client/index.js');
+      const w = globalThis as unknown as { brook: Brook };
+      const client = new w.brook.BrookClient({ url, protocol: 'binary' });
+      const producer = client.producer<Uint8Array>({ topic: 'browser-raw', partition: 0 });
+      await producer.send({ value: new Uint8Array([0xff, 0, 1, 0x80]) });
+      await producer.send({ value: new TextEncoder().encode('{"x":1}') });
+      const consumer = client.consumer<unknown>({ topic: 'browser-raw' });
+      const out: { bytes: number[]; value: unknown }[] = [];
+      for await (const r of consumer) {
+        out.push({ bytes: [...(r.valueBytes ?? [])], value: r.offset === 1 ? r.value : null });
+        if (out.length === 2) break;
+      }
+      await client.close();
+      return out;
+    }, t.proxyUrl);
+    expect(result).toEqual([
+      { bytes: [0xff, 0, 1, 0x80], value: null },
+      { bytes: [...Buffer.from('{"x":1}')], value: { x: 1 } },
+    ]);
+    const stored = (await t.engine.read('browser-raw', 0, 0)).records;
+    expect([...stored[0]!.value!]).toEqual([0xff, 0, 1, 0x80]);
   });
 
   it('runs a consumer-group member in the page', async () => {

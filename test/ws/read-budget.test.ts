@@ -2,7 +2,7 @@
 // retriable RATE_LIMITED while it is spent, and subscriptions wait instead of failing.
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { budgetedRead, MIN_READ_GRANT_BYTES, ReadBudget, Subscription, type RecordCodec } from '../../src/broker/index.js';
+import { budgetedRead, jsonRecordFrames, MIN_READ_GRANT_BYTES, ReadBudget, Subscription, type RecordCodec } from '../../src/broker/index.js';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import * as recordCodec from '../../src/server/record-codec.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -72,9 +72,9 @@ describe('reads under the budget', () => {
       offset: 0,
       credits: { records: 1000 },
       engine,
-      codec,
+      frames: jsonRecordFrames(codec),
       readBudget: budget,
-      sink: { send: (f) => frames.push(f), writable: true, parkUntilWritable: () => undefined, subscriptionFailed: (_, err) => failures.push(err) },
+      sink: { send: (f) => frames.push(String(f)), writable: true, parkUntilWritable: () => undefined, subscriptionFailed: (_, err) => failures.push(err) },
     });
     sub.start();
     await new Promise((r) => setTimeout(r, 100));

@@ -4,8 +4,9 @@
  */
 import { pino } from 'pino';
 import { WebSocket, type ClientOptions } from 'ws';
+import { BinaryKind, decodeRecordFrame, encodeProduceFrame, type BinaryProduceHeader } from '../../src/broker/index.js';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
-import type { Engine } from '../../src/engine/index.js';
+import type { Engine, ProduceRecord } from '../../src/engine/index.js';
 import { createServer, type BrookServer, type ServerOptions } from '../../src/server/index.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -57,6 +58,38 @@ export interface PushedRecord {
   readonly value: unknown;
   readonly headers: Record<string, string>;
   readonly timestamp: number;
+  /** Binary frames only: the value's bytes as received, and the record's encoded size (what byte credit counts). */
+  readonly valueBytes?: Buffer | null;
+  readonly size?: number;
+}
+
+/** A stored value as a JSON reader sees it: JSON when it parses, else the string. */
+function valueOf(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * A binary push or fetch reply as a frame of the same shape as its JSON twin (`binary: true`),
+ * so tests read both alike.
+ */
+function binaryFrame(data: Buffer): Frame {
+  const decoded = decodeRecordFrame(data);
+  const type = decoded.kind === BinaryKind.records ? 'records' : decoded.kind === BinaryKind.fetched ? 'fetched' : `kind-${decoded.kind}`;
+  const records: PushedRecord[] = decoded.records.map((r) => ({
+    offset: r.offset,
+    key: r.key === null ? null : Buffer.from(r.key).toString('utf8'),
+    value: r.value === null ? null : valueOf(Buffer.from(r.value)),
+    headers: { ...r.headers },
+    timestamp: r.timestamp,
+    valueBytes: r.value === null ? null : Buffer.from(r.value),
+    size: 26 + (r.key?.length ?? 0) + (r.value?.length ?? 0) + Object.entries(r.headers).reduce((n, [k, v]) => n + 6 + Buffer.byteLength(k) + Buffer.byteLength(v), 0),
+  }));
+  return { ...decoded.header, type, records, binary: true };
 }
 
 const WAIT_MS = 15_000;
@@ -70,8 +103,7 @@ export class WsClient {
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) throw new Error('the server sent a binary frame');
-      this.frames.push(JSON.parse(data.toString('utf8')) as Frame);
+      this.frames.push(isBinary ? binaryFrame(data) : (JSON.parse(data.toString('utf8')) as Frame));
       this.notify();
     });
     this.closed = new Promise((resolve) => {
@@ -109,6 +141,13 @@ export class WsClient {
 
   id(): number {
     return this.nextId++;
+  }
+
+  /** Sends a binary produce frame (brook.v1.bin) and waits for the frame answering it. */
+  async produceBinary(header: Omit<BinaryProduceHeader, 'id'>, records: readonly ProduceRecord[]): Promise<Frame> {
+    const id = this.id();
+    this.ws.send(encodeProduceFrame({ ...header, id }, records));
+    return this.waitFor((f) => f['id'] === id);
   }
 
   /** Sends a request (an `id` is added) and waits for the frame answering it (reply or error). */

@@ -1,11 +1,11 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
-import type { FrameTransport, SessionCloseReason, StreamSession } from '../../broker/index.js';
+import type { FrameTransport, OutboundFrame, SessionCloseReason, StreamSession } from '../../broker/index.js';
 import { closeCodeFor, type CloseReason } from '../errors.js';
 
 /**
- * One WebSocket carrying one StreamSession: text frames in, encoded frames out, the socket's
+ * One WebSocket carrying one StreamSession: frames in (text, and binary on `brook.v1.bin`), encoded frames out, the socket's
  * `drain` resuming paused pushes, and liveness for the gateway's heartbeat.
  *
  * Inbound frames are not read while the send buffer holds more than `maxBufferedBytes`: every
@@ -38,7 +38,7 @@ export class Connection implements FrameTransport {
     const ws = this.ws;
     ws.on('message', (data: RawData, isBinary: boolean) => {
       this.lastSeen = Date.now();
-      if (isBinary) session.handleInvalid('binary frames are not supported: send JSON text frames (subprotocol brook.v1.json)');
+      if (isBinary) session.handleBinary(bytes(data));
       else session.handle(text(data));
     });
     ws.on('pong', () => (this.lastSeen = Date.now()));
@@ -58,7 +58,7 @@ export class Connection implements FrameTransport {
     session.start();
   }
 
-  send(frame: string): void {
+  send(frame: OutboundFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     this.ws.send(frame);
     // Past the bound the socket's write returned false, so its `drain` resumes reading.
@@ -101,6 +101,12 @@ export class Connection implements FrameTransport {
   stats(): ReturnType<StreamSession['stats']> | undefined {
     return this.session?.stats();
   }
+}
+
+/** A binary message as one contiguous view (ws hands a fragmented message over in pieces). */
+function bytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
 }
 
 function text(data: RawData): string {

@@ -26,6 +26,8 @@ import { resolveWebSocketOptions, type WebSocketOptions } from './options.js';
 
 /** The JSON subprotocol; also what a client that asks for none gets. */
 export const JSON_SUBPROTOCOL = 'brook.v1.json';
+/** The binary subprotocol (records in binary frames); chosen whenever a client offers it. */
+export const BINARY_SUBPROTOCOL = 'brook.v1.bin';
 
 export interface WebSocketGatewayDeps {
   readonly engine: Engine;
@@ -91,7 +93,8 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
     maxPayload: options.maxFrameBytes,
     perMessageDeflate: false,
     clientTracking: false,
-    handleProtocols: (protocols) => (protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false),
+    handleProtocols: (protocols) =>
+      protocols.has(BINARY_SUBPROTOCOL) ? BINARY_SUBPROTOCOL : protocols.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false,
   });
   const live = new Set<Connection>();
   let closing = false;
@@ -151,6 +154,7 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
       engine: deps.engine,
       logger: logger.child({ session: id }),
       codec,
+      encoding: ws.protocol === BINARY_SUBPROTOCOL ? 'binary' : 'json',
       transport: connection,
       limits,
       autoCreate,

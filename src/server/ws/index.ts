@@ -1,3 +1,3 @@
 /** The WebSocket transport of the streaming protocol (docs/protocol.md) at `/v1/ws`. */
-export { createWebSocketGateway, JSON_SUBPROTOCOL, type WebSocketGateway, type WebSocketGatewayDeps } from './gateway.js';
+export { createWebSocketGateway, BINARY_SUBPROTOCOL, JSON_SUBPROTOCOL, type WebSocketGateway, type WebSocketGatewayDeps } from './gateway.js';
 export type { WebSocketOptions } from './options.js';

@@ -1,0 +1,324 @@
+/**
+ * The record-carrying frames of the binary subprotocol `brook.v1.bin` (docs/protocol.md,
+ * "Binary subprotocol"). Values are opaque bytes: decoded produce records are slices of the
+ * frame (the engine copies them into its batch on append), and pushes copy stored bytes into one
+ * Buffer per frame, sized before it is written.
+ *
+ * ```
+ * frame   = u8 kind · u32 headerLength · header (UTF-8 JSON) · u32 recordCount · record*
+ * record  = [u64 offset · u64 timestamp]                 (server → client kinds only)
+ *           i32 keyLength (-1 = null) · key · i32 valueLength (-1 = null) · value
+ *           u16 headerCount · { u16 nameLength · name · u32 valueLength · value }*
+ * ```
+ *
+ * Integers are big-endian.
+ */
+import { z } from 'zod';
+import type { ProduceRecord, RecordHeaders, StoredRecord } from '../engine/index.js';
+import { MAX_NAME_LENGTH } from './defaults.js';
+
+export const BinaryKind = {
+  /** client → server: a `produce` */
+  produce: 0x01,
+  /** server → client: a `records` push */
+  records: 0x02,
+  /** server → client: a `fetched` reply */
+  fetched: 0x03,
+} as const;
+export type BinaryKind = (typeof BinaryKind)[keyof typeof BinaryKind];
+
+/** kind + header length + record count. */
+const FRAME_FIXED_BYTES = 9;
+/** key length + value length + header count. */
+const RECORD_FIXED_BYTES = 10;
+/** offset + timestamp, present in server → client records. */
+const POSITION_BYTES = 16;
+/** name length + value length of one header. */
+const HEADER_FIXED_BYTES = 6;
+const TWO_POW_32 = 2 ** 32;
+/** The high word of a u64 below 2^53. */
+const MAX_HIGH_WORD = 2 ** 21 - 1;
+const MAX_HEADERS = 0xffff;
+
+const requestId = z.union([z.string().max(MAX_NAME_LENGTH), z.int()]);
+const count = z.int().nonnegative();
+
+/** The non-record fields of a binary produce: a JSON `produce` frame without `type` and `records`. */
+const produceHeader = z.strictObject({
+  id: requestId,
+  topic: z.string(),
+  partition: count.optional(),
+  producer: z.strictObject({ id: z.string().min(1), sequence: count }).optional(),
+});
+export type BinaryProduceHeader = z.infer<typeof produceHeader>;
+
+export type DecodedBinaryProduce =
+  | {
+      readonly ok: true;
+      readonly header: BinaryProduceHeader;
+      readonly recordCount: number;
+      /** The encoded records; decode with {@link decodeProduceRecords} once the frame is admitted. */
+      readonly body: Uint8Array;
+    }
+  | { readonly ok: false; readonly id: string | number | undefined; readonly message: string };
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads a binary client frame's envelope: kind, header and record count. Never throws. The records
+ * are left encoded, so a frame refused by flow control or the batch bound costs no more than this.
+ */
+export function decodeProduceFrame(frame: Uint8Array): DecodedBinaryProduce {
+  if (frame.length < FRAME_FIXED_BYTES) return invalid(undefined, `binary frame of ${frame.length} bytes is shorter than its envelope`);
+  const kind = frame[0]!;
+  if (kind !== BinaryKind.produce) {
+    return invalid(undefined, `binary frame kind 0x${kind.toString(16).padStart(2, '0')} is not one a client sends (0x01 produce)`);
+  }
+  const view = viewOf(frame);
+  const headerLength = view.getUint32(1);
+  const headerEnd = 5 + headerLength;
+  if (headerEnd + 4 > frame.length) return invalid(undefined, `binary frame header length ${headerLength} runs past the end of the frame`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fatalUtf8.decode(frame.subarray(5, headerEnd)));
+  } catch (err) {
+    return invalid(undefined, `binary frame header is not UTF-8 JSON: ${(err as Error).message.slice(0, 200)}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return invalid(undefined, 'binary frame header must be a JSON object');
+  const id = requestId.safeParse((raw as Record<string, unknown>)['id']);
+  const parsed = produceHeader.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    return invalid(id.success ? id.data : undefined, `invalid binary produce header: ${where}${issue?.message ?? 'invalid'}`.slice(0, 300));
+  }
+  return { ok: true, header: parsed.data, recordCount: view.getUint32(headerEnd), body: frame.subarray(headerEnd + 4) };
+}
+
+/** Thrown by {@link decodeProduceRecords}; the session answers it with INVALID_FRAME. */
+export class BinaryFrameError extends Error {
+  readonly code = 'INVALID_FRAME';
+  constructor(message: string) {
+    super(message);
+    this.name = 'BinaryFrameError';
+  }
+}
+
+/**
+ * The records of a binary produce, as engine records whose key and value are slices of `body`
+ * (the engine copies them on append). Throws BinaryFrameError unless `body` holds exactly
+ * `count` well-formed records.
+ */
+export function decodeProduceRecords(body: Uint8Array, count: number): ProduceRecord[] {
+  return decodeRecords(body, count, false);
+}
+
+/** Records of either direction: with `positions`, each starts with its offset and timestamp. */
+function decodeRecords(body: Uint8Array, count: number, positions: false): ProduceRecord[];
+function decodeRecords(body: Uint8Array, count: number, positions: true): StoredRecord[];
+function decodeRecords(body: Uint8Array, count: number, positions: boolean): (ProduceRecord | StoredRecord)[] {
+  const view = viewOf(body);
+  const end = body.length;
+  const fixed = RECORD_FIXED_BYTES + (positions ? POSITION_BYTES : 0);
+  // Each record takes at least `fixed` bytes: a count the body cannot hold is refused before allocating for it.
+  if (count * fixed > end) throw new BinaryFrameError(`record count ${count} does not fit in ${end} bytes of records`);
+  const out = new Array<ProduceRecord | StoredRecord>(count);
+  let pos = 0;
+  for (let i = 0; i < count; i++) {
+    if (pos + fixed > end) throw truncated(i);
+    let offset = 0;
+    let timestamp = 0;
+    if (positions) {
+      const high = view.getUint32(pos);
+      const timeHigh = view.getUint32(pos + 8);
+      if (high > MAX_HIGH_WORD || timeHigh > MAX_HIGH_WORD) throw new BinaryFrameError(`record ${i}: offset or timestamp past 2^53`);
+      offset = high * TWO_POW_32 + view.getUint32(pos + 4);
+      timestamp = timeHigh * TWO_POW_32 + view.getUint32(pos + 12);
+      pos += POSITION_BYTES;
+    }
+    const keyLength = view.getInt32(pos);
+    pos += 4;
+    let key: Uint8Array | null = null;
+    if (keyLength >= 0) {
+      if (pos + keyLength > end) throw new BinaryFrameError(`record ${i}: key length ${keyLength} runs past the end of the frame`);
+      key = body.subarray(pos, pos + keyLength);
+      pos += keyLength;
+    } else if (keyLength !== -1) throw new BinaryFrameError(`record ${i}: bad key length ${keyLength}`);
+    if (pos + 6 > end) throw truncated(i);
+    const valueLength = view.getInt32(pos);
+    pos += 4;
+    let value: Uint8Array | null = null;
+    if (valueLength >= 0) {
+      if (pos + valueLength > end) throw new BinaryFrameError(`record ${i}: value length ${valueLength} runs past the end of the frame`);
+      value = body.subarray(pos, pos + valueLength);
+      pos += valueLength;
+    } else if (valueLength !== -1) throw new BinaryFrameError(`record ${i}: bad value length ${valueLength}`);
+    if (pos + 2 > end) throw truncated(i);
+    const headerCount = view.getUint16(pos);
+    pos += 2;
+    let headers: Record<string, string> | undefined;
+    if (headerCount > 0) {
+      headers = {};
+      for (let h = 0; h < headerCount; h++) {
+        if (pos + 2 > end) throw truncated(i);
+        const nameLength = view.getUint16(pos);
+        pos += 2;
+        if (pos + nameLength + 4 > end) throw new BinaryFrameError(`record ${i}: header name length ${nameLength} runs past the end of the frame`);
+        const name = utf8(body, pos, nameLength, i);
+        pos += nameLength;
+        const headerValueLength = view.getUint32(pos);
+        pos += 4;
+        if (pos + headerValueLength > end) {
+          throw new BinaryFrameError(`record ${i}: header value length ${headerValueLength} runs past the end of the frame`);
+        }
+        headers[name] = utf8(body, pos, headerValueLength, i);
+        pos += headerValueLength;
+      }
+    }
+    if (positions) out[i] = { offset, timestamp, key, value, headers: headers ?? {} };
+    else out[i] = headers === undefined ? { key, value } : { key, value, headers };
+  }
+  if (pos !== end) throw new BinaryFrameError(`${end - pos} bytes after the last of ${count} records`);
+  return out;
+}
+
+/**
+ * A stored record's size in a server → client frame, which is what byte credit counts in binary
+ * mode: `26 + key + value + Σ(6 + name + value)`.
+ */
+export function binaryRecordSize(record: StoredRecord): number {
+  let size = POSITION_BYTES + RECORD_FIXED_BYTES;
+  if (record.key !== null) size += record.key.length;
+  if (record.value !== null) size += record.value.length;
+  const headers = record.headers;
+  for (const name in headers) size += HEADER_FIXED_BYTES + Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
+  return size;
+}
+
+/**
+ * One server → client frame with the first `count` of `records`, whose sizes (from
+ * {@link binaryRecordSize}) add up to `recordBytes`. One allocation per frame.
+ */
+export function encodeRecordFrame(
+  kind: typeof BinaryKind.records | typeof BinaryKind.fetched,
+  header: object,
+  records: readonly StoredRecord[],
+  count: number,
+  recordBytes: number,
+): Buffer {
+  const headerJson = JSON.stringify(header);
+  const headerLength = Buffer.byteLength(headerJson);
+  const buf = Buffer.allocUnsafe(FRAME_FIXED_BYTES + headerLength + recordBytes);
+  buf[0] = kind;
+  buf.writeUInt32BE(headerLength, 1);
+  buf.write(headerJson, 5, 'utf8');
+  let pos = 5 + headerLength;
+  buf.writeUInt32BE(count, pos);
+  pos += 4;
+  for (let i = 0; i < count; i++) {
+    const r = records[i]!;
+    pos = writeU64(buf, pos, r.offset);
+    pos = writeU64(buf, pos, r.timestamp);
+    pos = writeBytes(buf, pos, r.key);
+    pos = writeBytes(buf, pos, r.value);
+    pos = writeHeaders(buf, pos, r.headers);
+  }
+  if (pos !== buf.length) throw new Error(`binary frame size mismatch: wrote ${pos} of ${buf.length} bytes`);
+  return buf;
+}
+
+/** A binary produce frame (what the SDK sends); used by tests and tools on Node. */
+export function encodeProduceFrame(header: BinaryProduceHeader, records: readonly ProduceRecord[]): Buffer {
+  const headerJson = JSON.stringify(header);
+  const headerLength = Buffer.byteLength(headerJson);
+  let size = FRAME_FIXED_BYTES + headerLength;
+  for (const r of records) {
+    size += RECORD_FIXED_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (const name in r.headers ?? {}) size += HEADER_FIXED_BYTES + Buffer.byteLength(name) + Buffer.byteLength(r.headers![name]!);
+  }
+  const buf = Buffer.allocUnsafe(size);
+  buf[0] = BinaryKind.produce;
+  buf.writeUInt32BE(headerLength, 1);
+  buf.write(headerJson, 5, 'utf8');
+  let pos = 5 + headerLength;
+  buf.writeUInt32BE(records.length, pos);
+  pos += 4;
+  for (const r of records) {
+    pos = writeBytes(buf, pos, r.key ?? null);
+    pos = writeBytes(buf, pos, r.value);
+    pos = writeHeaders(buf, pos, r.headers ?? {});
+  }
+  return buf;
+}
+
+export interface DecodedRecordFrame {
+  readonly kind: number;
+  readonly header: Record<string, unknown>;
+  readonly records: StoredRecord[];
+}
+
+/** Decodes a server → client frame (for tests and tools on Node; the SDK has its own decoder). Throws BinaryFrameError. */
+export function decodeRecordFrame(frame: Uint8Array): DecodedRecordFrame {
+  if (frame.length < FRAME_FIXED_BYTES) throw new BinaryFrameError('frame shorter than its envelope');
+  const kind = frame[0]!;
+  const view = viewOf(frame);
+  const headerLength = view.getUint32(1);
+  const headerEnd = 5 + headerLength;
+  if (headerEnd + 4 > frame.length) throw new BinaryFrameError('header runs past the end');
+  const header = JSON.parse(fatalUtf8.decode(frame.subarray(5, headerEnd))) as Record<string, unknown>;
+  return { kind, header, records: decodeRecords(frame.subarray(headerEnd + 4), view.getUint32(headerEnd), true) };
+}
+
+function writeU64(buf: Buffer, pos: number, value: number): number {
+  buf.writeUInt32BE(Math.floor(value / TWO_POW_32), pos);
+  buf.writeUInt32BE(value >>> 0, pos + 4);
+  return pos + 8;
+}
+
+function writeBytes(buf: Buffer, pos: number, bytes: Uint8Array | null): number {
+  if (bytes === null) {
+    buf.writeInt32BE(-1, pos);
+    return pos + 4;
+  }
+  buf.writeInt32BE(bytes.length, pos);
+  buf.set(bytes, pos + 4);
+  return pos + 4 + bytes.length;
+}
+
+function writeHeaders(buf: Buffer, pos: number, headers: RecordHeaders): number {
+  const countAt = pos;
+  pos += 2;
+  let n = 0;
+  for (const name in headers) {
+    const nameLength = buf.write(name, pos + 2, 'utf8');
+    buf.writeUInt16BE(nameLength, pos);
+    pos += 2 + nameLength;
+    const valueLength = buf.write(headers[name]!, pos + 4, 'utf8');
+    buf.writeUInt32BE(valueLength, pos);
+    pos += 4 + valueLength;
+    if (++n > MAX_HEADERS) throw new Error(`more than ${MAX_HEADERS} headers on one record`);
+  }
+  buf.writeUInt16BE(n, countAt);
+  return pos;
+}
+
+function utf8(bytes: Uint8Array, pos: number, length: number, index: number): string {
+  try {
+    return fatalUtf8.decode(bytes.subarray(pos, pos + length));
+  } catch {
+    // The decoder's own message says nothing more than this.
+    throw new BinaryFrameError(`record ${index}: a header name or value is not valid UTF-8`);
+  }
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function truncated(index: number): BinaryFrameError {
+  return new BinaryFrameError(`record ${index} is truncated`);
+}
+
+function invalid(id: string | number | undefined, message: string): DecodedBinaryProduce {
+  return { ok: false, id, message };
+}

@@ -1,0 +1,234 @@
+/**
+ * The SDK's side of the binary subprotocol `brook.v1.bin` (docs/protocol.md, "Binary
+ * subprotocol"): produce frames out, `records` pushes in. Browser-safe: Uint8Array, DataView,
+ * TextEncoder and TextDecoder only.
+ *
+ * ```
+ * frame   = u8 kind · u32 headerLength · header (UTF-8 JSON) · u32 recordCount · record*
+ * record  = [u64 offset · u64 timestamp]                 (server → client only)
+ *           i32 keyLength (-1 = null) · key · i32 valueLength (-1 = null) · value
+ *           u16 headerCount · { u16 nameLength · name · u32 valueLength · value }*
+ * ```
+ */
+import { ProtocolError } from './errors.js';
+import type { RecordsFrame, WireRecord } from './wire.js';
+
+export const BINARY_KIND_PRODUCE = 0x01;
+export const BINARY_KIND_RECORDS = 0x02;
+/** kind + header length + record count. */
+const FRAME_FIXED_BYTES = 9;
+/** key length + value length + header count. */
+export const BINARY_RECORD_FIXED_BYTES = 10;
+export const BINARY_HEADER_FIXED_BYTES = 6;
+const POSITION_BYTES = 16;
+const TWO_POW_32 = 2 ** 32;
+const MAX_HIGH_WORD = 2 ** 21 - 1;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** A record's parts, encoded once when it is sent; written into its batch's buffer when the batch is cut. */
+export interface BinaryRecordParts {
+  readonly key: Uint8Array | null;
+  readonly value: Uint8Array | null;
+  /** Header names and values, UTF-8, alternating. */
+  readonly headers: readonly Uint8Array[];
+  /** Bytes this record takes in a produce frame. */
+  readonly size: number;
+}
+
+export function binaryRecordParts(key: string | null, value: Uint8Array | null, headers: Readonly<Record<string, string>> | undefined): BinaryRecordParts {
+  const keyBytes = key === null ? null : encoder.encode(key);
+  let size = BINARY_RECORD_FIXED_BYTES + (keyBytes?.length ?? 0) + (value?.length ?? 0);
+  const headerBytes: Uint8Array[] = [];
+  if (headers !== undefined) {
+    for (const name in headers) {
+      const n = encoder.encode(name);
+      const v = encoder.encode(headers[name]!);
+      headerBytes.push(n, v);
+      size += BINARY_HEADER_FIXED_BYTES + n.length + v.length;
+    }
+  }
+  return { key: keyBytes, value, headers: headerBytes, size };
+}
+
+/** The records of a batch as one buffer: the part of a produce frame after the record count. */
+export function encodeRecordsBody(records: readonly BinaryRecordParts[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  for (const r of records) {
+    pos = writeBytes(out, view, pos, r.key);
+    pos = writeBytes(out, view, pos, r.value);
+    view.setUint16(pos, r.headers.length / 2);
+    pos += 2;
+    for (let i = 0; i < r.headers.length; i += 2) {
+      const name = r.headers[i]!;
+      const value = r.headers[i + 1]!;
+      view.setUint16(pos, name.length);
+      out.set(name, pos + 2);
+      pos += 2 + name.length;
+      view.setUint32(pos, value.length);
+      out.set(value, pos + 4);
+      pos += 4 + value.length;
+    }
+  }
+  return out;
+}
+
+/** A produce frame: kind, `header` (JSON text), the count and the encoded records. */
+export function encodeProduceFrame(headerJson: string, count: number, body: Uint8Array): Uint8Array {
+  const header = encoder.encode(headerJson);
+  const out = new Uint8Array(FRAME_FIXED_BYTES + header.length + body.length);
+  const view = new DataView(out.buffer);
+  out[0] = BINARY_KIND_PRODUCE;
+  view.setUint32(1, header.length);
+  out.set(header, 5);
+  view.setUint32(5 + header.length, count);
+  out.set(body, FRAME_FIXED_BYTES + header.length);
+  return out;
+}
+
+function writeBytes(out: Uint8Array, view: DataView, pos: number, bytes: Uint8Array | null): number {
+  if (bytes === null) {
+    view.setInt32(pos, -1);
+    return pos + 4;
+  }
+  view.setInt32(pos, bytes.length);
+  out.set(bytes, pos + 4);
+  return pos + 4 + bytes.length;
+}
+
+/**
+ * A record of a binary push. Its key, value and headers stay bytes in the frame's buffer until
+ * read: `valueBytes` is a view of the frame (no copy), `value` is decoded on first access (JSON
+ * when it parses, else the string, as a JSON-mode reader would see it).
+ */
+class BinaryWireRecord implements WireRecord {
+  private decodedKey: string | null | undefined;
+  private decodedValue: unknown;
+  private valueDecoded = false;
+
+  constructor(
+    readonly offset: number,
+    readonly timestamp: number,
+    private readonly keyBytes: Uint8Array | null,
+    readonly valueBytes: Uint8Array | null,
+    readonly headers: Readonly<Record<string, string>>,
+  ) {}
+
+  get key(): string | null {
+    if (this.decodedKey === undefined) this.decodedKey = this.keyBytes === null ? null : decoder.decode(this.keyBytes);
+    return this.decodedKey;
+  }
+
+  get value(): unknown {
+    if (!this.valueDecoded) {
+      this.decodedValue = this.valueBytes === null ? null : parseValue(decoder.decode(this.valueBytes));
+      this.valueDecoded = true;
+    }
+    return this.decodedValue;
+  }
+}
+
+function parseValue(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // Not JSON (raw bytes, or text from another source): the string, as JSON-mode readers get it.
+    return text;
+  }
+}
+
+function bad(what: string): never {
+  throw new ProtocolError(`malformed binary frame from the server: ${what}`);
+}
+
+/**
+ * Decodes a binary `records` push; null for a kind the SDK does not read (a newer server's).
+ * Throws ProtocolError for a malformed frame. Each record's `sizes` entry is exactly what the
+ * server counted against byte credit.
+ */
+export function decodeRecordsFrame(data: ArrayBuffer | ArrayBufferView): RecordsFrame | null {
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.length < FRAME_FIXED_BYTES) bad('shorter than its envelope');
+  if (bytes[0] !== BINARY_KIND_RECORDS) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.length;
+  const headerLength = view.getUint32(1);
+  let pos = 5 + headerLength;
+  if (pos + 4 > end) bad('header runs past the end');
+  let header: unknown;
+  try {
+    header = JSON.parse(decoder.decode(bytes.subarray(5, pos)));
+  } catch (err) {
+    throw new ProtocolError('malformed binary frame from the server: header is not JSON', { cause: err });
+  }
+  if (typeof header !== 'object' || header === null) bad('header is not an object');
+  const h = header as Record<string, unknown>;
+  const sub = h['sub'];
+  const partition = h['partition'];
+  const nextOffset = h['next_offset'];
+  if (typeof sub !== 'string' || !isCount(partition) || !isCount(nextOffset)) bad('header lacks sub, partition or next_offset');
+  const count = view.getUint32(pos);
+  pos += 4;
+  if (count * (POSITION_BYTES + BINARY_RECORD_FIXED_BYTES) > end - pos) bad('record count larger than the frame');
+  const records = new Array<WireRecord>(count);
+  const sizes = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    const start = pos;
+    if (pos + POSITION_BYTES + BINARY_RECORD_FIXED_BYTES > end) bad('truncated record');
+    const high = view.getUint32(pos);
+    const timeHigh = view.getUint32(pos + 8);
+    if (high > MAX_HIGH_WORD || timeHigh > MAX_HIGH_WORD) bad('offset or timestamp past 2^53');
+    const offset = high * TWO_POW_32 + view.getUint32(pos + 4);
+    const timestamp = timeHigh * TWO_POW_32 + view.getUint32(pos + 12);
+    pos += POSITION_BYTES;
+    const keyLength = view.getInt32(pos);
+    pos += 4;
+    let key: Uint8Array | null = null;
+    if (keyLength >= 0) {
+      if (pos + keyLength + 6 > end) bad('key runs past the end');
+      key = bytes.subarray(pos, pos + keyLength);
+      pos += keyLength;
+    } else if (keyLength !== -1) bad('bad key length');
+    const valueLength = view.getInt32(pos);
+    pos += 4;
+    let value: Uint8Array | null = null;
+    if (valueLength >= 0) {
+      if (pos + valueLength + 2 > end) bad('value runs past the end');
+      value = bytes.subarray(pos, pos + valueLength);
+      pos += valueLength;
+    } else if (valueLength !== -1) bad('bad value length');
+    if (pos + 2 > end) bad('truncated record');
+    const headerCount = view.getUint16(pos);
+    pos += 2;
+    let headers = EMPTY_HEADERS;
+    if (headerCount > 0) {
+      const out: Record<string, string> = {};
+      for (let k = 0; k < headerCount; k++) {
+        if (pos + 2 > end) bad('truncated header');
+        const nameLength = view.getUint16(pos);
+        pos += 2;
+        if (pos + nameLength + 4 > end) bad('header runs past the end');
+        const name = decoder.decode(bytes.subarray(pos, pos + nameLength));
+        pos += nameLength;
+        const valueLen = view.getUint32(pos);
+        pos += 4;
+        if (pos + valueLen > end) bad('header runs past the end');
+        out[name] = decoder.decode(bytes.subarray(pos, pos + valueLen));
+        pos += valueLen;
+      }
+      headers = out;
+    }
+    records[i] = new BinaryWireRecord(offset, timestamp, key, value, headers);
+    sizes[i] = pos - start;
+  }
+  if (pos !== end) bad('bytes after the last record');
+  return { type: 'records', sub, partition, records, nextOffset, recordsBytes: undefined, sizes };
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
