@@ -335,7 +335,7 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
       }
     })();
     await new Promise((r) => setTimeout(r, 200));
-    await source.snapshot(['public.ondemand_t']);
+    await source.snapshot(['public.ondemand_t'], { mode: 'blocking' });
     await new Promise((r) => setTimeout(r, 200));
     writing = false;
     await load;
