@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { TopicExistsError, TopicNotFoundError, type Engine } from '../engine/index.js';
 import { Catalog, type CapturedTable } from './catalog.js';
 import { snapshotProgressTopic, tableTopic, transactionsTopic, type CdcSourceConfig } from './config.js';
-import { CdcError } from './errors.js';
+import { CdcError, type CdcErrorCode } from './errors.js';
 import { LogWriter } from './log-writer.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 import { NO_METRICS, type CdcMetricsSink } from './metrics.js';
@@ -302,11 +302,9 @@ export class CdcSource {
       }
       const err = raw instanceof CdcError ? raw : new CdcError('CDC_PROTOCOL', (raw as Error).message ?? String(raw), { cause: raw });
       this.logger.error({ err, snapshot: tracker.id, code: err.code }, 'CDC incremental snapshot failed');
-      this.active = null;
-      tracker.apply({ snapshot: tracker.id, status: 'incremental_failed', code: err.code, message: err.message });
-      await this.engine
-        .append(live.progressTopic, 0, [{ key: null, value: Buffer.from(JSON.stringify({ snapshot: tracker.id, status: 'incremental_failed', code: err.code, message: err.message })) }])
-        .catch((appendErr: unknown) => this.logger.warn({ err: appendErr, snapshot: tracker.id }, 'could not record the failed snapshot; it resumes after a restart'));
+      await this.failIncremental(live, tracker, err.code, err.message).catch((appendErr: unknown) =>
+        this.logger.warn({ err: appendErr, snapshot: tracker.id }, 'could not record the failed snapshot; it resumes after a restart'),
+      );
       throw err;
     }
   }
@@ -336,13 +334,18 @@ export class CdcSource {
     if (tables.length !== tracker.tables.size) {
       // A table left the capture since: finishing the others would report a snapshot it is not.
       const missing = [...tracker.tables.keys()].filter((name) => !live.byName.has(name));
-      const message = `tables no longer captured: ${missing.join(', ')}`;
-      tracker.apply({ snapshot: tracker.id, status: 'incremental_failed', code: 'CDC_TABLE_NOT_FOUND', message });
-      this.active = null;
-      await this.engine.append(live.progressTopic, 0, [{ key: null, value: Buffer.from(JSON.stringify({ snapshot: tracker.id, status: 'incremental_failed', code: 'CDC_TABLE_NOT_FOUND', message })) }]);
+      await this.failIncremental(live, tracker, 'CDC_TABLE_NOT_FOUND', `tables no longer captured: ${missing.join(', ')}`);
       return;
     }
     await this.track(this.incremental(live, tracker, tables, false));
+  }
+
+  /** Ends an incremental snapshot for good: in memory at once, in the progress topic (so it is not resumed) after. */
+  private async failIncremental(live: LiveSession, tracker: SnapshotTracker, code: CdcErrorCode, message: string): Promise<void> {
+    const failed: IncrementalProgress = { snapshot: tracker.id, status: 'incremental_failed', code, message };
+    tracker.apply(failed);
+    this.active = null;
+    await this.engine.append(live.progressTopic, 0, [{ key: null, value: Buffer.from(JSON.stringify(failed)) }]);
   }
 
   private async blocking(live: LiveSession, tracker: SnapshotTracker, todo: readonly PreparedTable[]): Promise<void> {
