@@ -13,14 +13,17 @@ import type { Logger } from 'pino';
 import { TopicExistsError, TopicNotFoundError, type Engine } from '../engine/index.js';
 import { Catalog, type CapturedTable } from './catalog.js';
 import { snapshotProgressTopic, tableTopic, transactionsTopic, type CdcSourceConfig } from './config.js';
-import { CdcError } from './errors.js';
+import { CdcError, type CdcErrorCode } from './errors.js';
 import { LogWriter } from './log-writer.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 import { NO_METRICS, type CdcMetricsSink } from './metrics.js';
 import { floorKey, lastPosition, type StreamPosition } from './positions.js';
 import { ReplicationConnection } from './replication-connection.js';
+import { runIncrementalSnapshot } from './incremental-snapshot.js';
 import { append, readSnapshotState, runSnapshot } from './snapshot.js';
+import { readIncrementalSnapshots, SnapshotTracker, type IncrementalProgress, type SnapshotMode, type SnapshotStatus } from './snapshot-status.js';
 import { StreamPipeline, type PreparedTable } from './stream-pipeline.js';
+import { WatermarkObserver } from './watermark-window.js';
 
 export type CdcSourceState = 'idle' | 'starting' | 'snapshotting' | 'streaming' | 'reconnecting' | 'failed' | 'stopped';
 
@@ -35,8 +38,16 @@ export interface CdcSourceOptions {
 export interface CdcSourceStatus {
   readonly name: string;
   readonly state: CdcSourceState;
+  readonly slot: string;
+  readonly publication: string;
+  /** `schema.table` of every captured table (with `schemas`: as of the last start). */
+  readonly tables: readonly string[];
   readonly confirmedLsn: string | null;
+  /** WAL the slot holds back, as last read (every `lagIntervalMs`); null before the first read. */
+  readonly slotLagBytes: number | null;
   readonly lastError: { readonly code: string; readonly message: string } | null;
+  /** The on-demand snapshot running or waiting to resume, null when none is. */
+  readonly snapshot: SnapshotStatus | null;
 }
 
 interface LiveSession {
@@ -46,10 +57,13 @@ interface LiveSession {
   readonly skip: Map<number, Lsn>;
   readonly db: string;
   readonly progressTopic: string;
+  readonly observer: WatermarkObserver;
   readonly stopped: () => unknown;
 }
 
 const BACKOFF_MIN_MS = 200;
+/** Snapshot statuses kept in memory for `snapshotStatus`; older ones are read from the progress topic. */
+const MAX_TRACKED_SNAPSHOTS = 32;
 const BACKOFF_MAX_MS = 30_000;
 
 export class CdcSource {
@@ -69,8 +83,15 @@ export class CdcSource {
   private wake: (() => void) | null = null;
   /** What an on-demand snapshot needs from the streaming session, while there is one. */
   private live: LiveSession | null = null;
-  /** On-demand snapshots run one at a time. */
-  private snapshots: Promise<unknown> = Promise.resolve();
+  /** The on-demand snapshot running (or interrupted, to resume): one at a time. */
+  private active: SnapshotTracker | null = null;
+  /** Snapshots of this process, newest last (at most MAX_TRACKED_SNAPSHOTS). */
+  private readonly snapshots = new Map<string, SnapshotTracker>();
+  /** Snapshot runs still unwinding; stop() and the next session's resume wait for them. */
+  private readonly runs = new Set<Promise<unknown>>();
+  private slotLag: number | null = null;
+  /** The captured tables as last resolved (schema mode: known once a session started). */
+  private captured: readonly string[] = [];
 
   constructor(options: CdcSourceOptions) {
     this.config = options.config;
@@ -87,8 +108,13 @@ export class CdcSource {
     return {
       name: this.config.name,
       state: this.state,
+      slot: this.config.slot,
+      publication: this.config.publication,
+      tables: this.captured.length > 0 ? this.captured : (this.config.tables ?? []),
       confirmedLsn: this.confirmed === null ? null : formatLsn(this.confirmed),
+      slotLagBytes: this.slotLag,
       lastError: this.lastError === null ? null : { code: this.lastError.code, message: this.lastError.message },
+      snapshot: this.active === null ? null : this.active.view(),
     };
   }
 
@@ -165,45 +191,96 @@ export class CdcSource {
     this.wake?.();
     await this.sessionClosed;
     await this.running;
+    await Promise.all(this.runs);
     this.state = 'stopped';
   }
 
   /**
-   * Re-reads `tables` (`schema.table`, captured by this source) while streaming: an on-demand
-   * snapshot. Streaming holds at a transaction boundary while they are read (a blocking
-   * snapshot); each table's topic gets a reset (`op: "t"`, `source.snapshot: true`) and then its
-   * rows (`op: "r"`) as of a fresh exported snapshot, and stream events that read already contains
-   * are dropped, so replaying the topic still gives the table. Progress is in the log: after a
-   * restart it resumes like the initial snapshot.
+   * Starts an on-demand snapshot of `tables` (`schema.table`, captured by this source) while
+   * streaming, and returns its status at once (`snapshotStatus(id)` follows it).
+   *
+   * - `incremental` (default): streaming goes on; each table is read in chunks by primary key
+   *   between watermarks (docs/cdc.md, "Incremental snapshots"), its rows appended as `op: "r"`
+   *   with `source.snapshot: "incremental"`. Resumes from the last durable chunk after a restart.
+   * - `blocking`: streaming holds at a transaction boundary while the tables are read in one
+   *   exported snapshot; each table's topic gets a reset (`op: "t"`) and then its rows.
+   *
+   * One snapshot runs per source at a time: another request is refused with
+   * `CDC_SNAPSHOT_IN_PROGRESS` (nothing is queued, so nothing waits unseen across a restart).
+   *
+   * @example
+   * const { id } = source.startSnapshot(['public.orders']);
+   * // ... later: source.snapshotStatus(id) → { state: 'complete', rows: 1200, ... }
    */
-  snapshot(tables: readonly string[]): Promise<void> {
-    const run = this.snapshots.then(() => this.snapshotNow(tables));
-    this.snapshots = run.catch(() => undefined);
+  startSnapshot(tables: readonly string[], options: { readonly mode?: SnapshotMode } = {}): SnapshotStatus {
+    return this.beginSnapshot(tables, options.mode ?? 'incremental').tracker.view();
+  }
+
+  /** `startSnapshot`, resolving once the snapshot is complete (rejects if it fails or its session ends). */
+  async snapshot(tables: readonly string[], options: { readonly mode?: SnapshotMode } = {}): Promise<void> {
+    await this.beginSnapshot(tables, options.mode ?? 'incremental').done;
+  }
+
+  /** A snapshot's progress: the one running, one of this process, or one found in the progress topic. */
+  async snapshotStatus(id: string): Promise<SnapshotStatus> {
+    const known = this.snapshots.get(id);
+    if (known) return known.view();
+    const found = (await readIncrementalSnapshots(this.engine, snapshotProgressTopic(this.config.topicPrefix))).find((t) => t.id === id);
+    if (!found) throw new CdcError('CDC_SNAPSHOT_NOT_FOUND', `CDC source ${this.config.name} has no snapshot ${JSON.stringify(id.slice(0, 80))}`);
+    return found.view();
+  }
+
+  private beginSnapshot(names: readonly string[], mode: SnapshotMode): { tracker: SnapshotTracker; done: Promise<void> } {
+    if (this.active !== null) {
+      throw new CdcError('CDC_SNAPSHOT_IN_PROGRESS', `CDC source ${this.config.name} is already taking snapshot ${this.active.id} (one at a time); wait for it to finish`);
+    }
+    const live = this.live;
+    if (live === null) throw new CdcError('CDC_NOT_STREAMING', `CDC source ${this.config.name} is not streaming (state ${this.state}); try again once it is`);
+    const unique = [...new Set(names)];
+    if (unique.length === 0) throw new CdcError('CDC_CONFIG_INVALID', 'a snapshot needs at least one table');
+    const todo = unique.map((name) => {
+      const t = live.byName.get(name);
+      if (!t) throw new CdcError('CDC_TABLE_NOT_FOUND', `table ${name} is not captured by CDC source ${this.config.name}`);
+      if (mode === 'incremental' && t.primaryKey.length === 0) {
+        throw new CdcError('CDC_SNAPSHOT_NO_PRIMARY_KEY', `table ${name} has no primary key, which an incremental snapshot pages by. Fix: use mode "blocking" for it.`);
+      }
+      return t;
+    });
+    const tracker = new SnapshotTracker(randomUUID(), mode, unique);
+    this.remember(tracker);
+    this.active = tracker;
+    const done = this.track(mode === 'incremental' ? this.incremental(live, tracker, todo, true) : this.blocking(live, tracker, todo));
+    return { tracker, done };
+  }
+
+  private track<T>(run: Promise<T>): Promise<T> {
+    const settled = run.then(
+      () => undefined,
+      () => undefined, // reported through the tracker and the log; `snapshot()` callers get the rejection
+    );
+    this.runs.add(settled);
+    void settled.then(() => this.runs.delete(settled));
     return run;
   }
 
-  private async snapshotNow(names: readonly string[]): Promise<void> {
-    const live = this.live;
-    if (live === null) throw new CdcError('CDC_CONNECTION', `CDC source ${this.config.name} is not streaming (state ${this.state})`);
-    const todo = names.map((name) => {
-      const t = live.byName.get(name);
-      if (!t) throw new CdcError('CDC_TABLE_NOT_FOUND', `table ${name} is not captured by CDC source ${this.config.name}`);
-      return t;
-    });
-    const id = randomUUID();
-    await append(this.engine, live.progressTopic, { snapshot: id, status: 'started', tables: [...names], incremental: true });
-    await live.pipeline.hold();
-    const exporter = new ReplicationConnection(this.config.url, this.config.slot);
+  private remember(tracker: SnapshotTracker): void {
+    this.snapshots.set(tracker.id, tracker);
+    if (this.snapshots.size > MAX_TRACKED_SNAPSHOTS) this.snapshots.delete(this.snapshots.keys().next().value!);
+  }
+
+  /** Runs an incremental snapshot on the live session; `fresh` appends its `incremental_started` record first. */
+  private async incremental(live: LiveSession, tracker: SnapshotTracker, tables: readonly PreparedTable[], fresh: boolean): Promise<void> {
     try {
-      await exporter.connect();
-      const created = await exporter.createSlot(`${this.config.slot.slice(0, 40)}_snap_${process.pid}`, { exportSnapshot: true, temporary: true });
-      this.logger.info({ snapshot: id, tables: names, consistentPoint: formatLsn(created.consistentPoint) }, 'CDC on-demand snapshot started');
-      await runSnapshot({
+      if (fresh) {
+        const started: IncrementalProgress = { snapshot: tracker.id, status: 'incremental_started', tables: [...tracker.tables.keys()] };
+        await this.engine.append(live.progressTopic, 0, [{ key: null, value: Buffer.from(JSON.stringify(started)) }]);
+      }
+      tracker.state = 'running';
+      this.logger.info({ snapshot: tracker.id, tables: [...tracker.tables.keys()], resumed: !fresh }, 'CDC incremental snapshot started');
+      await runIncrementalSnapshot({
         url: this.config.url,
-        snapshotName: created.snapshotName!,
-        consistentPoint: created.consistentPoint,
-        snapshotId: id,
-        tables: todo,
+        tracker,
+        tables,
         db: live.db,
         source: this.config.name,
         chunkRows: this.config.snapshotChunkRows,
@@ -211,15 +288,117 @@ export class CdcSource {
         engine: this.engine,
         progressTopic: live.progressTopic,
         metrics: this.metrics,
+        observer: live.observer,
         failed: live.stopped,
-        resetFirst: true,
+        logger: this.logger,
       });
-      for (const t of todo) live.skip.set(t.oid, created.consistentPoint);
-      await append(this.engine, live.progressTopic, { snapshot: id, status: 'complete', skip: {} });
-      this.logger.info({ snapshot: id }, 'CDC on-demand snapshot complete');
-    } finally {
-      await exporter.close();
-      live.pipeline.release();
+      this.logger.info({ snapshot: tracker.id, rows: tracker.view().rows }, 'CDC incremental snapshot complete');
+      this.active = null;
+    } catch (raw) {
+      if (live.stopped() !== null || this.live !== live) {
+        // The session ended: the next one resumes from the last durable chunk.
+        tracker.state = 'interrupted';
+        throw raw;
+      }
+      const err = raw instanceof CdcError ? raw : new CdcError('CDC_PROTOCOL', (raw as Error).message ?? String(raw), { cause: raw });
+      this.logger.error({ err, snapshot: tracker.id, code: err.code }, 'CDC incremental snapshot failed');
+      await this.failIncremental(live, tracker, err.code, err.message).catch((appendErr: unknown) =>
+        this.logger.warn({ err: appendErr, snapshot: tracker.id }, 'could not record the failed snapshot; it resumes after a restart'),
+      );
+      throw err;
+    }
+  }
+
+  /** Once streaming: resumes the incremental snapshot an earlier session or process left unfinished. */
+  private async resumeSnapshot(live: LiveSession): Promise<void> {
+    await Promise.all(this.runs);
+    if (this.live !== live) return;
+    let tracker = this.active;
+    if (tracker?.mode === 'blocking') {
+      // An interrupted blocking snapshot was finished by the session's start (readSnapshotState), before streaming.
+      if (tracker.state === 'interrupted') tracker.state = 'complete';
+      this.active = null;
+      return;
+    }
+    if (tracker === null) {
+      const all = await readIncrementalSnapshots(this.engine, live.progressTopic);
+      tracker = all.filter((t) => t.state === 'interrupted').pop() ?? null;
+      if (tracker === null) return;
+      this.remember(tracker);
+      this.active = tracker;
+    }
+    const tables = [...tracker.tables.keys()].flatMap((name) => {
+      const t = live.byName.get(name);
+      return t ? [t] : [];
+    });
+    if (tables.length !== tracker.tables.size) {
+      // A table left the capture since: finishing the others would report a snapshot it is not.
+      const missing = [...tracker.tables.keys()].filter((name) => !live.byName.has(name));
+      await this.failIncremental(live, tracker, 'CDC_TABLE_NOT_FOUND', `tables no longer captured: ${missing.join(', ')}`);
+      return;
+    }
+    await this.track(this.incremental(live, tracker, tables, false));
+  }
+
+  /** Ends an incremental snapshot for good: in memory at once, in the progress topic (so it is not resumed) after. */
+  private async failIncremental(live: LiveSession, tracker: SnapshotTracker, code: CdcErrorCode, message: string): Promise<void> {
+    const failed: IncrementalProgress = { snapshot: tracker.id, status: 'incremental_failed', code, message };
+    tracker.apply(failed);
+    this.active = null;
+    await this.engine.append(live.progressTopic, 0, [{ key: null, value: Buffer.from(JSON.stringify(failed)) }]);
+  }
+
+  private async blocking(live: LiveSession, tracker: SnapshotTracker, todo: readonly PreparedTable[]): Promise<void> {
+    const id = tracker.id;
+    const names = [...tracker.tables.keys()];
+    tracker.table = names[0] ?? null;
+    try {
+      await append(this.engine, live.progressTopic, { snapshot: id, status: 'started', tables: names, onDemand: true });
+      await live.pipeline.hold();
+      const exporter = new ReplicationConnection(this.config.url, this.config.slot);
+      try {
+        await exporter.connect();
+        const created = await exporter.createSlot(`${this.config.slot.slice(0, 40)}_snap_${process.pid}`, { exportSnapshot: true, temporary: true });
+        this.logger.info({ snapshot: id, tables: names, consistentPoint: formatLsn(created.consistentPoint) }, 'CDC blocking snapshot started');
+        await runSnapshot({
+          url: this.config.url,
+          snapshotName: created.snapshotName!,
+          consistentPoint: created.consistentPoint,
+          snapshotId: id,
+          tables: todo,
+          db: live.db,
+          source: this.config.name,
+          chunkRows: this.config.snapshotChunkRows,
+          writer: live.writer,
+          engine: this.engine,
+          progressTopic: live.progressTopic,
+          metrics: this.metrics,
+          failed: live.stopped,
+          resetFirst: true,
+          onTableDone: (table, rows) => tracker.tableDone(table, rows),
+        });
+        for (const t of todo) live.skip.set(t.oid, created.consistentPoint);
+        await append(this.engine, live.progressTopic, { snapshot: id, status: 'complete', skip: {} });
+        tracker.state = 'complete';
+        tracker.table = null;
+        this.active = null;
+        this.logger.info({ snapshot: id }, 'CDC blocking snapshot complete');
+      } finally {
+        await exporter.close();
+        live.pipeline.release();
+      }
+    } catch (raw) {
+      if (live.stopped() !== null || this.live !== live) {
+        // The next session's start finishes it (readSnapshotState), before streaming.
+        tracker.state = 'interrupted';
+        throw raw;
+      }
+      const err = raw instanceof CdcError ? raw : new CdcError('CDC_PROTOCOL', (raw as Error).message ?? String(raw), { cause: raw });
+      tracker.state = 'failed';
+      tracker.table = null;
+      tracker.error = { code: err.code, message: err.message };
+      this.active = null;
+      throw err;
     }
   }
 
@@ -253,6 +432,7 @@ export class CdcSource {
       await catalog.connect();
       await catalog.checkServer();
       const tables = await catalog.resolveTables(c.tables ?? [], c.schemas ?? []);
+      this.captured = tables.map((t) => `${t.schema}.${t.table}`);
       await catalog.ensurePublication(c.publication, tables, c.schemas ?? []);
       const txTopic = transactionsTopic(c.topicPrefix);
       const progressTopic = snapshotProgressTopic(c.topicPrefix);
@@ -374,6 +554,7 @@ export class CdcSource {
       repl = new ReplicationConnection(c.url, c.slot);
       await repl.connect();
       const connection = repl;
+      const observer = new WatermarkObserver();
       pipeline = new StreamPipeline({
         source: c.name,
         db: catalog.database,
@@ -407,9 +588,10 @@ export class CdcSource {
           }
         },
         onError: (err) => fail(err),
+        observer,
       });
       const pipe = pipeline;
-      this.live = { pipeline: pipe, writer, byName, skip, db: catalog.database, progressTopic, stopped };
+      this.live = { pipeline: pipe, writer, byName, skip, db: catalog.database, progressTopic, observer, stopped };
       if (slot.confirmedFlush !== null) {
         pipe.setConfirmed(slot.confirmedFlush);
         this.confirmed = slot.confirmedFlush;
@@ -431,7 +613,9 @@ export class CdcSource {
       const lagTick = (): void => {
         catalog.slotLagBytes().then(
           (lag) => {
-            if (lag !== null) this.metrics.slotLagBytes(c.name, lag);
+            if (lag === null) return;
+            this.slotLag = lag;
+            this.metrics.slotLagBytes(c.name, lag);
           },
           (err: unknown) => {
             // A read cut short by the session ending is not worth a warning.
@@ -454,6 +638,10 @@ export class CdcSource {
       this.logger.info({ slot: c.slot, publication: c.publication, tables: prepared.size, confirmedLsn: this.confirmed === null ? null : formatLsn(this.confirmed) }, 'CDC streaming');
       lagTick();
       onStreaming();
+      const live = this.live;
+      this.resumeSnapshot(live).catch((err: unknown) => {
+        if (stopped() === null) this.logger.error({ err }, 'could not resume the incremental snapshot');
+      });
 
       await Promise.race([
         streamDone.then(() => {
@@ -471,6 +659,7 @@ export class CdcSource {
       for (const t of timers) clearInterval(t);
       this.endSession = null;
       this.live?.pipeline.close();
+      this.live?.observer.fail(sessionError ?? new CdcError('CDC_CONNECTION', 'the CDC session ended'));
       this.live = null;
       await repl?.close();
       // Before the next session reads positions, every append of this one must have settled.

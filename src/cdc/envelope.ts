@@ -19,7 +19,8 @@ export interface EventSource {
   readonly txId: number | null;
   readonly seq: number | null;
   readonly ts_ms: number;
-  readonly snapshot: boolean | 'last';
+  /** `true` for the initial and blocking snapshots' rows, `"incremental"` for an incremental snapshot's. */
+  readonly snapshot: boolean | 'last' | 'incremental';
 }
 
 export interface ChangeEvent {

@@ -12,7 +12,13 @@ export type CdcErrorCode =
   | 'CDC_SLOT_PLUGIN'
   | 'CDC_CONFIG_INVALID'
   | 'CDC_CONNECTION'
-  | 'CDC_PROTOCOL';
+  | 'CDC_PROTOCOL'
+  | 'CDC_SOURCE_NOT_FOUND'
+  | 'CDC_NOT_STREAMING'
+  | 'CDC_SNAPSHOT_IN_PROGRESS'
+  | 'CDC_SNAPSHOT_NOT_FOUND'
+  | 'CDC_SNAPSHOT_NO_PRIMARY_KEY'
+  | 'CDC_SNAPSHOT_WINDOW_OVERFLOW';
 
 export class CdcError extends Error {
   constructor(

@@ -1,4 +1,5 @@
 export { CdcSource, type CdcSourceOptions, type CdcSourceState, type CdcSourceStatus } from './cdc-source.js';
+export type { SnapshotMode, SnapshotState, SnapshotStatus, TableSnapshotProgress } from './snapshot-status.js';
 export {
   assertDistinctSources,
   cdcSourceSchema,

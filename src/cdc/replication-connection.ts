@@ -8,13 +8,16 @@
  * keepalive  'k' walEnd:u64 sendTime:i64 replyRequested:u8
  * status     'r' write:u64 flush:u64 apply:u64 clientTime:i64 replyRequested:u8   (client → server)
  * ```
+ *
+ * `messages 'true'` makes pgoutput pass on `pg_logical_emit_message` records (the incremental
+ * snapshot's watermarks, docs/cdc.md).
  */
 import pg from 'pg';
 import { fromPgError } from './errors.js';
 import { parseLsn, type Lsn } from './lsn.js';
 
 /** Session settings the type mapping relies on (type-mapping.ts). */
-const SESSION_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c IntervalStyle=postgres -c bytea_output=hex';
+export const SESSION_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c IntervalStyle=postgres -c bytea_output=hex';
 
 export interface CreatedSlot {
   readonly consistentPoint: Lsn;
@@ -87,7 +90,7 @@ export class ReplicationConnection {
       else if (kind === 0x6b /* k */) handlers.onKeepalive(chunk.readBigUInt64BE(1), chunk[17] === 1);
     });
     this.streaming = true;
-    const sql = `START_REPLICATION SLOT ${quoteIdent(this.slot)} LOGICAL 0/0 (proto_version '1', publication_names ${quoteLiteral(quoteIdent(publication))})`;
+    const sql = `START_REPLICATION SLOT ${quoteIdent(this.slot)} LOGICAL 0/0 (proto_version '1', publication_names ${quoteLiteral(quoteIdent(publication))}, messages 'true')`;
     try {
       await this.client.query(sql);
     } catch (err) {

@@ -23,8 +23,8 @@ export type SnapshotProgress =
       readonly snapshot: string;
       readonly status: 'started';
       readonly tables: readonly string[];
-      /** An on-demand snapshot of some tables while streaming (CdcSource.snapshot), not the initial one. */
-      readonly incremental?: boolean;
+      /** An on-demand (blocking) snapshot of some tables while streaming, not the initial one. */
+      readonly onDemand?: boolean;
     }
   | {
       readonly snapshot: string;
@@ -74,10 +74,11 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
       } else if (p.status === 'table_done') {
         done.add(p.table);
         if (p.skipBefore !== undefined) skip[p.table] = p.skipBefore;
-      } else {
+      } else if (p.status === 'complete') {
         complete = true;
         skip = { ...skip, ...p.skip };
       }
+      // Other statuses belong to incremental snapshots (snapshot-status.ts), which never block a start.
     }
     if (r.records.length === 0) break;
     offset = r.nextOffset;
@@ -105,9 +106,12 @@ export interface SnapshotRunOptions {
    * since) before the re-read.
    */
   readonly resetFirst: boolean;
+  /** After a table's `table_done` record is appended. */
+  readonly onTableDone?: (table: string, rows: number) => void;
 }
 
-const RAW_TEXT = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+/** Column values as PostgreSQL's text output (type-mapping.ts maps them). */
+export const RAW_TEXT = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
 
 /** Snapshots `tables` in order; each table's `table_done` record is appended once its rows are durable. */
 export async function runSnapshot(o: SnapshotRunOptions): Promise<void> {
@@ -132,6 +136,7 @@ export async function runSnapshot(o: SnapshotRunOptions): Promise<void> {
         rows,
         ...(o.resetFirst ? { skipBefore: lsnText } : {}),
       });
+      o.onTableDone?.(qualified, rows);
     }
     await client.query('COMMIT');
   } catch (err) {
@@ -203,7 +208,7 @@ async function waitDurable(waiter: DurabilityWaiter, o: SnapshotRunOptions): Pro
   }
 }
 
-async function customTypes(client: pg.Client, oids: number[]): Promise<Map<number, { name: string }>> {
+export async function customTypes(client: pg.Client, oids: number[]): Promise<Map<number, { name: string }>> {
   const r = await client.query<{ oid: string; typname: string }>('SELECT oid, typname FROM pg_type WHERE oid = ANY($1::oid[]) AND oid >= 16384', [oids]);
   return new Map(r.rows.map((row) => [Number(row.oid), { name: row.typname }]));
 }

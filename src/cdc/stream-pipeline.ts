@@ -39,6 +39,30 @@ export interface StreamPipelineOptions {
   readonly setBlocked: (blocked: boolean) => void;
   readonly confirm: (lsn: Lsn) => void;
   readonly onError: (err: unknown) => void;
+  /** Sees logical messages and the keys of changes (incremental snapshots' watermark windows). */
+  readonly observer?: StreamObserver;
+}
+
+/**
+ * A side channel out of the pipeline, called synchronously in stream order. The incremental
+ * snapshot (incremental-snapshot.ts) implements it; the pipeline knows nothing of snapshots.
+ */
+export interface StreamObserver {
+  /** A change of a captured table: its key as JSON text, `null` for a TRUNCATE (every row). */
+  change(oid: number, keyText: string | null): void;
+  /**
+   * A logical message (`pg_logical_emit_message`). Inside a transaction, `tx` is its position
+   * and a waiter the observer may hang records on: the transaction is confirmed to PostgreSQL
+   * only once they are durable too.
+   */
+  message(prefix: string, content: Uint8Array, tx: ObservedTransaction | null): void;
+}
+
+export interface ObservedTransaction {
+  readonly waiter: DurabilityWaiter;
+  readonly lsnText: string;
+  /** The next free `seq` of the transaction. */
+  readonly seq: number;
 }
 
 interface OpenTransaction extends DurabilityWaiter {
@@ -263,8 +287,10 @@ export class StreamPipeline {
           if (schema) this.emit(schema, 't', null, null, null);
         }
         return;
-      case 'origin':
       case 'message':
+        this.o.observer?.message(msg.prefix, msg.content, this.tx === null ? null : { waiter: this.tx, lsnText: this.tx.lsnText, seq: this.tx.seq });
+        return;
+      case 'origin':
         return;
       default: {
         const never: never = msg;
@@ -316,6 +342,7 @@ export class StreamPipeline {
     const table = this.o.tables.get(schema.oid)!;
     const keyTuple = after ?? before;
     const keyText = op === 't' || keyTuple === null ? null : schema.keyJson(keyTuple);
+    this.o.observer?.change(schema.oid, keyText);
     const key = keyText === null ? null : Buffer.from(keyText);
     const unchanged: string[] = [];
     // The envelope as text in one pass (docs/cdc.md): same bytes as JSON.stringify of a ChangeEvent.

@@ -3,6 +3,7 @@
  * its message on stderr and exit status 1.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { cdcSnapshot, cdcStatus } from './commands/cdc.js';
 import { consume } from './commands/consume.js';
 import { describeGroup, listGroups, parseResetTarget, resetGroup, type ResetTarget } from './commands/groups.js';
 import { produce } from './commands/produce.js';
@@ -89,7 +90,8 @@ Examples:
   $ brook topics create orders --partitions 3
   $ echo '{"item":"book"}' | brook produce orders
   $ brook tail orders
-  $ brook groups describe billing`,
+  $ brook groups describe billing
+  $ brook cdc status`,
     );
 
   program
@@ -302,6 +304,27 @@ Examples:
     .option('--older-than-ms <ms>', 'those dead-lettered at least this long ago', nonNegativeInt('older-than-ms'))
     .action(async (queue: string, opts: ClientOpts & { all?: boolean; ids?: string; olderThanMs?: number }) =>
       redrive(opts, queue, redriveSelection(opts), process.stdout),
+    );
+
+  const cdc = program.command('cdc').description('status of the PostgreSQL CDC sources; on-demand snapshots (admin)');
+  client(cdc, 'status [source]', 'every source (state, slot, confirmed LSN, lag, snapshot), or one in detail', { isDefault: true })
+    .option('--json', "print the server's JSON answer")
+    .action(async (source: string | undefined, opts: ClientOpts & { json?: boolean }) => cdcStatus(opts, source, opts, process.stdout));
+  client(cdc, 'snapshot <source> <tables...>', 're-read tables (schema.table) into their topics while streaming goes on')
+    .addOption(new Option('--mode <mode>', 'incremental: chunks between watermarks, streaming never stops; blocking: streaming holds while the tables are read').choices(['incremental', 'blocking']).default('incremental'))
+    .option('--wait', 'follow the snapshot until it completes (exit status 1 if it fails)')
+    .addHelpText(
+      'after',
+      `
+One snapshot runs per source at a time; another is refused (CDC_SNAPSHOT_IN_PROGRESS).
+An incremental snapshot resumes from its last chunk after a restart.
+
+Examples:
+  $ brook cdc snapshot app public.orders --wait
+  $ brook cdc snapshot app public.orders public.users --mode blocking`,
+    )
+    .action(async (source: string, tables: string[], opts: ClientOpts & { mode: 'incremental' | 'blocking'; wait?: boolean }) =>
+      untilInterrupted((signal) => cdcSnapshot(opts, source, tables, opts, process.stdout, signal)),
     );
 
   await program.parseAsync(argv);

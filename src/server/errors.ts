@@ -10,6 +10,7 @@ import { BrookError, type EngineErrorCode } from '../engine/index.js';
 import { StreamError, type SessionCloseReason, type StreamErrorCode } from '../broker/index.js';
 import { ChannelError, type ChannelErrorCode } from '../channels/index.js';
 import { QueueError, type QueueErrorCode } from '../queues/index.js';
+import { CdcError, type CdcErrorCode } from '../cdc/index.js';
 
 export type ServerErrorCode =
   | 'INVALID_JSON'
@@ -29,7 +30,7 @@ export type ServerErrorCode =
   | 'INTERNAL';
 
 /** Codes of HTTP answers and of WebSocket `error` frames (docs/protocol.md). */
-export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode | QueueErrorCode | ChannelErrorCode;
+export type ErrorCode = EngineErrorCode | ServerErrorCode | StreamErrorCode | QueueErrorCode | ChannelErrorCode | CdcErrorCode;
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
   INVALID_JSON: 400,
@@ -74,6 +75,23 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   COORDINATOR_NOT_AVAILABLE: 503,
   QUEUE_CLOSED: 503,
   AUTH_UNAVAILABLE: 503,
+  // CDC admin (docs/http-api.md, "CDC"); the source's own failures only appear in its status.
+  CDC_CONFIG_INVALID: 400,
+  CDC_SNAPSHOT_NO_PRIMARY_KEY: 400,
+  CDC_SOURCE_NOT_FOUND: 404,
+  CDC_TABLE_NOT_FOUND: 404,
+  CDC_SNAPSHOT_NOT_FOUND: 404,
+  CDC_SNAPSHOT_IN_PROGRESS: 409,
+  CDC_NOT_STREAMING: 503,
+  CDC_CONNECTION: 503,
+  CDC_SLOT_IN_USE: 503,
+  CDC_WAL_LEVEL: 500,
+  CDC_PERMISSION_DENIED: 500,
+  CDC_NO_REPLICA_IDENTITY: 500,
+  CDC_SLOT_INVALIDATED: 500,
+  CDC_SLOT_PLUGIN: 500,
+  CDC_PROTOCOL: 500,
+  CDC_SNAPSHOT_WINDOW_OVERFLOW: 500,
 };
 
 /** Extra headers some statuses call for. */
@@ -85,6 +103,7 @@ const HEADERS: Partial<Record<ErrorCode, Readonly<Record<string, string>>>> = {
   QUEUE_CLOSED: { 'retry-after': '1' },
   ENGINE_CLOSED: { 'retry-after': '1' },
   COORDINATOR_NOT_AVAILABLE: { 'retry-after': '1' },
+  CDC_NOT_STREAMING: { 'retry-after': '1' },
 };
 
 /**
@@ -160,7 +179,7 @@ export function errorReply(err: unknown, logger: Logger, context: Readonly<Recor
     code = err.code;
     message = err.message;
     if (err.retryAfterMs !== undefined) headers = { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
-  } else if (err instanceof BrookError || err instanceof StreamError || err instanceof QueueError) {
+  } else if (err instanceof BrookError || err instanceof StreamError || err instanceof QueueError || err instanceof CdcError) {
     code = err.code;
     message = err.message;
     headers = HEADERS[code] ?? {};

@@ -39,6 +39,7 @@ import { ChannelHub, type ChannelHubOptions, type ClusterBackplane } from '../ch
 import { createRealtimeGateway, registerRealtimeMetrics, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
 import { SseStreams } from './realtime/sse.js';
 import { channelRoutes } from './routes/channels.js';
+import { cdcRoutes, type CdcAdmin } from './routes/cdc.js';
 
 /** Channels (docs/channels.md): namespaces and hub bounds, and the realtime transports' bounds. */
 export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' | 'logger' | 'cluster'> {
@@ -51,6 +52,7 @@ export interface ChannelsServerOptions extends Omit<ChannelHubOptions, 'engine' 
 }
 
 export { HttpError, statusFor, type ErrorCode, type ServerErrorCode } from './errors.js';
+export type { CdcAdmin } from './routes/cdc.js';
 
 export interface ServerOptions {
   /** An opened engine; the server never opens or closes it. */
@@ -99,6 +101,11 @@ export interface ServerOptions {
   readonly queueBackend?: 'engine' | 'native';
   /** Channels at `/v1/realtime` and `/v1/channels/...`. @defaultValue the default namespaces (chat, user, topic) */
   readonly channels?: ChannelsServerOptions;
+  /**
+   * CDC sources shown and driven under `/v1/admin/cdc` (docs/http-api.md, "CDC"). The caller
+   * starts and stops them. @defaultValue none
+   */
+  readonly cdc?: readonly CdcAdmin[];
 }
 
 export interface BrookServer {
@@ -175,6 +182,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   groupRoutes(router, deps);
   queueRoutes(router, deps);
   metricsRoutes(router, deps);
+  cdcRoutes(router, options.cdc ?? []);
   const { realtime: realtimeOptions, cluster, ...hubOptions } = options.channels ?? {};
   const hub = new ChannelHub({
     ...hubOptions,

@@ -334,9 +334,12 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
         await writer.query('INSERT INTO ondemand_t VALUES ($1, 9) ON CONFLICT (id) DO UPDATE SET v = ondemand_t.v + 10', [1 + ((n * 13) % 3000)]);
       }
     })();
-    await new Promise((r) => setTimeout(r, 200));
-    await source.snapshot(['public.ondemand_t']);
-    await new Promise((r) => setTimeout(r, 200));
+    // Stream events on both sides of the snapshot: wait for them rather than for a time, which a loaded machine stretches.
+    const streamed = async (): Promise<number> => (await readTopic(engine, `${prefix}.public.ondemand_t`)).filter((e) => e.value.op !== 'r' && e.value.op !== 't').length;
+    await eventually(async () => (await streamed()) > 0, 20_000, 'stream events before the snapshot');
+    await source.snapshot(['public.ondemand_t'], { mode: 'blocking' });
+    const before = await streamed();
+    await eventually(async () => (await streamed()) > before, 20_000, 'stream events after the snapshot');
     writing = false;
     await load;
     await writer.end();

@@ -56,6 +56,57 @@ describe.runIf(available)('brook start with CDC', () => {
     }
   });
 
+  it('brook cdc status and brook cdc snapshot --wait against a running server', async () => {
+    await db.client.query(`CREATE TABLE items (id int PRIMARY KEY, n int); INSERT INTO items SELECT g, g FROM generate_series(1, 3000) g`);
+    const slot = db.unique('slot');
+    const cli = startCli([
+      'start', '--port', '0', '--data', join(dir.path, 'e'), '--log-level', 'warn',
+      '--cdc-url', db.url, '--cdc-tables', 'public.items', '--cdc-slot', slot, '--cdc-publication', db.unique('pub'), '--cdc-topic-prefix', 'e',
+    ]);
+    try {
+      const url = /listening on (http:\/\/\S+)/.exec(await cli.waitForLine(/listening on/))![1]!;
+      const status = await runCli(['cdc', 'status', '--url', url]);
+      expect(status.code).toBe(0);
+      const [header, row] = status.stdout.trim().split('\n');
+      expect(header).toMatch(/^SOURCE\s+STATE\s+SLOT\s+CONFIRMED-LSN\s+LAG-BYTES\s+SNAPSHOT\s+LAST-ERROR$/);
+      expect(row).toMatch(new RegExp(`^${slot}\\s+streaming\\s+${slot}\\s+[0-9A-F]+/[0-9A-F]+\\s`));
+      const one = await runCli(['cdc', 'status', slot, '--url', url]);
+      expect(one.stdout).toMatch(/state streaming/);
+      expect(one.stdout).toMatch(/tables public\.items/);
+
+      const snap = await runCli(['cdc', 'snapshot', slot, 'public.items', '--wait', '--url', url], '', 60_000);
+      expect([snap.code, snap.stderr]).toEqual([0, '']);
+      expect(snap.stdout).toMatch(/^snapshot \S+ started \(incremental\): public\.items$/m);
+      // The initial snapshot already appended the 3,000 rows once; the incremental one appends them again.
+      expect(snap.stdout).toMatch(/^snapshot \S+ incremental complete: 3000 rows in 1 chunks$/m);
+      // --wait returned once the rows were durable: all 6,000 are readable now.
+      const records: Array<{ value: { source: { snapshot: unknown } } }> = [];
+      while (records.length < 6000) {
+        const res = await fetch(`${url}/v1/topics/e.public.items/partitions/0/records?offset=${records.length}&max=1000`);
+        const page = ((await res.json()) as { records: typeof records }).records;
+        expect(page.length).toBeGreaterThan(0);
+        records.push(...page);
+      }
+      expect(records.filter((r) => r.value.source.snapshot === 'incremental')).toHaveLength(3000);
+
+      const unknown = await runCli(['cdc', 'snapshot', 'nope', 'public.items', '--url', url]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/CDC_SOURCE_NOT_FOUND/);
+      const notCaptured = await runCli(['cdc', 'snapshot', slot, 'public.users', '--url', url]);
+      expect(notCaptured.code).toBe(1);
+      expect(notCaptured.stderr).toMatch(/CDC_TABLE_NOT_FOUND: table public\.users is not captured/);
+      const badMode = await runCli(['cdc', 'snapshot', slot, 'public.items', '--mode', 'fast', '--url', url]);
+      expect(badMode.code).toBe(1);
+      expect(badMode.stderr).toMatch(/Allowed choices are incremental, blocking/);
+      const help = await runCli(['cdc', 'snapshot', '--help']);
+      expect(help.stdout).toMatch(/--mode <mode>/);
+      expect(help.stdout).toMatch(/--wait/);
+    } finally {
+      cli.child.kill('SIGTERM');
+      expect((await cli.exited()).code).toBe(0);
+    }
+  });
+
   it('refuses to start with a clear error for a table that cannot be captured', async () => {
     await db.client.query(`CREATE TABLE logs (line text)`);
     const result = await runCli(['start', '--port', '0', '--data', join(dir.path, 'b'), '--log-level', 'silent', '--cdc-url', db.url, '--cdc-tables', 'public.logs', '--cdc-slot', db.unique('slot'), '--cdc-publication', db.unique('pub')]);

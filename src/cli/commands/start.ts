@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import type { JSONWebKeySet } from 'jose';
 import { pino, type LevelWithSilent } from 'pino';
 import { z } from 'zod';
-import { assertDistinctSources, CdcSource, createCdcMetrics, parseCdcSourceConfig, type CdcSourceConfig } from '../../cdc/index.js';
+import { assertDistinctSources, CdcSource, createCdcMetrics, parseCdcSourceConfig, type CdcMetricsSink, type CdcSourceConfig } from '../../cdc/index.js';
 import { EmbeddedEngine } from '../../engine/embedded/index.js';
 import type { Engine } from '../../engine/index.js';
 import { JetStreamEngine } from '../../engine/jetstream/index.js';
@@ -109,6 +109,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
   const logger = pino({ level: options.logLevel }, pino.destination({ dest: 2, sync: true }));
   // Made before the engine, which feeds `metrics.observeFsync`.
   const metrics = new Metrics({ logger });
+  let cdcMetrics: CdcMetricsSink | undefined;
   const engine: Engine =
     options.engine === 'jetstream'
       ? new JetStreamEngine({
@@ -120,6 +121,8 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
         })
       : new EmbeddedEngine({ dataDir: options.data, logger, onFsync: metrics.observeFsync });
   await engine.open();
+  // Made before the server so `/v1/admin/cdc` lists them from the start; started after it.
+  const sources = settings.cdc.map((config) => new CdcSource({ config, engine, logger, metrics: cdcMetrics ??= createCdcMetrics(metrics.registry) }));
   let server;
   try {
     server = await createServer({
@@ -131,6 +134,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
       auth: settings.auth,
       insecureNoAuth: options.insecureNoAuth ?? false,
       metrics,
+      cdc: sources,
       ...(options.queueBackend === undefined ? {} : { queueBackend: options.queueBackend }),
       ...(settings.quotas === undefined ? {} : { quotas: settings.quotas }),
       ...(settings.maxInFlightProduceBytes === undefined ? {} : { maxInFlightProduceBytes: settings.maxInFlightProduceBytes }),
@@ -149,21 +153,13 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
   }
   const running = server;
   // CDC sources append to the engine; a source that cannot start stops `brook start` with its error.
-  const sources: CdcSource[] = [];
-  if (settings.cdc.length > 0) {
-    const cdcMetrics = createCdcMetrics(metrics.registry);
-    try {
-      for (const config of settings.cdc) {
-        const source = new CdcSource({ config, engine, logger, metrics: cdcMetrics });
-        await source.start();
-        sources.push(source);
-      }
-    } catch (err) {
-      for (const source of sources) await source.stop();
-      await running.close();
-      await engine.close();
-      throw err;
-    }
+  try {
+    for (const source of sources) await source.start();
+  } catch (err) {
+    for (const source of sources) await source.stop();
+    await running.close();
+    await engine.close();
+    throw err;
   }
 
   await new Promise<void>((resolve, reject) => {
