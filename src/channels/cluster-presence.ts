@@ -45,6 +45,8 @@ export class ClusterPresence {
   private readonly own = new Map<string, Uint8Array>();
   private timer: NodeJS.Timeout | undefined;
   private warnedFull = false;
+  /** Entries in `held`, across channels. */
+  private count = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -72,6 +74,11 @@ export class ClusterPresence {
     clearInterval(this.timer);
     this.watcher?.stop();
     await this.watching;
+  }
+
+  /** Presence entries held, of every node, across channels. */
+  get size(): number {
+    return this.count;
   }
 
   /** Entries of a channel across the cluster (null when none are known). */
@@ -137,12 +144,14 @@ export class ClusterPresence {
     }
     if (map.size >= this.hooks.maxPresence(channel)) return;
     map.set(entry.client, { entry, node, seenAt });
+    this.count++;
     this.hooks.channel(channel)?.join(entry);
   }
 
   private forget(channel: string, client: string): void {
     const map = this.held.get(channel);
     if (map === undefined || !map.delete(client)) return;
+    this.count--;
     if (map.size === 0) this.held.delete(channel);
     this.hooks.channel(channel)?.leave(client);
   }

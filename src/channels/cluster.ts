@@ -22,6 +22,25 @@ export interface ClusterBackplane {
   readonly replicas: number;
 }
 
+/**
+ * What the backplane did on this node since it started (counters, never reset), for
+ * `brook_channel_cluster_*` (docs/channels.md, "Several nodes").
+ */
+export interface ChannelClusterStats {
+  /** Messages received on live subjects (including ones only noted while filling). */
+  readonly liveMessages: number;
+  /** Live messages whose `Nats-Last-Sequence` was not the offset delivered last: each starts a fill. */
+  readonly gaps: number;
+  /** Messages read back from the stream by filling and delivered. */
+  readonly filledMessages: number;
+  /**
+   * Fills that found the stream no longer held the message delivered last (history limit or
+   * age): at least one message between it and the next one held was lost to this node. The exact
+   * number is unknowable (offsets are shared by a namespace's channels and the messages are gone).
+   */
+  readonly holes: number;
+}
+
 /** Per-channel state of a clustered channel on this node. */
 class LiveChannel {
   readonly ready: Promise<void>;
@@ -66,6 +85,7 @@ export class JetStreamChannelCluster {
   private readonly epochs = new Map<string, string>();
   private readonly live = new Map<Channel, LiveChannel>();
   private readonly logger: Logger;
+  private readonly counts = { liveMessages: 0, gaps: 0, filledMessages: 0, holes: 0 };
 
   constructor(
     private readonly backplane: ClusterBackplane,
@@ -121,6 +141,10 @@ export class JetStreamChannelCluster {
       live.sub?.unsubscribe();
     }
     this.live.clear();
+  }
+
+  stats(): ChannelClusterStats {
+    return { ...this.counts };
   }
 
   /** The epoch of a namespace: its stream's identity (creation time). */
@@ -219,12 +243,14 @@ export class JetStreamChannelCluster {
     // The subject's previous sequence, set by JetStream when it republishes (0: the first).
     const prev = Number(h?.get('Nats-Last-Sequence'));
     if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(prev)) return; // not a channel message
+    this.counts.liveMessages++;
     if (!live.initialized || live.filling) {
       if (seq > live.maxSeen) live.maxSeen = seq;
       return;
     }
     if (seq <= channel.top) return; // already delivered (read while filling)
     if (prev !== channel.top) {
+      this.counts.gaps++;
       live.maxSeen = seq;
       this.fill(channel, live);
       return;
@@ -247,6 +273,7 @@ export class JetStreamChannelCluster {
     const run = async (): Promise<void> => {
       if (channel.top > 0 && !(await this.holds(channel, channel.top))) {
         // The stream dropped what came after (history limit) before this node read it: a hole.
+        this.counts.holes++;
         this.logger.warn({ channel: channel.name.name, after: channel.top }, 'channel messages expired before this node read them');
       }
       let misses = 0;
@@ -260,6 +287,7 @@ export class JetStreamChannelCluster {
           continue;
         }
         misses = 0;
+        this.counts.filledMessages++;
         this.commit(channel, live, m);
       }
     };

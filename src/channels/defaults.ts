@@ -32,3 +32,7 @@ export const MAX_INFO_BYTES = 1024;
 export const MAX_CHANNEL_NAME = 255;
 /** Channel cluster: how long a presence entry outlives its node (refreshed every third of it). */
 export const DEFAULT_CLUSTER_PRESENCE_TTL_MS = 30_000;
+/** Shortest presence TTL: entries are refreshed every third of it, so less would be a KV write storm. */
+export const MIN_CLUSTER_PRESENCE_TTL_MS = 1_000;
+/** Longest presence TTL: a dead node's members linger this long. */
+export const MAX_CLUSTER_PRESENCE_TTL_MS = 86_400_000;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { authorizeChannel, type ChannelIdentity } from './capabilities.js';
 import { Channel, type Recovery, type StreamPosition } from './channel.js';
-import { JetStreamChannelCluster, type ClusterBackplane } from './cluster.js';
+import { JetStreamChannelCluster, type ChannelClusterStats, type ClusterBackplane } from './cluster.js';
 import { ClusterPresence } from './cluster-presence.js';
 import {
   DEFAULT_CLUSTER_PRESENCE_TTL_MS,
@@ -89,6 +89,8 @@ export interface PresenceResult {
 export interface HubStats {
   readonly channels: number;
   readonly subscriptions: number;
+  /** With `cluster`: the backplane's counters and the presence entries held (every node's); else null. */
+  readonly cluster: (ChannelClusterStats & { readonly presenceEntries: number }) | null;
 }
 
 /**
@@ -201,7 +203,8 @@ export class ChannelHub {
   }
 
   stats(): HubStats {
-    return { channels: this.channels.size, subscriptions: this.subscriptions };
+    const cluster = this.cluster === null ? null : { ...this.cluster.stats(), presenceEntries: this.clusterPresence?.size ?? 0 };
+    return { channels: this.channels.size, subscriptions: this.subscriptions, cluster };
   }
 
   /** Parses a name and finds its namespace; throws INVALID_CHANNEL / UNKNOWN_CHANNEL. */

@@ -4,7 +4,7 @@
  * (docs/channels.md). Transport-free; src/server/realtime and the SSE routes carry it.
  */
 export { ChannelHub } from './hub.js';
-export type { ClusterBackplane } from './cluster.js';
+export type { ChannelClusterStats, ClusterBackplane } from './cluster.js';
 export type { ChannelHubOptions, HistoryResult, HubStats, PresenceResult, PublishResult, SubscribeRequest, SubscribeResult } from './hub.js';
 export { Channel, type Recovery, type StreamPosition } from './channel.js';
 export { Publication, PresenceEvent } from './publication.js';

@@ -115,6 +115,12 @@ Examples:
     .option('--nats-tls-cert <file>', 'client certificate for NATS (with --nats-tls-key; implies TLS)')
     .option('--nats-tls-key <file>', 'private key of --nats-tls-cert')
     .option('--channels-cluster', 'with --engine jetstream: every node serves every channel (shared offsets, history, presence)')
+    .option('--presence-ttl-ms <ms>', 'with --channels-cluster: how long a presence entry outlives its node (default 30000)', positiveInt('presence TTL'))
+    .option(
+      '--group-takeover-delay-ms <ms>',
+      'with --engine jetstream: how long a node taking the consumer-group coordinator over waits before serving joins, at least the longest member session timeout (default 10000; 0 = at once)',
+      nonNegativeInt('group takeover delay'),
+    )
     .option('--cdc-url <url>', 'capture row changes from this PostgreSQL database (postgres://...)')
     .option('--cdc-tables <list>', 'tables to capture with --cdc-url, comma-separated schema.table')
     .option('--cdc-schemas <list>', 'schemas to capture whole with --cdc-url, comma-separated')
@@ -141,6 +147,8 @@ Examples:
         natsTlsCert?: string;
         natsTlsKey?: string;
         channelsCluster?: boolean;
+        presenceTtlMs?: number;
+        groupTakeoverDelayMs?: number;
         cdcUrl?: string;
         cdcTables?: string;
         cdcSchemas?: string;
@@ -168,6 +176,8 @@ Examples:
             natsTlsCert: opts.natsTlsCert,
             natsTlsKey: opts.natsTlsKey,
             channelsCluster: opts.channelsCluster,
+            presenceTtlMs: opts.presenceTtlMs,
+            groupTakeoverDelayMs: opts.groupTakeoverDelayMs,
             cdc:
               opts.cdcUrl === undefined
                 ? undefined

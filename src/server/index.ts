@@ -35,7 +35,7 @@ import { queueRoutes } from './routes/queues.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { createWebSocketGateway, type WebSocketGateway, type WebSocketOptions } from './ws/index.js';
-import { ChannelHub, type ChannelHubOptions, type ClusterBackplane } from '../channels/index.js';
+import { ChannelHub, channelDefaults, type ChannelHubOptions, type ClusterBackplane } from '../channels/index.js';
 import { createRealtimeGateway, registerRealtimeMetrics, resolveRealtimeOptions, type RealtimeOptions } from './realtime/index.js';
 import { SseStreams } from './realtime/sse.js';
 import { channelRoutes } from './routes/channels.js';
@@ -153,7 +153,10 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   const metrics = options.metrics ?? new Metrics({ logger });
   metrics.trackConsumerLag(options.engine);
   const engine = options.engine;
-  if (engine instanceof JetStreamEngine) metrics.trackCoordinator(() => engine.isGroupCoordinator);
+  if (engine instanceof JetStreamEngine) {
+    metrics.trackCoordinator(() => engine.isGroupCoordinator);
+    metrics.trackCoordinatorTakeovers(() => engine.groupCoordinatorTakeovers);
+  }
   const queues = options.queues ?? (await openQueues(options, metrics));
   metrics.trackQueues(queues);
   const shutdown = new AbortController();
@@ -184,6 +187,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   metricsRoutes(router, deps);
   cdcRoutes(router, options.cdc ?? []);
   const { realtime: realtimeOptions, cluster, ...hubOptions } = options.channels ?? {};
+  if (hubOptions.presenceTtlMs !== undefined) assertPresenceTtl(hubOptions.presenceTtlMs, cluster !== undefined);
   const hub = new ChannelHub({
     ...hubOptions,
     engine: options.engine,
@@ -395,6 +399,15 @@ async function openQueues(options: ServerOptions, metrics: Metrics): Promise<Que
   }
   if (!(options.engine instanceof JetStreamEngine)) throw new InvalidArgumentError('the native queue backend needs the JetStream engine');
   return JetStreamQueueService.open({ ...options.engine.natsAccess(), logger: options.logger, observer: metrics.queueObserver });
+}
+
+/** `channels.presenceTtlMs` only means something on the cluster backplane, within its bounds. */
+function assertPresenceTtl(ttlMs: number, cluster: boolean): void {
+  const { MIN_CLUSTER_PRESENCE_TTL_MS: min, MAX_CLUSTER_PRESENCE_TTL_MS: max } = channelDefaults;
+  if (!cluster) throw new InvalidArgumentError('channels.presenceTtlMs needs channels.cluster (presence on one node has no TTL)');
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < min || ttlMs > max) {
+    throw new InvalidArgumentError(`channels.presenceTtlMs must be an integer from ${min} to ${max} ms, got ${ttlMs}`);
+  }
 }
 
 /** The NATS backplane of a JetStream engine (multi-node channels); other engines have none. */

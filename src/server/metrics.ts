@@ -13,6 +13,8 @@
  * | `brook_connections` | gauge | transport (`http`, `ws`, ...) |
  * | `brook_consumer_group_lag` | gauge, computed per scrape | group, topic, partition |
  * | `brook_fsync_duration_seconds` | histogram | (fed by the engine through `observeFsync`) |
+ * | `brook_group_coordinator` | gauge, per scrape | (1 on the node serving consumer groups) |
+ * | `brook_group_coordinator_takeovers_total` | counter, per scrape | (takeovers of the coordinator by this node) |
  * | `brook_queue_depth`, `brook_queue_in_flight`, `brook_queue_delayed`, `brook_queue_dead_letters` | gauge, per scrape | queue |
  * | `brook_queue_oldest_age_seconds` | gauge, per scrape | queue |
  * | `brook_queue_deliveries_total`, `brook_queue_redeliveries_total`, `brook_queue_acks_total` | counter | queue |
@@ -89,6 +91,7 @@ export class Metrics {
   private readonly fsync: Histogram;
   private lagSource: LagSource | null = null;
   private coordinatorSource: () => boolean = () => true;
+  private takeoverSource: () => number = () => 0;
   private queueSource: QueueStatsSource | null = null;
   private readonly queueLabels = new Set<string>();
   private readonly queueDeliveries: Counter<'queue'>;
@@ -137,6 +140,18 @@ export class Metrics {
       help: '1 while this node serves the consumer groups of its cluster (always 1 on the embedded engine; on JetStream, the node holding the coordinator lease).',
       registers,
       collect: () => coordinator.set(this.coordinatorSource() ? 1 : 0),
+    });
+    let takeoversSeen = 0;
+    const takeovers: Counter = new Counter({
+      name: 'brook_group_coordinator_takeovers_total',
+      help: 'Times this node took the consumer-group coordinator over from an earlier one and began serving joins (JetStream engine; see docs/jetstream-engine.md, Failover).',
+      registers,
+      collect: () => {
+        // The engine counts; the counter follows it (an engine count never decreases).
+        const now = this.takeoverSource();
+        if (now > takeoversSeen) takeovers.inc(now - takeoversSeen);
+        takeoversSeen = Math.max(takeoversSeen, now);
+      },
     });
     this.fsync = new Histogram({
       name: 'brook_fsync_duration_seconds',
@@ -285,6 +300,11 @@ export class Metrics {
   /** Where `brook_group_coordinator` reads whether this node serves consumer groups now. */
   trackCoordinator(isCoordinator: () => boolean): void {
     this.coordinatorSource = isCoordinator;
+  }
+
+  /** Where `brook_group_coordinator_takeovers_total` reads this node's takeover count. */
+  trackCoordinatorTakeovers(count: () => number): void {
+    this.takeoverSource = count;
   }
 
   /** Drops a deleted topic's series and frees its label slot. */

@@ -14,6 +14,7 @@ import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { createServer, type BrookServer } from '../../src/server/index.js';
 import { requireService, SERVICES } from '../helpers/services.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { eventually } from '../ws/setup.js';
 
@@ -41,7 +42,7 @@ afterEach(async () => {
 });
 
 /** A fresh prefix, its streams and buckets destroyed after the test. */
-function cluster(): { node: () => Promise<Node> } {
+function cluster(): { node: (via?: string) => Promise<Node> } {
   const prefix = `BC${randomBytes(5).toString('hex')}`;
   cleanups.push(async () => {
     const nc = await connect({ servers });
@@ -59,9 +60,10 @@ function cluster(): { node: () => Promise<Node> } {
     await admin.destroy();
   });
   return {
-    async node() {
+    /** `via`: the NATS URL this node connects to (a proxy, to fault its connection alone). */
+    async node(via = servers) {
       const logger = pino({ level: process.env['BROOK_TEST_LOG'] ?? 'silent' });
-      const engine = new JetStreamEngine({ servers, prefix, logger });
+      const engine = new JetStreamEngine({ servers: via, prefix, logger });
       await engine.open();
       const server = await createServer({ engine, host: '127.0.0.1', port: 0, logger, channels: { namespaces: NAMESPACES, cluster: 'jetstream', presenceTtlMs: PRESENCE_TTL_MS } });
       let stopped = false;
@@ -95,6 +97,14 @@ async function follow(rt: RealtimeClient, channel: string): Promise<{ data: unkn
 }
 
 const increasing = (xs: readonly number[]): boolean => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+
+/** One unlabelled sample of a node's `/metrics`. */
+async function metric(node: Node, name: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
 
 describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
   it('a message published on node A reaches a subscriber on node B, in order; history is the same on both nodes', async () => {
@@ -244,6 +254,45 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     expect(onA.data).toEqual([1, 2]);
   });
 
+  it('a node whose NATS connection drops misses live messages, finds the gap and fills it from the stream: every message once, in order', async () => {
+    const proxy = await tcpProxy(SERVICES.nats);
+    cleanups.push(() => proxy.close());
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node(`nats://127.0.0.1:${proxy.port}`);
+    const onB = await follow(client(b.url), 'chat:gap');
+    const publish = async (i: number): Promise<number> => (await a.server.channels.publish(SERVER, 'chat:gap', String(i), 'server')).offset;
+    const offsets: number[] = [];
+    for (let i = 0; i < 5; i++) offsets.push(await publish(i));
+    await eventually(() => onB.data.length === 5, 'the first five on node B');
+    expect(await metric(b, 'brook_channel_cluster_gaps_total')).toBe(0);
+
+    // Node B's connection to NATS is cut: what A publishes now never reaches B's live subscription.
+    const nc = b.engine.natsAccess().nc;
+    const events: string[] = [];
+    void (async () => {
+      for await (const s of nc.status()) events.push(s.type);
+    })();
+    proxy.cut();
+    await eventually(() => events.includes('disconnect'), 'node B disconnected');
+    for (let i = 5; i < 15; i++) offsets.push(await publish(i));
+    proxy.heal();
+    await eventually(() => events.includes('reconnect'), 'node B reconnected', 20_000);
+    await nc.flush(); // its live subscription is back on the server
+    expect(onB.data).toHaveLength(5);
+
+    // The next live message does not follow what B delivered last: B reads the ten from the stream.
+    offsets.push(await publish(15));
+    await eventually(() => onB.data.length === 16, 'all sixteen on node B');
+    expect(onB.data).toEqual([...Array(16).keys()]);
+    expect(onB.offsets).toEqual(offsets);
+    expect(await metric(b, 'brook_channel_cluster_gaps_total')).toBeGreaterThanOrEqual(1);
+    expect(await metric(b, 'brook_channel_cluster_filled_messages_total')).toBeGreaterThanOrEqual(10);
+    expect(await metric(b, 'brook_channel_cluster_holes_total')).toBe(0); // the stream still held them
+    expect(await metric(b, 'brook_channel_cluster_live_messages_total')).toBeGreaterThanOrEqual(6);
+    expect(await metric(a, 'brook_channel_cluster_gaps_total')).toBe(0);
+  });
+
   it('topic channels read the shared log: produced through node A, received on node B', async () => {
     const c = cluster();
     const a = await c.node();
@@ -273,6 +322,7 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     await eventually(() => b.server.channels.presence(SERVER, 'chat:p').count === 2, 'two entries listed on B');
     expect(a.server.channels.presence(SERVER, 'chat:p').clients.map((e) => e.client).sort()).toEqual([idA, idB].sort());
     expect((await rtB.presence('chat:p')).count).toBe(2);
+    expect(await metric(b, 'brook_channel_cluster_presence_entries')).toBe(2);
     // Node A loses NATS as if killed: nothing it does from now on reaches the cluster.
     await a.engine.close();
     await a.stop();
@@ -290,6 +340,21 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     await expect(
       createServer({ engine, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), channels: { cluster: 'jetstream' } }),
     ).rejects.toThrow(/needs the JetStream engine/);
+    await expect(
+      createServer({ engine, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), channels: { presenceTtlMs: 5_000 } }),
+    ).rejects.toThrow(/presenceTtlMs needs channels.cluster/);
+  });
+
+  it('refuses a presence TTL out of bounds', async () => {
+    const prefix = `BC${randomBytes(5).toString('hex')}`;
+    const engine = new JetStreamEngine({ servers, prefix });
+    await engine.open();
+    cleanups.push(() => engine.destroy());
+    for (const presenceTtlMs of [999, 86_400_001, 1_500.5]) {
+      await expect(
+        createServer({ engine, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), channels: { cluster: 'jetstream', presenceTtlMs } }),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
   });
 });
 

@@ -17,6 +17,8 @@ const PARTITIONS = 3;
 const RECORDS = 1_500;
 const KILL_AFTER = 500;
 const BATCH = 50;
+/** The members' session timeout, and so the coordinator's takeover delay (docs/jetstream-engine.md, "Failover"). */
+const SESSION_TIMEOUT_MS = 3_000;
 
 interface Node {
   readonly cli: CliProcess;
@@ -24,7 +26,7 @@ interface Node {
 }
 
 async function startNode(prefix: string): Promise<Node> {
-  const cli = startCli(['start', '--port', '0', '--engine', 'jetstream', '--nats', nats, '--nats-prefix', prefix, '--log-level', 'warn']);
+  const cli = startCli(['start', '--port', '0', '--engine', 'jetstream', '--nats', nats, '--nats-prefix', prefix, '--log-level', 'warn', '--group-takeover-delay-ms', String(SESSION_TIMEOUT_MS)]);
   const line = await cli.waitForLine(/listening on http:\/\//);
   return { cli, url: /listening on (http:\/\/\S+)/.exec(line)![1]! };
 }
@@ -90,7 +92,7 @@ describe.runIf(natsUp)('three Brook nodes on one JetStream prefix', () => {
         [b.url, c.url, a.url],
         [c.url, a.url, b.url],
       ]) {
-        members.push(client(urls).consumer<number>({ topic: 'orders', group: 'billing', sessionTimeoutMs: 3_000 }));
+        members.push(client(urls).consumer<number>({ topic: 'orders', group: 'billing', sessionTimeoutMs: SESSION_TIMEOUT_MS }));
       }
       const memberLoops = members.map(async (m) => {
         for await (const r of m) groupSeen.add(`${r.partition}:${r.offset}`);

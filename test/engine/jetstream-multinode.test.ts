@@ -27,8 +27,14 @@ const partitionsOf = (a: MemberAssignment): number[] => a.assignment.map((tp) =>
 describe.runIf(natsUp)('JetStream engine on several nodes', () => {
   const prefix = `BM${randomBytes(5).toString('hex')}`;
   const engines: JetStreamEngine[] = [];
-  const node = async (): Promise<JetStreamEngine> => {
-    const engine = new JetStreamEngine({ servers, prefix, coordinatorLeaseMs: LEASE_MS });
+  const node = async (options: { takeoverDelayMs?: number; now?: () => number } = {}): Promise<JetStreamEngine> => {
+    const engine = new JetStreamEngine({
+      servers,
+      prefix,
+      coordinatorLeaseMs: LEASE_MS,
+      coordinatorTakeoverDelayMs: options.takeoverDelayMs ?? 0,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
     engines.push(engine);
     await engine.open();
     return engine;
@@ -70,9 +76,12 @@ describe.runIf(natsUp)('JetStream engine on several nodes', () => {
     expect(await b.listGroups()).toContain('billing');
   });
 
-  it('replaces a coordinator that died without stepping down; members rejoin and committed offsets survive', async () => {
-    const a = await node(); // first: the coordinator
-    const b = await node();
+  it('replaces a coordinator that died without stepping down: joins wait out the takeover delay, committed offsets survive', async () => {
+    // b's clock is the test's: the takeover delay passes when the test says so, not by waiting.
+    const TAKEOVER_MS = 60_000;
+    let skew = 0;
+    const a = await node({ takeoverDelayMs: TAKEOVER_MS }); // first ever: the coordinator, serving at once
+    const b = await node({ takeoverDelayMs: TAKEOVER_MS, now: () => Date.now() + skew });
     expect([a.isGroupCoordinator, b.isGroupCoordinator]).toEqual([true, false]);
     await a.createTopic('events', { partitions: 2 });
     const m1 = await a.joinGroup({ group: 'g', topics: ['events'], sessionTimeoutMs: 10_000 });
@@ -85,16 +94,44 @@ describe.runIf(natsUp)('JetStream engine on several nodes', () => {
     const p1 = partitionsOf(h1)[0]!;
     await a.append('events', p1, Array.from({ length: 5 }, (_, i) => ({ value: Buffer.from(String(i)) })));
     await a.commitOffsets('g', [{ topic: 'events', partition: p1, offset: 5 }], { memberId: m1.memberId, generation: h1.generation });
+    expect(a.groupCoordinatorTakeovers).toBe(0); // elected first, nobody to take over from
 
     // Node a dies: its NATS connection drops without releasing the lease.
     await (a as unknown as { conn: { nc: NatsConnection } }).conn.nc.close();
+    await eventually('b to win the lease', async () => (b.isGroupCoordinator ? true : undefined));
 
+    // Within the delay: b leads, but joins and heartbeats are refused (retriable), so m1 — which
+    // may still be consuming p1 somewhere — cannot see p1 handed to another member yet.
+    await expect(b.heartbeat('g', m2.memberId)).rejects.toBeInstanceOf(CoordinatorNotAvailableError);
+    await expect(b.joinGroup({ group: 'g', topics: ['events'], sessionTimeoutMs: 10_000 })).rejects.toMatchObject({
+      code: 'COORDINATOR_NOT_AVAILABLE',
+    });
+    // Reads of committed offsets are served meanwhile.
+    expect((await b.fetchOffsets('g', 'events')).find((o) => o.partition === p1)?.offset).toBe(5);
+    expect(b.groupCoordinatorTakeovers).toBe(0);
+
+    // The delay passes: the old membership is unknown, a rejoin gets everything.
+    skew = TAKEOVER_MS;
+    await expect(b.heartbeat('g', m2.memberId)).rejects.toBeInstanceOf(UnknownMemberError);
+    expect(b.groupCoordinatorTakeovers).toBe(1);
+    const again = await b.joinGroup({ group: 'g', topics: ['events'], memberId: m2.memberId, sessionTimeoutMs: 10_000 });
+    expect(partitionsOf(again)).toEqual([0, 1]); // m1 died with its coordinator: m2 takes everything
+    expect((await b.fetchOffsets('g', 'events')).find((o) => o.partition === p1)?.offset).toBe(5);
+    expect(b.groupCoordinatorTakeovers).toBe(1);
+  });
+
+  it('with no takeover delay, the successor serves joins as soon as it wins', async () => {
+    const a = await node();
+    const b = await node();
+    await a.createTopic('events', { partitions: 1 });
+    const m = await b.joinGroup({ group: 'g', topics: ['events'] });
+    await (a as unknown as { conn: { nc: NatsConnection } }).conn.nc.close();
     // b's member hears, in order: nothing unusual or "no coordinator", then "unknown member"
     // from the new coordinator (b itself), never any other error.
     const seen = new Set<string>();
     await eventually('the new coordinator to forget the old membership', async () => {
       try {
-        await b.heartbeat('g', m2.memberId);
+        await b.heartbeat('g', m.memberId);
         return undefined;
       } catch (err) {
         if (err instanceof CoordinatorNotAvailableError) {
@@ -106,10 +143,12 @@ describe.runIf(natsUp)('JetStream engine on several nodes', () => {
       }
     });
     expect(b.isGroupCoordinator).toBe(true);
-    const again = await b.joinGroup({ group: 'g', topics: ['events'], memberId: m2.memberId, sessionTimeoutMs: 10_000 });
-    expect(partitionsOf(again)).toEqual([0, 1]); // m1 died with its coordinator: m2 takes everything
-    expect((await b.fetchOffsets('g', 'events')).find((o) => o.partition === p1)?.offset).toBe(5);
+    expect(b.groupCoordinatorTakeovers).toBe(1);
     expect([...seen].every((c) => c === 'COORDINATOR_NOT_AVAILABLE')).toBe(true);
+  });
+
+  it('refuses a negative takeover delay', () => {
+    expect(() => new JetStreamEngine({ servers, prefix, coordinatorTakeoverDelayMs: -1 })).toThrow(/coordinatorTakeoverDelayMs/);
   });
 
   it('hands the coordinator over at once when it closes cleanly', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { runCli, startCli, type CliProcess } from '../cli/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { deleteNativeQueues } from '../helpers/native-queues.js';
 import { requireService, SERVICES } from '../helpers/services.js';
 import { call, codeOf } from '../server/setup.js';
 
@@ -36,9 +37,7 @@ describe.runIf(natsUp)('brook start --queue-backend native on two nodes', () => 
     }
     const nc = await connect({ servers: nats });
     const jsm = await nc.jetstreamManager();
-    for (const subjects of [`${prefix}__q.>`, `${prefix}__qdlq.>`]) {
-      for await (const info of jsm.streams.list(subjects)) await jsm.streams.delete(info.config.name);
-    }
+    await deleteNativeQueues(jsm, prefix);
     await nc.close();
     const admin = new JetStreamEngine({ servers: nats, prefix });
     await admin.open();

@@ -11,6 +11,7 @@ import { BrookClient, type Job } from '../../src/client/index.js';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { createServer, type BrookServer } from '../../src/server/index.js';
+import { deleteNativeQueues } from '../helpers/native-queues.js';
 import { requireService, SERVICES } from '../helpers/services.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { call, codeOf } from '../server/setup.js';
@@ -43,9 +44,7 @@ describe.runIf(natsUp)('native queues on two Brook servers', () => {
     for (const { server } of nodes) await server.close();
     const nc = await connect({ servers });
     const jsm = await nc.jetstreamManager();
-    for (const subjects of [`${prefix}__q.>`, `${prefix}__qdlq.>`]) {
-      for await (const info of jsm.streams.list(subjects)) await jsm.streams.delete(info.config.name);
-    }
+    await deleteNativeQueues(jsm, prefix);
     await nc.close();
     for (const { engine } of nodes) await engine.close();
     const admin = new JetStreamEngine({ servers, prefix });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { JetStreamQueueService } from '../../src/queues/jetstream/index.js';
 import type { Delivery } from '../../src/queues/index.js';
+import { deleteNativeQueues } from '../helpers/native-queues.js';
 import { requireService, SERVICES } from '../helpers/services.js';
 
 const servers = `nats://127.0.0.1:${SERVICES.nats}`;
@@ -31,9 +32,7 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     await a?.close();
     await b?.close();
     const jsm = await nc2.jetstreamManager();
-    for (const subjects of [`${prefix}__q.>`, `${prefix}__qdlq.>`]) {
-      for await (const info of jsm.streams.list(subjects)) await jsm.streams.delete(info.config.name);
-    }
+    await deleteNativeQueues(jsm, prefix);
     await nc2.close();
     await engine.destroy();
     await engine.close();
@@ -53,7 +52,7 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     expect([stats.depth, stats.inFlight, stats.ready, stats.deadLetters]).toEqual([0, 0, 0, 0]);
     expect((await a.list()).map((q) => q.name)).toContain('basic');
 
-    // JetStream (2.9) confirms an ack of a message already acked: not refused (docs/queues.md, "not done")
+    // JetStream (2.9) confirms an ack of a message already acked, within its lease: not refused (docs/queues.md, "not done")
     await expect(a.ack('basic', [got[0]!.receipt])).resolves.toBeUndefined();
     expect((await a.describe('basic')).depth).toBe(0);
     await expect(a.ack('basic', ['not-a-receipt'])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT' });
@@ -126,14 +125,71 @@ describe.runIf(natsUp)('JetStream-native queues', () => {
     expect((await b.describe('extend')).redeliveries).toBe(0);
   });
 
-  it('an expired lease redelivers to a worker on another node', async () => {
+  it('an expired lease redelivers to a worker on another node; the first worker’s late settles are refused', async () => {
     await a.configure('lease', { visibilityMs: 1_000 });
     await a.enqueue('lease', [msg('l')]);
     const [held] = await a.receive('lease');
+    expect(held!.leaseExpiresAt).toBeLessThanOrEqual(Date.now() + 1_000); // the deadline the receipt carries
     const [taken] = await b.receive('lease', {}, 10_000);
     expect([taken!.id, taken!.deliveries]).toEqual([held!.id, 2]);
-    await b.ack('lease', [taken!.receipt]);
+    // Worker A's lease is over: whichever node it asks, its ack, nack, extend and reject are
+    // refused (JetStream itself would confirm them and settle B's delivery).
+    for (const node of [a, b]) {
+      await expect(node.ack('lease', [held!.receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT', receipts: [held!.receipt] });
+      await expect(node.nack('lease', [held!.receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT' });
+      await expect(node.extend('lease', [held!.receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT' });
+      await expect(node.reject('lease', [held!.receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT' });
+    }
+    expect((await a.describe('lease')).inFlight).toBe(1); // still B's
+    await a.ack('lease', [taken!.receipt]);
     expect((await a.describe('lease')).depth).toBe(0);
+  });
+
+  it('refuses a receipt whose deadline or queue was tampered with, without settling anything', async () => {
+    await a.configure('signed', {});
+    await a.configure('signed-other', {});
+    await a.enqueue('signed', [msg('s')]);
+    const [d] = await a.receive('signed');
+    const fields = d!.receipt.split('.');
+    expect(fields).toHaveLength(6);
+    expect(d!.receipt.length).toBeLessThanOrEqual(64); // what the HTTP and WebSocket schemas accept
+    // A longer lease (field 5), a later delivery time (field 4), another MAC, a cut receipt.
+    const forged = [
+      [...fields.slice(0, 4), 'zzzzz', fields[5]].join('.'),
+      [...fields.slice(0, 3), (parseInt(fields[3]!, 36) + 60_000).toString(36), ...fields.slice(4)].join('.'),
+      [...fields.slice(0, 5), 'A'.repeat(16)].join('.'),
+      fields.slice(0, 5).join('.'),
+    ];
+    for (const receipt of forged) {
+      await expect(b.ack('signed', [receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT', receipts: [receipt] });
+    }
+    // Signed for queue "signed": worthless on another queue.
+    await expect(b.ack('signed-other', [d!.receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT' });
+    // A batch settles its valid receipts and names the invalid ones.
+    await expect(b.ack('signed', [d!.receipt, forged[0]!])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT', receipts: [forged[0]] });
+    expect((await a.describe('signed')).depth).toBe(0);
+  });
+
+  it('checks lease deadlines on the settling node’s clock; an extension moves the deadline for every node', async () => {
+    // Node c's clock runs ahead by `skew`: time passes for Brook's checks without JetStream
+    // expiring anything (the lease is 60 s of real time).
+    let skew = 0;
+    const c = await JetStreamQueueService.open({ nc: nc2, prefix, clock: () => Date.now() + skew });
+    try {
+      await a.configure('clock', { visibilityMs: 60_000 });
+      await a.enqueue('clock', [msg('x'), msg('y')]);
+      const [x, y] = await a.receive('clock', { max: 2 });
+      skew = 40_000;
+      await c.extend('clock', [x!.receipt]); // within x's deadline: moves it to c's now + 60 s
+      skew = 80_000; // past both receipts' own deadlines
+      await expect(c.ack('clock', [y!.receipt])).rejects.toMatchObject({ code: 'UNKNOWN_RECEIPT' });
+      await c.ack('clock', [x!.receipt]); // the extension covers it
+      skew = 0;
+      await c.ack('clock', [y!.receipt]); // the refused ack settled nothing: y was still leased
+      expect((await a.describe('clock')).depth).toBe(0);
+    } finally {
+      await c.close();
+    }
   });
 
   it('dead-letters a poison message after exactly max_deliveries, rejects at once, redrives and deletes', async () => {

@@ -99,6 +99,7 @@ describe('GET /metrics', () => {
     expect(valueOf(samples, 'brook_consumer_group_lag', { group: 'lagging', topic: 'm', partition: '0' })).toBe(2);
     expect(valueOf(samples, 'brook_fsync_duration_seconds_count')).toBe(0);
     expect(valueOf(samples, 'brook_group_coordinator')).toBe(1); // the embedded engine is its own coordinator
+    expect(valueOf(samples, 'brook_group_coordinator_takeovers_total')).toBe(0); // and never takes over
     expect(valueOf(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(valueOf(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
 

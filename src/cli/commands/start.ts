@@ -45,6 +45,13 @@ export interface StartOptions {
   readonly queueBackend?: 'engine' | 'native' | undefined;
   /** Serve every channel from any node on the JetStream backplane (docs/channels.md, "Several nodes"). */
   readonly channelsCluster?: boolean | undefined;
+  /** With `channelsCluster`: how long a presence entry outlives its node (`--presence-ttl-ms`). @defaultValue 30_000 */
+  readonly presenceTtlMs?: number | undefined;
+  /**
+   * JetStream engine: how long a node taking the group coordinator over waits before serving
+   * joins (`--group-takeover-delay-ms`, docs/jetstream-engine.md "Failover"). @defaultValue 10_000
+   */
+  readonly groupTakeoverDelayMs?: number | undefined;
   /** A PostgreSQL CDC source from flags (`--cdc-url`, ...); more go in the config file's `cdc` list. */
   readonly cdc?: CdcFlags | undefined;
 }
@@ -102,6 +109,12 @@ interface ServerSettings {
  * non-loopback host without auth, unless `insecureNoAuth`.
  */
 export async function start(options: StartOptions, out: Writable): Promise<void> {
+  if (options.presenceTtlMs !== undefined && options.channelsCluster !== true) {
+    throw new Error('--presence-ttl-ms needs --channels-cluster (presence on one node has no TTL)');
+  }
+  if (options.groupTakeoverDelayMs !== undefined && options.engine !== 'jetstream') {
+    throw new Error('--group-takeover-delay-ms needs --engine jetstream (the embedded engine has no coordinator failover)');
+  }
   const settings = await serverSettings(options);
   bindExposure(options.host, settings.auth.secret !== undefined || settings.auth.jwks !== undefined, options.insecureNoAuth ?? false);
 
@@ -117,6 +130,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
           prefix: options.natsPrefix ?? 'BROOK',
           logger,
           ...(options.natsCreds === undefined ? {} : { credsFile: options.natsCreds }),
+          ...(options.groupTakeoverDelayMs === undefined ? {} : { coordinatorTakeoverDelayMs: options.groupTakeoverDelayMs }),
           ...natsTls(options),
         })
       : new EmbeddedEngine({ dataDir: options.data, logger, onFsync: metrics.observeFsync });
@@ -144,6 +158,7 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
             channels: {
               ...(settings.namespaces === undefined ? {} : { namespaces: settings.namespaces }),
               ...(options.channelsCluster === true ? { cluster: 'jetstream' as const } : {}),
+              ...(options.presenceTtlMs === undefined ? {} : { presenceTtlMs: options.presenceTtlMs }),
             },
           }),
     });

@@ -4,8 +4,11 @@ import { JsErr, jsErrorCode } from './nats-errors.js';
 
 /** What a {@link CoordinatorLease} tells its owner. */
 export interface LeaseHandlers {
-  /** This node now holds the lease; start serving. */
-  elected(): void;
+  /**
+   * This node now holds the lease; start serving. `firstEver` is true when no node ever held it
+   * under this prefix before (the lease key's first revision), so no predecessor can have members.
+   */
+  elected(firstEver: boolean): void;
   /** This node no longer holds the lease (or may not); stop serving at once. */
   demoted(): void;
 }
@@ -111,7 +114,9 @@ export class CoordinatorLease {
         if (this.stopped) return;
         this.leading = true;
         this.logger.info({ node: this.nodeId }, 'this node is now the consumer-group coordinator');
-        this.handlers.elected();
+        // KV revisions are the bucket stream's sequences, which never restart: revision 1 is the
+        // first lease ever written here, later ones follow some earlier holder.
+        this.handlers.elected(this.revision === 1);
       }
     } catch (err) {
       if (jsErrorCode(err) === JsErr.WrongLastSequence) {

@@ -12,6 +12,7 @@ import type {
 } from '../types.js';
 import { CoordinatorLease } from './coordinator-lease.js';
 import { RemoteGroupCalls, serveGroupCalls, type GroupCalls } from './group-rpc.js';
+import { TakeoverGate } from './takeover-gate.js';
 
 export interface DistributedGroupsOptions {
   readonly nc: NatsConnection;
@@ -19,6 +20,15 @@ export interface DistributedGroupsOptions {
   readonly leaseKv: KV;
   readonly nodeId: string;
   readonly leaseMs: number;
+  /**
+   * How long a coordinator that took over from another waits before serving joins and heartbeats
+   * (see {@link TakeoverGate}); 0 serves at once.
+   */
+  readonly takeoverDelayMs: number;
+  /** @defaultValue Date.now */
+  readonly now?: () => number;
+  /** Told each time this node, having taken over from an earlier coordinator, serves joins. */
+  readonly onTakeover?: (durationMs: number) => void;
   /** Where the coordinator serves group calls. */
   readonly subject: string;
   readonly requestTimeoutMs: number;
@@ -39,6 +49,10 @@ export class DistributedGroups implements GroupCalls {
   private readonly remote: RemoteGroupCalls;
   private readonly lease: CoordinatorLease;
   private coordinator: GroupCoordinator | null = null;
+  /** The coordinator as callers see it: gated for `takeoverDelayMs` after a takeover. */
+  private face: GroupCalls | null = null;
+  private takeoverTimer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
   private serving: Subscription | null = null;
   /** Bumped on every election and demotion, so a slow coordinator open cannot outlive its term. */
   private term = 0;
@@ -47,14 +61,15 @@ export class DistributedGroups implements GroupCalls {
   private closed = false;
 
   constructor(private readonly options: DistributedGroupsOptions) {
+    this.now = options.now ?? Date.now;
     this.remote = new RemoteGroupCalls(options.nc, options.subject, options.requestTimeoutMs, options.maxInFlightCalls);
     this.lease = new CoordinatorLease(
       { kv: options.leaseKv, nodeId: options.nodeId, leaseMs: options.leaseMs, logger: options.logger },
-      { elected: () => this.onElected(), demoted: () => this.onDemoted() },
+      { elected: (firstEver) => this.onElected(firstEver), demoted: () => this.onDemoted() },
     );
   }
 
-  /** Whether this node serves the groups now (for tests and metrics). */
+  /** Whether this node serves the groups now (for tests and metrics), joins possibly still gated. */
   get isCoordinator(): boolean {
     return this.coordinator !== null;
   }
@@ -68,6 +83,7 @@ export class DistributedGroups implements GroupCalls {
   /** Steps down (releasing the lease to a successor) and waits for calls in flight. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.takeoverTimer);
     await this.lease.stop();
     await this.starting;
     await this.stopping;
@@ -106,7 +122,7 @@ export class DistributedGroups implements GroupCalls {
 
   private async run<T>(call: (calls: GroupCalls) => Promise<T>): Promise<T> {
     if (this.closed) throw new EngineClosedError();
-    const local = this.coordinator;
+    const local = this.face;
     try {
       return await call(local ?? this.remote);
     } catch (err) {
@@ -118,8 +134,12 @@ export class DistributedGroups implements GroupCalls {
     }
   }
 
-  private onElected(): void {
+  private onElected(firstEver: boolean): void {
     const term = ++this.term;
+    const electedAt = this.now();
+    // The first coordinator ever under this prefix has no predecessor whose members could still
+    // be consuming; every later one may (a crash, or a clean handover: members outlive both).
+    const delayMs = firstEver ? 0 : this.options.takeoverDelayMs;
     const coordinator = this.options.newCoordinator();
     this.starting = coordinator
       .open()
@@ -128,8 +148,13 @@ export class DistributedGroups implements GroupCalls {
           void coordinator.close();
           return;
         }
+        const gate = new TakeoverGate(coordinator, electedAt + delayMs, this.now, () => {
+          if (!firstEver) this.tookOver(term, electedAt);
+        });
         this.coordinator = coordinator;
-        this.serving = serveGroupCalls(this.options.nc, this.options.subject, coordinator, this.options.logger);
+        this.face = gate;
+        this.serving = serveGroupCalls(this.options.nc, this.options.subject, gate, this.options.logger);
+        this.checkGate(term, gate);
       })
       .catch((err: unknown) => {
         // Holding the lease without serving would stall every group: hand it on.
@@ -142,8 +167,29 @@ export class DistributedGroups implements GroupCalls {
       });
   }
 
+  /** Opens the gate when its delay has passed (a call may open it first, e.g. on a test clock). */
+  private checkGate(term: number, gate: TakeoverGate): void {
+    const left = gate.check();
+    if (left === 0 || term !== this.term || this.closed) return;
+    this.takeoverTimer = setTimeout(() => this.checkGate(term, gate), left);
+    this.takeoverTimer.unref();
+  }
+
+  /** Logs and reports a takeover once its joins are served. */
+  private tookOver(term: number, electedAt: number): void {
+    if (term !== this.term || this.closed) return;
+    const durationMs = this.now() - electedAt;
+    this.options.logger.info(
+      { durationMs, takeoverDelayMs: this.options.takeoverDelayMs },
+      'took over as the consumer-group coordinator: serving joins and heartbeats',
+    );
+    this.options.onTakeover?.(durationMs);
+  }
+
   private onDemoted(): void {
     this.term++;
+    clearTimeout(this.takeoverTimer);
+    this.face = null;
     this.serving?.unsubscribe();
     this.serving = null;
     const coordinator = this.coordinator;

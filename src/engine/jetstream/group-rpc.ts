@@ -12,7 +12,6 @@ import {
   TopicNotFoundError,
   UnknownMemberError,
 } from '../errors.js';
-import type { GroupCoordinator } from '../groups/index.js';
 import type {
   CommittedOffset,
   GroupDescription,
@@ -59,7 +58,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Serves group calls on `subject` from `coordinator` until the subscription is closed. */
-export function serveGroupCalls(nc: NatsConnection, subject: string, coordinator: GroupCoordinator, logger: Logger): Subscription {
+export function serveGroupCalls(nc: NatsConnection, subject: string, coordinator: GroupCalls, logger: Logger): Subscription {
   return nc.subscribe(subject, {
     callback: (err, msg) => {
       if (err) {
@@ -71,7 +70,7 @@ export function serveGroupCalls(nc: NatsConnection, subject: string, coordinator
   });
 }
 
-async function answer(msg: Msg, coordinator: GroupCoordinator, logger: Logger): Promise<void> {
+async function answer(msg: Msg, coordinator: GroupCalls, logger: Logger): Promise<void> {
   let reply: Reply;
   try {
     const request = parseRequest(msg.data);

@@ -134,6 +134,7 @@ export class JetStreamEngine implements Engine {
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenanceRunning: Promise<void> | null = null;
   private state: 'new' | 'opening' | 'open' | 'closed' = 'new';
+  private coordinatorTakeovers = 0;
 
   constructor(private readonly options: JetStreamEngineOptions = {}) {
     this.names = new Names(options.prefix ?? JETSTREAM_DEFAULTS.prefix);
@@ -159,6 +160,10 @@ export class JetStreamEngine implements Engine {
     ] as const) {
       const value = this.settings[name];
       if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
+    }
+    const delay = this.settings.coordinatorTakeoverDelayMs;
+    if (!Number.isSafeInteger(delay) || delay < 0) {
+      throw new InvalidArgumentError(`coordinatorTakeoverDelayMs must be a non-negative integer, got ${delay}`);
     }
     const durabilityModes: readonly Durability[] = this.settings.serverSyncAlways ? ['fsync', 'os'] : ['os'];
     // Compaction: max_msgs_per_subject on a subject per key, plus tombstone expiry (see docs).
@@ -211,6 +216,9 @@ export class JetStreamEngine implements Engine {
         leaseKv,
         nodeId: randomUUID(),
         leaseMs: s.coordinatorLeaseMs,
+        takeoverDelayMs: s.coordinatorTakeoverDelayMs,
+        now: this.now,
+        onTakeover: () => this.coordinatorTakeovers++,
         subject: this.names.groupCallsSubject,
         requestTimeoutMs: s.requestTimeoutMs,
         maxInFlightCalls: s.maxInFlightGroupCalls,
@@ -246,6 +254,14 @@ export class JetStreamEngine implements Engine {
       if (this.state === 'open') this.logger.error({ err }, 'NATS connection closed unexpectedly; the engine can no longer serve');
     });
     this.logger.info({ servers: s.servers, topics: this.conn.catalog.size, maxPayload: this.maxPayload }, 'jetstream engine open');
+  }
+
+  /**
+   * How many times this node took the group coordinator over from an earlier one and began
+   * serving joins (after `coordinatorTakeoverDelayMs`); for `brook_group_coordinator_takeovers_total`.
+   */
+  get groupCoordinatorTakeovers(): number {
+    return this.coordinatorTakeovers;
   }
 
   /** Whether this node holds the group-coordinator lease and serves consumer groups now. */

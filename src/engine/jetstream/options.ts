@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { DEFAULT_SESSION_TIMEOUT_MS } from '../defaults.js';
 
 /** Options of {@link JetStreamEngine}; defaults in {@link JETSTREAM_DEFAULTS}. */
 export interface JetStreamEngineOptions {
@@ -56,6 +57,15 @@ export interface JetStreamEngineOptions {
    * leaves groups without a coordinator. @defaultValue 3_000
    */
   readonly coordinatorLeaseMs?: number;
+  /**
+   * How long a node that takes the coordinator over from another (after a crash or a clean
+   * handover) refuses joins and heartbeats with the retriable `COORDINATOR_NOT_AVAILABLE`, so
+   * members of the previous coordinator have stopped consuming before their partitions are handed
+   * out again (docs/jetstream-engine.md, "Failover"). It should be at least the longest session
+   * timeout members use; 0 serves at once (a partition may then briefly have two consumers). The
+   * first coordinator ever elected under a prefix does not wait. @defaultValue 10_000 (the default session timeout)
+   */
+  readonly coordinatorTakeoverDelayMs?: number;
   /** Group calls one node may have waiting for the coordinator on another node. @defaultValue 4_096 */
   readonly maxInFlightGroupCalls?: number;
   /** Injectable clock (ms since epoch) for groups and tombstone expiry. @defaultValue Date.now */
@@ -79,6 +89,7 @@ export const JETSTREAM_DEFAULTS = {
   maxProducers: 100_000,
   maintenanceIntervalMs: 30_000,
   coordinatorLeaseMs: 3_000,
+  coordinatorTakeoverDelayMs: DEFAULT_SESSION_TIMEOUT_MS,
   maxInFlightGroupCalls: 4_096,
   /** Server-side expiry of read consumers we lost track of. */
   consumerInactiveThresholdMs: 120_000,

@@ -16,13 +16,23 @@ import {
   type MsgRequest,
   type NatsConnection,
   type StreamConfig,
+  type KV,
   type Subscription,
 } from 'nats';
+import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
-import { InvalidArgumentError } from '../../engine/index.js';
+import { InvalidArgumentError, StorageError } from '../../engine/index.js';
 import { jsErrorCode, JsErr } from '../../engine/jetstream/nats-errors.js';
 import { fullJitterDelay } from '../backoff.js';
-import { assertValidQueueName, DEFAULT_QUEUE_CONFIG, MAX_MESSAGE_BYTES, MAX_RECEIVE, MAX_WAITERS_PER_QUEUE, resolveQueueConfig } from '../config.js';
+import {
+  assertValidQueueName,
+  DEFAULT_QUEUE_CONFIG,
+  MAX_MESSAGE_BYTES,
+  MAX_RECEIVE,
+  MAX_VISIBILITY_MS,
+  MAX_WAITERS_PER_QUEUE,
+  resolveQueueConfig,
+} from '../config.js';
 import { QueueClosedError, QueueFullError, QueueNotFoundError, TooManyWaitersError, UnknownReceiptError } from '../errors.js';
 import type { QueueObserver } from '../queue.js';
 import type { QueueService } from '../service.js';
@@ -43,15 +53,16 @@ import {
   advisoryDeliverSubject,
   advisoryGroup,
   allQueueSubjects,
-  formatReceipt,
+  deliveredFromAckSubject,
+  leaseExtensionBucket,
   maxDeliveriesAdvisory,
-  parseReceipt,
   QUEUE_CONSUMER,
   queueNames,
-  receiptFromAckSubject,
+  receiptKeyBucket,
   type QueueNames,
-  type Receipt,
 } from './names.js';
+import { LeaseExtensions } from './lease-extensions.js';
+import { deadlineOf, RECEIPT_KEY_BYTES, ReceiptCodec, type Delivered, type Receipt } from './receipts.js';
 import { ReplyPipeline } from './reply-pipeline.js';
 
 /** Message headers Brook adds (docs/queues.md, "JetStream-native backend"). */
@@ -78,6 +89,17 @@ const MAX_DEAD_LETTER_SCAN = 100_000;
 const DLQ_DUPLICATE_WINDOW_MS = 120_000;
 /** How long an aborted pull keeps releasing messages JetStream had already sent it. */
 const LATE_MESSAGE_GRACE_MS = 2_000;
+/** Bound of the lease-extension bucket (about 100 bytes an entry); past it extensions go unrecorded. */
+const MAX_LEASE_EXTENSION_BYTES = 64 * 1024 * 1024;
+/** KV key of the receipt HMAC key in its bucket. */
+const RECEIPT_KEY = 'hmac-sha256';
+
+/**
+ * The lease a receipt states: the queue's visibility, less a margin for the time between
+ * JetStream starting its ack-wait timer (when it sent the message) and this node stamping the
+ * delivery, so the receipt's deadline never falls after JetStream's redelivery.
+ */
+const receiptLeaseMs = (visibilityMs: number): number => visibilityMs - Math.min(500, Math.floor(visibilityMs / 20));
 
 export interface JetStreamQueueServiceOptions {
   /** An open connection (the JetStream engine's: `engine.natsAccess()`); not closed by `close()`. */
@@ -96,6 +118,27 @@ export interface JetStreamQueueServiceOptions {
   readonly random?: () => number;
   /** Enqueue to an unknown queue creates it with the defaults. @defaultValue true */
   readonly autoCreate?: boolean;
+}
+
+/** A receipt as the caller sent it, and what it says. */
+interface CurrentReceipt {
+  readonly raw: string;
+  readonly receipt: Receipt;
+}
+
+/** The prefix's receipt key: created by the first node to open (atomically), read by the others. */
+async function receiptKey(kv: KV, bucket: string): Promise<Buffer> {
+  try {
+    await kv.create(RECEIPT_KEY, randomBytes(RECEIPT_KEY_BYTES).toString('base64'));
+  } catch (err) {
+    if (jsErrorCode(err) !== JsErr.WrongLastSequence) throw err;
+  }
+  const entry = await kv.get(RECEIPT_KEY);
+  const key = entry?.operation === 'PUT' ? Buffer.from(entry.string(), 'base64') : null;
+  if (key === null || key.length !== RECEIPT_KEY_BYTES) {
+    throw new StorageError(`the receipt key in KV bucket ${bucket} is missing or malformed; delete the bucket to make a new one`);
+  }
+  return key;
 }
 
 interface QueueHandle {
@@ -132,6 +175,8 @@ export class JetStreamQueueService implements QueueService {
   private js!: JetStreamClient;
   private advisories: Subscription | null = null;
   private replies!: ReplyPipeline;
+  private receipts!: ReceiptCodec;
+  private extensions!: LeaseExtensions;
   private readonly deadLettering = new Set<Promise<unknown>>();
   private closed = false;
 
@@ -152,6 +197,17 @@ export class JetStreamQueueService implements QueueService {
     service.jsm = await service.nc.jetstreamManager({ timeout: service.timeoutMs });
     service.js = service.nc.jetstream({ timeout: service.timeoutMs });
     service.replies = new ReplyPipeline(service.nc);
+    const bucket = { history: 1, replicas: service.replicas, storage: StorageType.File, timeout: service.timeoutMs };
+    const keyBucket = receiptKeyBucket(service.prefix);
+    const keyKv = await service.js.views.kv(keyBucket, { ...bucket, description: 'Brook native queues: receipt HMAC key' });
+    service.receipts = new ReceiptCodec(await receiptKey(keyKv, keyBucket));
+    const leaseKv = await service.js.views.kv(leaseExtensionBucket(service.prefix), {
+      ...bucket,
+      ttl: MAX_VISIBILITY_MS,
+      max_bytes: MAX_LEASE_EXTENSION_BYTES,
+      description: 'Brook native queues: extended lease deadlines',
+    });
+    service.extensions = new LeaseExtensions(leaseKv, service.logger);
     // Each queue's DLQ stream captures its max-deliveries advisories and a durable push consumer
     // delivers them here, to one node of the group; the DLQ publish is deduplicated anyway.
     service.advisories = service.nc.subscribe(advisoryDeliverSubject(service.prefix), {
@@ -485,9 +541,10 @@ export class JetStreamQueueService implements QueueService {
   /** Turns pulled messages into deliveries; a delayed message met early is nacked for the rest of its delay. */
   private deliveries(handle: QueueHandle, msgs: readonly Msg[]): Delivery[] {
     const now = this.clock();
+    const leaseMs = receiptLeaseMs(handle.config.visibilityMs);
     const out: Delivery[] = [];
     for (const msg of msgs) {
-      const receipt = msg.reply ? receiptFromAckSubject(msg.reply) : null;
+      const receipt = msg.reply ? deliveredFromAckSubject(msg.reply) : null;
       if (!receipt || !msg.reply) continue;
       // A delayed message always spends its first delivery here (early: naked for the rest of its
       // delay; already due: naked for immediate redelivery), so its worker deliveries are exactly
@@ -500,7 +557,7 @@ export class JetStreamQueueService implements QueueService {
       const key = msg.headers?.get(H.key) || null;
       out.push({
         id: String(receipt.streamSeq),
-        receipt: formatReceipt({ ...receipt, deliveredAt: now }),
+        receipt: this.receipts.format(handle.name, { ...receipt, deliveredAt: now, leaseMs }),
         // The early delivery of a delayed message is JetStream's, not a worker's.
         deliveries: deliverAfter > 0 ? receipt.deliveries - 1 : receipt.deliveries,
         value: msg.data,
@@ -508,7 +565,7 @@ export class JetStreamQueueService implements QueueService {
         enqueuedAt: Number(msg.headers?.get(H.enqueuedAt) || 0),
         deadline: null,
         priority: 0,
-        leaseExpiresAt: now + handle.config.visibilityMs,
+        leaseExpiresAt: now + leaseMs,
       });
     }
     return out;
@@ -518,73 +575,93 @@ export class JetStreamQueueService implements QueueService {
 
   async ack(name: string, receipts: readonly string[]): Promise<void> {
     const handle = await this.load(name);
-    const failed = await this.settle(handle, receipts, () => '+ACK');
+    const { current, failed } = await this.current(handle, receipts);
+    const refused = await this.settle(handle, current, () => '+ACK');
     if (this.observer) {
       // Processing time from the delivery time in the receipt (the delivering node's clock).
       const now = this.clock();
-      const times: number[] = [];
-      const refused = new Set(failed);
-      for (const raw of receipts) {
-        const r = parseReceipt(raw);
-        if (r && !refused.has(raw)) times.push(Math.max(0, now - r.deliveredAt));
-      }
+      const refusedSet = new Set(refused);
+      const times = current.filter((c) => !refusedSet.has(c.raw)).map((c) => Math.max(0, now - c.receipt.deliveredAt));
       if (times.length > 0) this.observer.acked(name, times);
     }
-    this.refuse(failed, receipts.length, 'acknowledged');
+    this.refuse([...failed, ...refused], receipts.length, 'acknowledged');
   }
 
+  /**
+   * Restarts each lease for the queue's visibility (`+WPI`; JetStream's ack wait is per
+   * consumer, so `visibilityMs` cannot differ) and records the new deadline, so the unchanged
+   * receipt stays valid past the deadline it carries.
+   */
   async extend(name: string, receipts: readonly string[]): Promise<void> {
     const handle = await this.load(name);
-    this.refuse(await this.settle(handle, receipts, () => '+WPI'), receipts.length, 'extended');
+    const { current, failed } = await this.current(handle, receipts);
+    const sentAt = this.clock();
+    const refused = await this.settle(handle, current, () => '+WPI');
+    const refusedSet = new Set(refused);
+    const deadline = sentAt + receiptLeaseMs(handle.config.visibilityMs);
+    await Promise.all(current.filter((c) => !refusedSet.has(c.raw)).map((c) => this.extensions.record(name, c.receipt, deadline)));
+    this.refuse([...failed, ...refused], receipts.length, 'extended');
   }
 
   async nack(name: string, receipts: readonly string[], delayMs?: number, error?: string): Promise<void> {
     const handle = await this.load(name);
     if (delayMs !== undefined && (!Number.isSafeInteger(delayMs) || delayMs < 0)) throw new InvalidArgumentError('delay_ms must be a non-negative integer');
-    const last: string[] = [];
-    const failed = await this.settle(handle, receipts, (r, raw) => {
-      if (r.deliveries >= handle.config.maxDeliveries) {
-        last.push(raw);
-        return null; // its last delivery failed: dead-lettered below, with this error
-      }
+    const { current, failed } = await this.current(handle, receipts);
+    const last = current.filter((c) => c.receipt.deliveries >= handle.config.maxDeliveries);
+    const others = current.filter((c) => c.receipt.deliveries < handle.config.maxDeliveries);
+    const refused = await this.settle(handle, others, (r) => {
       const delay = delayMs ?? fullJitterDelay(handle.config.backoff, r.deliveries, this.random);
       return delay > 0 ? `-NAK ${JSON.stringify({ delay: nanos(delay) })}` : '-NAK';
     });
-    failed.push(...(await this.deadLetterReceipts(handle, last, 'MAX_DELIVERIES', error ?? null)));
-    this.refuse(failed, receipts.length, 'released');
+    // Their last delivery failed: dead-lettered with this error.
+    refused.push(...(await this.deadLetterReceipts(handle, last, 'MAX_DELIVERIES', error ?? null)));
+    this.refuse([...failed, ...refused], receipts.length, 'released');
   }
 
   async reject(name: string, receipts: readonly string[], error?: string): Promise<void> {
     const handle = await this.load(name);
-    const bad = receipts.filter((r) => parseReceipt(r) === null);
-    const failed = [...bad, ...(await this.deadLetterReceipts(handle, receipts.filter((r) => !bad.includes(r)), 'REJECTED', error ?? null))];
-    this.refuse(failed, receipts.length, 'rejected');
+    const { current, failed } = await this.current(handle, receipts);
+    const refused = await this.deadLetterReceipts(handle, current, 'REJECTED', error ?? null);
+    this.refuse([...failed, ...refused], receipts.length, 'rejected');
+  }
+
+  /**
+   * Splits receipts into current leases and the rest: a receipt that does not parse or whose MAC
+   * is not this prefix's for this queue (forged, altered, or of another queue), or whose lease
+   * deadline has passed without an extension covering now. Checked here because JetStream 2.9
+   * confirms an ack of a stale delivery (docs/queues.md, "Receipts and late acks").
+   */
+  private async current(handle: QueueHandle, raws: readonly string[]): Promise<{ current: CurrentReceipt[]; failed: string[] }> {
+    const now = this.clock();
+    const current: CurrentReceipt[] = [];
+    const failed: string[] = [];
+    const late: CurrentReceipt[] = [];
+    for (const raw of raws) {
+      const receipt = this.receipts.parse(handle.name, raw);
+      if (receipt === null) failed.push(raw);
+      else if (deadlineOf(receipt) >= now) current.push({ raw, receipt });
+      else late.push({ raw, receipt });
+    }
+    const extended = await Promise.all(late.map((c) => this.extensions.deadline(handle.name, c.receipt)));
+    late.forEach((c, i) => {
+      const deadline = extended[i];
+      if (deadline !== null && deadline !== undefined && deadline >= now) current.push(c);
+      else failed.push(c.raw);
+    });
+    return { current, failed };
   }
 
   /**
    * Sends each receipt's ack payload to its ack subject as a request, so JetStream confirms it;
-   * resolves to the receipts that did not parse or were not confirmed. `payload` returning null
-   * skips the receipt (the caller handles it).
+   * resolves to the receipts that were not confirmed. `payload` gives the ack body.
    */
-  private async settle(handle: QueueHandle, receipts: readonly string[], payload: (r: Receipt, raw: string) => string | null): Promise<string[]> {
-    const failed: string[] = [];
-    const requests: { subject: string; data: string }[] = [];
-    const sentFor: string[] = [];
-    for (const raw of receipts) {
-      const r = parseReceipt(raw);
-      if (!r) {
-        failed.push(raw);
-        continue;
-      }
-      const body = payload(r, raw);
-      if (body === null) continue;
-      sentFor.push(raw);
-      requests.push({ subject: ackSubject(handle.names.stream, r), data: body });
-    }
+  private async settle(handle: QueueHandle, receipts: readonly CurrentReceipt[], payload: (r: Receipt) => string): Promise<string[]> {
+    const requests = receipts.map((c) => ({ subject: ackSubject(handle.names.stream, c.receipt), data: payload(c.receipt) }));
     const replies = await this.replies.requestAll(requests, Math.min(this.timeoutMs, SETTLE_TIMEOUT_MS));
+    const failed: string[] = [];
     replies.forEach((reply, i) => {
       // No reply in time, or a status (503: nothing consumes that ack subject any more).
-      if (reply === null || (reply.headers?.code ?? 0) >= 300) failed.push(sentFor[i]!);
+      if (reply === null || (reply.headers?.code ?? 0) >= 300) failed.push(receipts[i]!.raw);
     });
     return failed;
   }
@@ -600,10 +677,9 @@ export class JetStreamQueueService implements QueueService {
 
   // ---------------------------------------------------------------- dead letters
 
-  private async deadLetterReceipts(handle: QueueHandle, receipts: readonly string[], reason: DeadLetterReason, error: string | null): Promise<string[]> {
+  private async deadLetterReceipts(handle: QueueHandle, receipts: readonly CurrentReceipt[], reason: DeadLetterReason, error: string | null): Promise<string[]> {
     const failed: string[] = [];
-    for (const raw of receipts) {
-      const r = parseReceipt(raw)!;
+    for (const { raw, receipt: r } of receipts) {
       const moved = await this.moveToDeadLetters(handle, r.streamSeq, reason, error, r.deliveries, r);
       if (!moved) failed.push(raw);
     }
@@ -621,7 +697,7 @@ export class JetStreamQueueService implements QueueService {
     reason: DeadLetterReason,
     error: string | null,
     deliveries: number,
-    receipt: Receipt | null,
+    receipt: Delivered | null,
   ): Promise<boolean> {
     let stored;
     try {
@@ -677,7 +753,7 @@ export class JetStreamQueueService implements QueueService {
           await this.moveToDeadLetters(handle, seq, 'MAX_DELIVERIES', 'lease expired on the last delivery', count, null);
         }
       }
-      const captured = msg.reply ? receiptFromAckSubject(msg.reply) : null;
+      const captured = msg.reply ? deliveredFromAckSubject(msg.reply) : null;
       const dlqStream = msg.reply?.split('.')[2];
       if (msg.reply) this.nc.publish(msg.reply, '+ACK');
       if (captured && dlqStream) await this.jsm.streams.deleteMessage(dlqStream, captured.streamSeq, false).catch(() => false);

@@ -1,4 +1,5 @@
 import { topicToken } from '../../engine/jetstream/names.js';
+import type { Delivered } from './receipts.js';
 
 /**
  * The JetStream objects of one native queue (docs/queues.md, "JetStream-native backend").
@@ -42,35 +43,17 @@ export const ADVISORY_CONSUMER = 'brook-advisories';
 /** Where every queue's advisory consumer delivers; each node subscribes with `advisoryGroup`. */
 export const advisoryDeliverSubject = (prefix: string): string => `${prefix}__qadv.deliver`;
 
-/**
- * A receipt is `<stream seq>.<delivery count>.<consumer seq>.<delivered at, epoch ms base 36>`:
- * with the queue (every call names it) the first three rebuild the JetStream ack subject, so any
- * node can settle it; the last gives the processing time for the metrics. The timestamp and
- * pending tokens of the ack subject are informational to the server and sent as 0.
- */
-export interface Receipt {
-  readonly streamSeq: number;
-  readonly deliveries: number;
-  readonly consumerSeq: number;
-  /** Epoch ms of the delivery (0 when unknown). */
-  readonly deliveredAt: number;
-}
+/** Holds the per-prefix HMAC key that signs receipts (one key, created by the first node). */
+export const receiptKeyBucket = (prefix: string): string => `${prefix}__qkey`;
 
-const RECEIPT = /^(\d{1,16})\.(\d{1,6})\.(\d{1,16})\.([0-9a-z]{1,10})$/;
+/** Lease deadlines moved by extend, so a receipt stays valid past the deadline it carries. */
+export const leaseExtensionBucket = (prefix: string): string => `${prefix}__qlease`;
 
-export function parseReceipt(receipt: string): Receipt | null {
-  const m = RECEIPT.exec(receipt);
-  if (!m) return null;
-  return { streamSeq: Number(m[1]), deliveries: Number(m[2]), consumerSeq: Number(m[3]), deliveredAt: parseInt(m[4]!, 36) };
-}
-
-export const formatReceipt = (r: Receipt): string => `${r.streamSeq}.${r.deliveries}.${r.consumerSeq}.${Math.max(0, Math.floor(r.deliveredAt)).toString(36)}`;
-
-export const ackSubject = (stream: string, r: Receipt): string =>
+export const ackSubject = (stream: string, r: Delivered): string =>
   `$JS.ACK.${stream}.${QUEUE_CONSUMER}.${r.deliveries}.${r.streamSeq}.${r.consumerSeq}.0.0`;
 
 /** Parses `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<cseq>.<ts>.<pending>` (also the 12-token domain form). */
-export function receiptFromAckSubject(subject: string): Receipt | null {
+export function deliveredFromAckSubject(subject: string): Delivered | null {
   const t = subject.split('.');
   const n = t.length;
   if (n !== 9 && n < 12) return null;
@@ -79,5 +62,5 @@ export function receiptFromAckSubject(subject: string): Receipt | null {
   const streamSeq = Number(t[base + 1]);
   const consumerSeq = Number(t[base + 2]);
   if (![deliveries, streamSeq, consumerSeq].every(Number.isSafeInteger)) return null;
-  return { streamSeq, deliveries, consumerSeq, deliveredAt: 0 };
+  return { streamSeq, deliveries, consumerSeq };
 }
