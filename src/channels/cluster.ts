@@ -12,6 +12,12 @@ import { MAX_RECOVERY } from './defaults.js';
 import { ChannelError } from './errors.js';
 import type { Namespace } from './namespaces.js';
 import { Publication } from './publication.js';
+import { StreamBatchReader } from './stream-batch-reader.js';
+
+/** More missing messages than this are read through a consumer in batches instead of one by one. */
+const BATCH_AFTER = 8;
+/** Messages per batch when a node catches up on a channel it fell behind on. */
+const FILL_BATCH = 1_000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -85,6 +91,7 @@ export class JetStreamChannelCluster {
   private readonly epochs = new Map<string, string>();
   private readonly live = new Map<Channel, LiveChannel>();
   private readonly logger: Logger;
+  private readonly batches: StreamBatchReader;
   private readonly counts = { liveMessages: 0, gaps: 0, filledMessages: 0, holes: 0 };
 
   constructor(
@@ -93,6 +100,10 @@ export class JetStreamChannelCluster {
     private readonly maxPendingPublishes: number,
   ) {
     this.js = backplane.nc.jetstream();
+    this.batches = new StreamBatchReader(() => {
+      if (this.jsm === null) throw new ChannelError('STORAGE_ERROR', 'channel cluster is not open');
+      return this.jsm;
+    }, this.js);
     this.logger = logger.child({ component: 'channel-cluster' });
   }
 
@@ -212,13 +223,17 @@ export class JetStreamChannelCluster {
     const limit = Math.min(max, MAX_RECOVERY, channel.namespace.historySize);
     let prev = since;
     while (out.length < limit) {
-      const m = await this.next(channel, Math.max(seq, 1));
-      if (m === null) break;
-      // From "nothing yet" (0): the oldest message held must be the channel's first.
-      if (out.length === 0 && since === 0 && !m.first) return null;
-      out.push(toPublication(m, prev));
-      prev = m.seq;
-      seq = m.seq + 1;
+      // The first read is one message (usually all there is); past it, this node's own newest
+      // offset says whether many more are stored, worth reading in batches.
+      const batch = await this.readFrom(channel, Math.max(seq, 1), limit - out.length, out.length > 0 && channel.top - seq > BATCH_AFTER);
+      if (batch.length === 0) break;
+      for (const m of batch) {
+        // From "nothing yet" (0): the oldest message held must be the channel's first.
+        if (out.length === 0 && since === 0 && !m.first) return null;
+        out.push(toPublication(m, prev));
+        prev = m.seq;
+        seq = m.seq + 1;
+      }
     }
     if (out.length === 0 && since < channel.top) return null;
     return out;
@@ -278,17 +293,21 @@ export class JetStreamChannelCluster {
       }
       let misses = 0;
       for (;;) {
-        const m = await this.next(channel, channel.top + 1);
+        // maxSeen − top bounds what is missing (the namespace's channels share the sequence).
+        const batch = await this.readFrom(channel, channel.top + 1, FILL_BATCH, live.maxSeen - channel.top > BATCH_AFTER);
         if (live.closed) return;
-        if (m === null) {
+        if (batch.length === 0) {
           // A message seen live is stored (JetStream republishes after storing), so a miss means
           // it arrived with this very answer (read again) or was removed since (age, purge): give up.
           if (live.maxSeen <= channel.top || ++misses > 3) return;
           continue;
         }
         misses = 0;
-        this.counts.filledMessages++;
-        this.commit(channel, live, m);
+        for (const m of batch) {
+          if (m.seq <= channel.top) continue;
+          this.counts.filledMessages++;
+          this.commit(channel, live, m);
+        }
       }
     };
     run()
@@ -316,6 +335,19 @@ export class JetStreamChannelCluster {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  /**
+   * This channel's stored messages at or after `from`: one by direct get, or, when `many` are
+   * known to be missing, up to `max` through a short-lived consumer (stream-batch-reader.ts).
+   */
+  private async readFrom(channel: Channel, from: number, max: number, many: boolean): Promise<Stored[]> {
+    if (!many) {
+      const m = await this.next(channel, from);
+      return m === null ? [] : [m];
+    }
+    const read = await this.batches.read(this.streamName(channel.namespace), this.subjectOf(channel), from, max);
+    return read.map((m) => ({ seq: m.seq, data: decoder.decode(m.data), timestamp: m.timestamp, first: m.first }));
   }
 
   /** Whether the stream still holds this channel's message at `seq`. */

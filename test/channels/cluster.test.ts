@@ -204,6 +204,28 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     expect(got).toEqual(Array.from({ length: total - 21 }, (_, i) => i + 21));
   });
 
+  it('recovers a long history in batches, skipping the messages of other channels that share the stream', async () => {
+    const c = cluster();
+    const a = await c.node();
+    const hub = a.server.channels;
+    // Interleaved with another channel of the namespace: offsets of chat:long are not contiguous.
+    const offsets: number[] = [];
+    for (let i = 0; i < 600; i++) {
+      const [mine] = await Promise.all([hub.publish(SERVER, 'chat:long', String(i), 'server'), hub.publish(SERVER, 'chat:noise', '"n"', 'server')]);
+      offsets.push(mine.offset);
+    }
+    const b = await c.node();
+    // Node B never saw the channel: its history read goes to the stream (one direct get, then batches).
+    const from10 = await b.server.channels.history(SERVER, 'chat:long', offsets[9]!, 10_000);
+    expect(from10.recovered).toBe(true);
+    expect(from10.publications.map((p) => p.data)).toEqual(Array.from({ length: 590 }, (_, i) => String(i + 10)));
+    expect(from10.publications.map((p) => p.offset)).toEqual(offsets.slice(10));
+    // From "nothing yet": the whole channel, still only its own messages.
+    const all = await b.server.channels.history(SERVER, 'chat:long', 0, 10_000);
+    expect(all).toMatchObject({ recovered: true });
+    expect(all.publications.map((p) => p.offset)).toEqual(offsets);
+  });
+
   it('a recovery older than what the stream holds, from an offset the channel never had, or from another epoch says recovered:false', async () => {
     const c = cluster();
     const a = await c.node();
