@@ -10,6 +10,7 @@
  * `onPressure(true)` asks the caller to stop reading (pause the replication socket) and
  * `onPressure(false)` to resume once below half.
  */
+import { Fifo } from '../lib/fifo.js';
 import type { Engine, ProduceRecord } from '../engine/index.js';
 
 /** Something waiting for a set of records to be durable (a transaction, a snapshot chunk). */
@@ -24,8 +25,8 @@ interface Pending {
 }
 
 class PartitionQueue {
-  queue: Pending[] = [];
-  head = 0;
+  /** Records waiting for the next append (slots cleared as they leave, so nothing outlives its write). */
+  readonly queue = new Fifo<Pending>();
   inFlight = false;
   /** Waiting for the writer's next microtask flush. */
   due = false;
@@ -34,7 +35,7 @@ class PartitionQueue {
     readonly partition: number,
   ) {}
   get size(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 }
 
@@ -108,12 +109,8 @@ export class LogWriter {
   private flush(q: PartitionQueue): void {
     const n = Math.min(q.size, this.options.maxBatchRecords);
     if (n === 0 || this.failed !== null) return;
-    const batch = q.queue.slice(q.head, q.head + n);
-    q.head += n;
-    if (q.head > 1024 && q.head * 2 > q.queue.length) {
-      q.queue = q.queue.slice(q.head);
-      q.head = 0;
-    }
+    const batch = new Array<Pending>(n);
+    for (let i = 0; i < n; i++) batch[i] = q.queue.shift()!;
     q.inFlight = true;
     this.inFlight++;
     const records = batch.map((p) => p.record);

@@ -34,7 +34,7 @@ import {
   TooManyPendingRequestsError,
   BrookClientError,
 } from './errors.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../lib/fifo.js';
 import { Gate } from './gate.js';
 import type { ClientOptions } from './options.js';
 import { decodeRecordsFrame } from './binary.js';

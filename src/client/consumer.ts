@@ -38,7 +38,7 @@ import {
   InvalidArgumentError,
   toError,
 } from './errors.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../lib/fifo.js';
 import type { ConsumedRecord, ConsumerOptions } from './options.js';
 import { utf8Length } from './utf8.js';
 import type { AssignmentFrame, Credits, RecordsFrame, StartPosition, TopicPartition, WireRecord } from './wire.js';

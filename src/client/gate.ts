@@ -3,7 +3,7 @@
  * Waiters are the callers' own promises, so the queue is bounded by the callers; FIFO order is
  * what keeps batches of one producer in order on the wire.
  */
-import { Fifo } from './fifo.js';
+import { Fifo } from '../lib/fifo.js';
 
 interface Waiter {
   readonly resolve: () => void;

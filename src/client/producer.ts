@@ -38,7 +38,7 @@ import {
   ProtocolError,
   isRetriable,
 } from './errors.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../lib/fifo.js';
 import type { OutgoingRecord, ProducerOptions, RecordMetadata } from './options.js';
 import { utf8Length } from './utf8.js';
 import type { ServerLimits } from './wire.js';

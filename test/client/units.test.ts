@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fullJitter } from '../../src/client/backoff.js';
 import { wsUrl } from '../../src/client/connection.js';
-import { Fifo } from '../../src/client/fifo.js';
+import { Fifo } from '../../src/lib/fifo.js';
 import { utf8Length, utf8LengthPortable } from '../../src/client/utf8.js';
 import { parseServerFrame } from '../../src/client/wire.js';
 

@@ -45,4 +45,27 @@ describe('tail cache', () => {
     expect(cache.firstOffset).toBeNull();
     expect(budget.used).toBe(0);
   });
+
+  it('packs small batches into a few growing slabs, serves exact copies, and frees a slab with its last batch', () => {
+    const budget = new TailCacheBudget(64 * 1024 * 1024, 4 * 1024 * 1024);
+    const cache = new TailCache(budget);
+    const buffers = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 1000; i++) {
+      const buf = Buffer.alloc(4000, i % 251);
+      cache.add({ baseOffset: i, endOffset: i + 1, buf });
+      const cached = cache.at(cache.find(i))!;
+      // A copy: what the writer does with its buffer afterwards cannot change the cache.
+      buf.fill(0);
+      expect(cached.buf.equals(Buffer.alloc(4000, i % 251))).toBe(true);
+      buffers.add(cached.buf.buffer);
+    }
+    // 4 MB of batches in slabs of 16 KiB doubling to 1 MiB: a handful of buffers, not a thousand.
+    expect(buffers.size).toBeLessThan(12);
+    expect(budget.used).toBeLessThanOrEqual(4 * 1024 * 1024);
+    const first = cache.firstOffset!;
+    expect(cache.at(cache.find(first))!.buf.equals(Buffer.alloc(4000, first % 251))).toBe(true);
+    cache.dropBefore(1000);
+    expect(cache.firstOffset).toBeNull();
+    expect(budget.used).toBe(0);
+  });
 });
