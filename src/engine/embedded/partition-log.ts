@@ -407,11 +407,9 @@ export class PartitionLog {
     while (i >= 0 && out.length < maxRecords && bytes < maxBytes) {
       const cached = this.tail.at(i);
       if (!cached || cached.baseOffset >= this.hw) break;
-      // Records are views of what they are decoded from, and a cache slab is written again later.
-      const buf = TailCache.copyOf(cached);
-      const check = checkBatch(buf, 0, false);
+      const check = checkBatch(cached.buf, 0, false);
       if (!check.ok) throw new StorageError(`cached batch at offset ${cached.baseOffset} is invalid: ${check.detail}`);
-      bytes += decodeRecords(buf, 0, check.header, next, out, maxRecords, maxBytes - bytes);
+      bytes += decodeRecords(cached.buf, 0, check.header, next, out, maxRecords, maxBytes - bytes);
       next = nextAfter(check.header, out, next);
       i++;
     }

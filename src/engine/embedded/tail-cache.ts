@@ -5,17 +5,17 @@
  *
  * Batches are copied into slabs: a partition appends them back to back into a buffer of its own
  * and starts a bigger one when it is full (16 KiB, doubling up to a quarter of the partition's
- * cap). A slab whose last batch is evicted becomes the partition's spare and is written again
- * when the current one fills, so a partition at a steady rate allocates nothing: its slabs go
- * round. Memory counts whole slabs (the spare too), which is what is held. Readers therefore get
- * copies ({@link TailCache.copyOf}), never views of a slab.
+ * cap); a slab is released once its last batch is evicted (readers may still hold views of it:
+ * records are decoded zero-copy, so a slab is never written again). Memory counts whole slabs,
+ * which is what is held.
  *
  * Why not keep each batch's own buffer: a cache of a thousand buffers that each live about a
  * second is what a generational GC handles worst — they outlive the young generation, and V8
- * counts the external memory they free only at an old-space collection towards its next one. At
- * 10,000 CDC changes/s the server ran an old-space collection (a 5-15 ms pause) every second,
- * most of the CDC latency tail. Small batches were also slices of Node's shared 8 KiB pool, each
- * pinning its whole pool slab.
+ * frees the external memory they hold only at an old-space collection. Small batches were also
+ * slices of Node's shared 8 KiB pool, each pinning its whole pool slab. At 10,000 CDC changes/s
+ * slabs cut the server's old-space collections (5-15 ms pauses) from 11 to 8 in 15 s. Reusing
+ * emptied slabs cut them to 5 but meant copying every batch a reader takes from the cache, which
+ * cost a fifth of the SDK's consume rate at 1 KB records; not done.
  */
 export class TailCacheBudget {
   used = 0;
@@ -54,8 +54,6 @@ export class TailCache {
   /** Capacity of the slabs holding at least one cached batch. */
   private bytes = 0;
   private slab: Slab | null = null;
-  /** An emptied slab kept for the next one (counted in `bytes`). */
-  private spare: Slab | null = null;
 
   constructor(private readonly budget: TailCacheBudget) {}
 
@@ -85,8 +83,6 @@ export class TailCache {
     ) {
       this.evictOldest();
     }
-    // Over the engine's budget even when empty: the spare goes too.
-    if (this.budget.used > this.budget.limitBytes) this.dropSpare();
     if (this.head > 64 && this.head * 2 > this.batches.length) {
       this.batches = this.batches.slice(this.head);
       this.head = 0;
@@ -112,11 +108,6 @@ export class TailCache {
     return i >= this.head ? this.batches[i] : undefined;
   }
 
-  /** A copy of a cached batch's bytes, safe to keep: the slab it is in will be written again. */
-  static copyOf(batch: CachedBatch): Buffer {
-    return Buffer.from(batch.buf);
-  }
-
   /** Drops every cached batch. */
   clear(): void {
     this.budget.used -= this.bytes;
@@ -124,14 +115,11 @@ export class TailCache {
     this.head = 0;
     this.bytes = 0;
     this.slab = null;
-    this.spare = null;
   }
 
   /** Forgets batches below `offset` (retention deleted them from disk). */
   dropBefore(offset: number): void {
     while (this.head < this.batches.length && this.batches[this.head]!.endOffset <= offset) this.evictOldest();
-    // Emptied by retention, not by new batches: nothing is coming to use a spare soon.
-    if (this.head === this.batches.length) this.dropSpare();
   }
 
   /** The slab the next `length` bytes go into: the current one, or a new one twice its size. */
@@ -140,15 +128,7 @@ export class TailCache {
     if (current !== null && current.buf.length - current.used >= length) return current;
     const maxSlab = Math.max(1, Math.floor(this.budget.perPartitionBytes / 4));
     const grown = current === null ? Math.min(MIN_SLAB_BYTES, maxSlab) : Math.min(current.buf.length * 2, maxSlab);
-    const size = Math.max(grown, length); // a batch bigger than a slab gets one of its own size
-    const spare = this.spare;
-    if (spare !== null && spare.buf.length >= size) {
-      this.spare = null;
-      spare.used = 0;
-      this.slab = spare;
-      return spare;
-    }
-    const slab: Slab = { buf: Buffer.allocUnsafeSlow(size), used: 0, live: 0 };
+    const slab: Slab = { buf: Buffer.allocUnsafeSlow(Math.max(grown, length)), used: 0, live: 0 }; // a big batch gets its own
     this.slab = slab;
     this.bytes += slab.buf.length;
     this.budget.used += slab.buf.length;
@@ -161,23 +141,8 @@ export class TailCache {
     this.head++;
     const slab = oldest.slab;
     if (--slab.live > 0) return;
+    // Not written again, even if it is the current one: readers may still hold views of it.
     if (slab === this.slab) this.slab = null;
-    // The biggest emptied slab is kept as the spare; the other is released.
-    if (this.spare === null || this.spare.buf.length < slab.buf.length) {
-      this.dropSpare();
-      this.spare = slab;
-    } else {
-      this.release(slab);
-    }
-  }
-
-  private dropSpare(): void {
-    if (this.spare === null) return;
-    this.release(this.spare);
-    this.spare = null;
-  }
-
-  private release(slab: Slab): void {
     this.bytes -= slab.buf.length;
     this.budget.used -= slab.buf.length;
   }
