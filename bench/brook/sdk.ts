@@ -18,15 +18,14 @@ export function producerWindow(client: BrookClient, producers: number): number {
 }
 
 /**
- * Sends a workload batch through a producer of its partition: one `send()` per record, all
- * awaited. Checks the acknowledged offsets are contiguous and returns the first.
+ * Sends a workload batch through a producer of its partition with one `sendMany()` (the SDK's
+ * call for many records under one promise). Checks the acknowledged offsets are contiguous and
+ * returns the first.
  */
 export async function sendBatch(producer: Producer<string | Uint8Array>, batch: Batch, raw = false): Promise<number> {
   // Raw bytes over the binary protocol, else the JSON strings of the same payload.
   const texts: readonly (string | Uint8Array)[] = raw ? batch.values : batch.texts();
-  const sends = new Array<Promise<{ partition: number; offset: number }>>(texts.length);
-  for (let i = 0; i < texts.length; i++) sends[i] = producer.send({ value: texts[i]! });
-  const acked = await Promise.all(sends);
+  const acked = await producer.sendMany(texts.map((value) => ({ value })));
   const first = acked[0];
   const last = acked.at(-1);
   // One producer per partition keeps a batch's sends together: their offsets are contiguous.

@@ -37,6 +37,7 @@ import { nowMs, Ticker } from '../lib/ticker.js';
 import { Latency, type LatencySummary } from '../lib/workload.js';
 import { BrookHttpClient } from '../brook/http-client.js';
 import { ClientErrors, sdkClient } from '../brook/sdk-client.js';
+import { serverNodeArgs } from '../brook/server.js';
 
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const TABLE = 'bench_cdc';
@@ -144,8 +145,7 @@ async function startCdcServer(options: BenchOptions, db: string, slot: string): 
   const http = new BrookHttpClient(port, 2);
   const args = [options.serverBin, 'start', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn'];
   args.push('--cdc-url', dbUrl(db), '--cdc-tables', `public.${TABLE}`, '--cdc-slot', slot, '--cdc-publication', slot);
-  // BROOK_BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server.
-  const nodeArgs = (process.env['BROOK_BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const nodeArgs = serverNodeArgs();
   const { server } = await ChildServer.start({ name: 'brook', command: process.execPath, args: [...nodeArgs, ...args], cwd: REPO_ROOT, ready: () => http.healthy(), readyTimeoutMs: 60_000, pollMs: 5 });
   // The server answers /healthz while its CDC source still starts; the topic appears once it streams.
   const deadline = nowMs() + 60_000;

@@ -29,6 +29,23 @@ describe('produce and consume', () => {
     await consumer.close();
   });
 
+  it('sendMany queues records in order under one promise, across batches, and queues nothing when one record is invalid', async () => {
+    const client = t.client();
+    const producer = client.producer<{ n: number } | undefined>({ topic: 'many', partition: 0, batchSize: 40 });
+    // 100 records in batches of 40: one promise, every offset in order.
+    const sent = await producer.sendMany(Array.from({ length: 100 }, (_, n) => ({ key: `k${n}`, value: { n } })));
+    expect(sent.map((m) => m.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(await producer.sendMany([])).toEqual([]);
+    // An invalid record refuses the whole call before anything is queued.
+    await expect(producer.sendMany([{ value: { n: 100 } }, { value: undefined }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const after = await producer.send({ value: { n: 101 } });
+    expect(after.offset).toBe(100);
+    const consumer = client.consumer<{ n: number }>({ topic: 'many', from: 'earliest' });
+    const got = await take(consumer, 101);
+    expect(got.map((r) => r.value.n)).toEqual([...Array.from({ length: 100 }, (_, i) => i), 101]);
+    await consumer.close();
+  });
+
   it('routes records by key when no partition is given, and delivers live records to a consumer started at latest', async () => {
     expect((await call(t.url, 'POST', '/v1/topics', { name: 'keyed', partitions: 3 })).status).toBe(201);
     const client = t.client();
