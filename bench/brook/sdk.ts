@@ -108,10 +108,11 @@ export class BrookSdk implements LogSystem {
     return {
       async next(max) {
         let bytes = 0;
-        for (let i = 0; i < max; i++) {
-          const r = await consumer.next();
-          if (r.done === true) throw new Error(`${topic}/${partition}: the consumer ended at offset ${offset}`);
-          const record = r.value;
+        let count = 0;
+        // nextBatch: the SDK's call for many records under one promise.
+        const records = await consumer.nextBatch(max);
+        if (records.length === 0) throw new Error(`${topic}/${partition}: the consumer ended at offset ${offset}`);
+        for (const record of records) {
           if (record.offset !== offset) throw new Error(`${topic}/${partition}: offset ${record.offset} where ${offset} was expected`);
           if (raw) {
             const value = record.valueBytes;
@@ -123,8 +124,9 @@ export class BrookSdk implements LogSystem {
             bytes += record.value.length + 2;
           }
           offset++;
+          count++;
         }
-        return { count: max, bytes };
+        return { count, bytes };
       },
       async close() {
         await consumer.close();

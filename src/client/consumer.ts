@@ -96,6 +96,8 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
    */
   private readonly lostPositions = new Map<number, number>();
   private current: Buffered | null = null;
+  /** The last record of each partition in the batch `nextBatch` handed out last. */
+  private currentBatch: Buffered[] | null = null;
 
   private epoch = 0;
   private memberId: string | null = null;
@@ -228,11 +230,8 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
       if (this.closed) return { done: true, value: undefined };
       const entry = this.buffer.shift();
       if (entry !== undefined) {
-        const st = entry.state;
-        st.delivered = entry.record.offset + 1;
-        st.returnRecords += 1;
-        st.returnBytes += entry.bytes;
-        this.grant(st, false);
+        this.handOut(entry);
+        this.grant(entry.state, false);
         this.current = entry;
         return { done: false, value: this.decode(entry) };
       }
@@ -240,6 +239,63 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
       for (const st of this.partitions.values()) this.grant(st, true);
       await this.wake.promise;
     }
+  }
+
+  /**
+   * Up to `max` buffered records at once, waiting for the first when none is buffered: `next()`
+   * for many records under one promise (each partition's records in order). The records of the
+   * previous batch count as processed when this is called again, as the previous record does for
+   * `next()`. An empty array means the consumer is closed. Rejects like `next()`; a record whose
+   * `decode` throws ends the batch before it and is reported by the next call.
+   */
+  async nextBatch(max = 1000): Promise<ConsumedRecord<T>[]> {
+    if (!Number.isSafeInteger(max) || max < 1) throw new InvalidArgumentError(`max must be a positive integer, got ${String(max)}`);
+    this.markProcessed();
+    for (;;) {
+      if (this.failure !== null) {
+        const err = this.failure;
+        this.failure = null;
+        void this.close();
+        throw err;
+      }
+      if (this.closed) return [];
+      if (this.buffer.length > 0) return this.takeBatch(max);
+      // Nothing buffered and the application is waiting: return all used credit now.
+      for (const st of this.partitions.values()) this.grant(st, true);
+      await this.wake.promise;
+    }
+  }
+
+  private takeBatch(max: number): ConsumedRecord<T>[] {
+    const out: ConsumedRecord<T>[] = [];
+    const lasts = new Map<PartitionState, Buffered>();
+    for (let entry = this.buffer.peek(); entry !== undefined && out.length < max; entry = this.buffer.peek()) {
+      let record: ConsumedRecord<T>;
+      try {
+        record = this.decode(entry);
+      } catch (err) {
+        if (out.length > 0) break; // reported by the next call, with this record first in line
+        this.buffer.shift();
+        this.handOut(entry);
+        this.current = entry;
+        throw err;
+      }
+      this.buffer.shift();
+      this.handOut(entry);
+      lasts.set(entry.state, entry);
+      out.push(record);
+    }
+    for (const st of lasts.keys()) this.grant(st, false);
+    this.currentBatch = [...lasts.values()];
+    return out;
+  }
+
+  /** Counts a record as delivered to the application (credit to return, resume position). */
+  private handOut(entry: Buffered): void {
+    const st = entry.state;
+    st.delivered = entry.record.offset + 1;
+    st.returnRecords += 1;
+    st.returnBytes += entry.bytes;
   }
 
   /** Ends a `for await` loop: closes the consumer (see {@link close}). */
@@ -604,10 +660,15 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
 
   private markProcessed(): void {
     const c = this.current;
-    if (c === null) return;
-    this.current = null;
-    const next = c.record.offset + 1;
-    if (c.state.processed === null || next > c.state.processed) c.state.processed = next;
+    if (c !== null) {
+      this.current = null;
+      processedUpTo(c);
+    }
+    const batch = this.currentBatch;
+    if (batch !== null) {
+      this.currentBatch = null;
+      for (const last of batch) processedUpTo(last);
+    }
   }
 
   private decode(entry: Buffered): ConsumedRecord<T> {
@@ -672,6 +733,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     // The record in the application's hands when it breaks out of the loop (or throws: the two
     // look the same from here) is not counted as processed: at-least-once.
     this.current = null;
+    this.currentBatch = null;
     const live = this.owned();
     try {
       // As on a rebalance: the application may commit its own way before the partitions go.
@@ -800,4 +862,10 @@ function signal(): { promise: Promise<void>; resolve: () => void; reject: (err: 
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** The application is done with `entry` and everything before it in its partition. */
+function processedUpTo(entry: Buffered): void {
+  const next = entry.record.offset + 1;
+  if (entry.state.processed === null || next > entry.state.processed) entry.state.processed = next;
 }

@@ -46,6 +46,37 @@ describe('produce and consume', () => {
     await consumer.close();
   });
 
+  it('nextBatch hands out many records at once, each partition in order, and counts the previous batch as processed', async () => {
+    expect((await call(t.url, 'POST', '/v1/topics', { name: 'batched', partitions: 2 })).status).toBe(201);
+    const client = t.client();
+    const producers = [0, 1].map((partition) => client.producer<number>({ topic: 'batched', partition }));
+    await Promise.all(producers.map((p, partition) => p.sendMany(Array.from({ length: 50 }, (_, n) => ({ value: partition * 1000 + n })))));
+    const consumer = client.consumer<number>({ topic: 'batched', group: 'batches', autoCommit: false });
+    await expect(consumer.nextBatch(0)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const got: number[] = [];
+    while (got.length < 60) {
+      const batch = await consumer.nextBatch(25);
+      expect(batch.length).toBeGreaterThan(0);
+      expect(batch.length).toBeLessThanOrEqual(25);
+      got.push(...batch.map((r) => r.value));
+    }
+    // Every partition's records in order, none twice.
+    for (const partition of [0, 1]) {
+      const mine = got.filter((v) => Math.floor(v / 1000) === partition);
+      expect(mine).toEqual(Array.from({ length: mine.length }, (_, n) => partition * 1000 + n));
+    }
+    // Commit covers what was handed out; a new member of the group resumes right after it.
+    await consumer.commit();
+    await consumer.close();
+    const resumed = client.consumer<number>({ topic: 'batched', group: 'batches' });
+    const rest: number[] = [];
+    while (rest.length < 100 - got.length) rest.push(...(await resumed.nextBatch(100)).map((r) => r.value));
+    expect(new Set([...got, ...rest]).size).toBe(100);
+    expect(rest.length).toBe(100 - got.length);
+    await resumed.close();
+    expect(await resumed.nextBatch()).toEqual([]);
+  });
+
   it('routes records by key when no partition is given, and delivers live records to a consumer started at latest', async () => {
     expect((await call(t.url, 'POST', '/v1/topics', { name: 'keyed', partitions: 3 })).status).toBe(201);
     const client = t.client();
