@@ -20,7 +20,7 @@ import { NO_METRICS, type CdcMetricsSink } from './metrics.js';
 import { floorKey, lastPosition, type StreamPosition } from './positions.js';
 import { ReplicationConnection } from './replication-connection.js';
 import { runIncrementalSnapshot } from './incremental-snapshot.js';
-import { append, readSnapshotState, runSnapshot } from './snapshot.js';
+import { append, readSnapshotState, runSnapshot, type SnapshotSink } from './snapshot.js';
 import { readIncrementalSnapshots, SnapshotTracker, type IncrementalProgress, type SnapshotMode, type SnapshotStatus } from './snapshot-status.js';
 import { StreamPipeline, type PreparedTable } from './stream-pipeline.js';
 import { WatermarkObserver } from './watermark-window.js';
@@ -268,6 +268,19 @@ export class CdcSource {
     if (this.snapshots.size > MAX_TRACKED_SNAPSHOTS) this.snapshots.delete(this.snapshots.keys().next().value!);
   }
 
+  /** Where a snapshot on the live session writes its rows and progress. */
+  private sinkOf(live: LiveSession): SnapshotSink {
+    return {
+      db: live.db,
+      source: this.config.name,
+      chunkRows: this.config.snapshotChunkRows,
+      writer: live.writer,
+      engine: this.engine,
+      progressTopic: live.progressTopic,
+      metrics: this.metrics,
+    };
+  }
+
   /** Runs an incremental snapshot on the live session; `fresh` appends its `incremental_started` record first. */
   private async incremental(live: LiveSession, tracker: SnapshotTracker, tables: readonly PreparedTable[], fresh: boolean): Promise<void> {
     try {
@@ -281,13 +294,7 @@ export class CdcSource {
         url: this.config.url,
         tracker,
         tables,
-        db: live.db,
-        source: this.config.name,
-        chunkRows: this.config.snapshotChunkRows,
-        writer: live.writer,
-        engine: this.engine,
-        progressTopic: live.progressTopic,
-        metrics: this.metrics,
+        ...this.sinkOf(live),
         observer: live.observer,
         failed: live.stopped,
         logger: this.logger,
@@ -366,13 +373,7 @@ export class CdcSource {
           consistentPoint: created.consistentPoint,
           snapshotId: id,
           tables: todo,
-          db: live.db,
-          source: this.config.name,
-          chunkRows: this.config.snapshotChunkRows,
-          writer: live.writer,
-          engine: this.engine,
-          progressTopic: live.progressTopic,
-          metrics: this.metrics,
+          ...this.sinkOf(live),
           failed: live.stopped,
           resetFirst: true,
           onTableDone: (table, rows) => tracker.tableDone(table, rows),

@@ -12,15 +12,13 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { partitionForKey, type Engine } from '../engine/index.js';
+import { partitionForKey } from '../engine/index.js';
 import { encodeEvent, TableSchema, type ChangeEvent } from './envelope.js';
 import { CdcError, fromPgError } from './errors.js';
-import type { LogWriter } from './log-writer.js';
-import type { CdcMetricsSink } from './metrics.js';
 import type { Tuple } from './pgoutput-decoder.js';
 import { LSN_HEADER, SEQ_HEADER, SNAPSHOT_HEADER } from './positions.js';
 import { quoteIdent, SESSION_OPTIONS } from './replication-connection.js';
-import { customTypes, RAW_TEXT } from './snapshot.js';
+import { customTypes, RAW_TEXT, type SnapshotSink } from './snapshot.js';
 import type { IncrementalProgress, SnapshotTracker } from './snapshot-status.js';
 import type { ObservedTransaction, PreparedTable } from './stream-pipeline.js';
 import { ChunkWindow, WATERMARK_PREFIX, type ChunkRow, type WatermarkObserver } from './watermark-window.js';
@@ -28,18 +26,11 @@ import { ChunkWindow, WATERMARK_PREFIX, type ChunkRow, type WatermarkObserver } 
 /** Reads of one chunk whose window overflowed (MAX_EARLY_KEYS) before the snapshot gives up. */
 export const MAX_WINDOW_ATTEMPTS = 10;
 
-export interface IncrementalRunOptions {
+export interface IncrementalRunOptions extends SnapshotSink {
   readonly url: string;
   readonly tracker: SnapshotTracker;
   /** In the order to read them; tables the tracker has done are skipped. */
   readonly tables: readonly PreparedTable[];
-  readonly db: string;
-  readonly source: string;
-  readonly chunkRows: number;
-  readonly writer: LogWriter;
-  readonly engine: Engine;
-  readonly progressTopic: string;
-  readonly metrics: CdcMetricsSink;
   readonly observer: WatermarkObserver;
   /** Non-null once the session ended (the reason): the snapshot stops at its next check. */
   readonly failed: () => unknown;

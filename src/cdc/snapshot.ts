@@ -86,12 +86,8 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
   return { snapshot, complete, tables, done, skip };
 }
 
-export interface SnapshotRunOptions {
-  readonly url: string;
-  readonly snapshotName: string;
-  readonly consistentPoint: Lsn;
-  readonly snapshotId: string;
-  readonly tables: readonly PreparedTable[];
+/** Where a snapshot's rows and progress go: the same for the blocking and the incremental one. */
+export interface SnapshotSink {
   readonly db: string;
   readonly source: string;
   readonly chunkRows: number;
@@ -99,6 +95,14 @@ export interface SnapshotRunOptions {
   readonly engine: Engine;
   readonly progressTopic: string;
   readonly metrics: CdcMetricsSink;
+}
+
+export interface SnapshotRunOptions extends SnapshotSink {
+  readonly url: string;
+  readonly snapshotName: string;
+  readonly consistentPoint: Lsn;
+  readonly snapshotId: string;
+  readonly tables: readonly PreparedTable[];
   readonly failed: () => unknown;
   /**
    * A resumed snapshot: each table starts with a `t` event (snapshot: true) so a consumer that

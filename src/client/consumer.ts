@@ -220,25 +220,12 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
    */
   async next(): Promise<IteratorResult<ConsumedRecord<T>, undefined>> {
     this.markProcessed();
-    for (;;) {
-      if (this.failure !== null) {
-        const err = this.failure;
-        this.failure = null;
-        void this.close();
-        throw err;
-      }
-      if (this.closed) return { done: true, value: undefined };
-      const entry = this.buffer.shift();
-      if (entry !== undefined) {
-        this.handOut(entry);
-        this.grant(entry.state, false);
-        this.current = entry;
-        return { done: false, value: this.decode(entry) };
-      }
-      // Nothing buffered and the application is waiting: return all used credit now.
-      for (const st of this.partitions.values()) this.grant(st, true);
-      await this.wake.promise;
-    }
+    if (!this.recordReady() && !(await this.waitForRecords())) return { done: true, value: undefined };
+    const entry = this.buffer.shift()!;
+    this.handOut(entry);
+    this.grant(entry.state, false);
+    this.current = entry;
+    return { done: false, value: this.decode(entry) };
   }
 
   /**
@@ -251,6 +238,19 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
   async nextBatch(max = 1000): Promise<ConsumedRecord<T>[]> {
     if (!Number.isSafeInteger(max) || max < 1) throw new InvalidArgumentError(`max must be a positive integer, got ${String(max)}`);
     this.markProcessed();
+    return this.recordReady() || (await this.waitForRecords()) ? this.takeBatch(max) : [];
+  }
+
+  /** A record can be handed out without waiting (no await on the hot path). */
+  private recordReady(): boolean {
+    return this.failure === null && !this.closed && this.buffer.length > 0;
+  }
+
+  /**
+   * Waits until a record is buffered (true) or the consumer is closed (false); throws, once, the
+   * error that ended the consumer.
+   */
+  private async waitForRecords(): Promise<boolean> {
     for (;;) {
       if (this.failure !== null) {
         const err = this.failure;
@@ -258,8 +258,8 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
         void this.close();
         throw err;
       }
-      if (this.closed) return [];
-      if (this.buffer.length > 0) return this.takeBatch(max);
+      if (this.closed) return false;
+      if (this.buffer.length > 0) return true;
       // Nothing buffered and the application is waiting: return all used credit now.
       for (const st of this.partitions.values()) this.grant(st, true);
       await this.wake.promise;
