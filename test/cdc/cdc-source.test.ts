@@ -1,46 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import { PartitionBusyError, type Engine } from '../../src/engine/index.js';
 import { CdcError, CdcSource, parseCdcSourceConfig, parseLsn, UNCHANGED_TOAST_SENTINEL, walLevelError, type CdcSourceInput } from '../../src/cdc/index.js';
 import { requireService } from '../helpers/services.js';
-import { tempDir } from '../helpers/temp-dir.js';
-import { adminQuery, createTestDatabase, eventually, readTopic, type TestDatabase } from './pg.js';
+import { sourceFixture } from './source-fixture.js';
+import { adminQuery, eventually, readTopic, type TestDatabase } from './pg.js';
 
 const available = await requireService('postgres');
 const logger = pino({ level: 'silent' });
 
 describe.runIf(available)('CDC source on PostgreSQL', () => {
   let db: TestDatabase;
-  let dir: { path: string; remove: () => Promise<void> };
   let engine: EmbeddedEngine;
-  const sources: CdcSource[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dir = await tempDir('brook-cdc-');
-    engine = new EmbeddedEngine({ dataDir: dir.path });
-    await engine.open();
+  const { startSource, stopSource, track } = sourceFixture({ dirPrefix: 'brook-cdc-' }, logger, (d, e) => {
+    db = d;
+    engine = e;
   });
-  afterAll(async () => {
-    for (const s of sources) await s.stop();
-    await engine?.close();
-    await db?.drop();
-    await dir?.remove();
-  });
-
-  const startSource = async (input: Omit<CdcSourceInput, 'url'>): Promise<CdcSource> => {
-    const source = new CdcSource({ config: parseCdcSourceConfig({ url: db.url, heartbeatIntervalMs: 0, ...input }), engine, logger });
-    await source.start();
-    sources.push(source);
-    return source;
-  };
-  const stopSource = async (source: CdcSource): Promise<void> => {
-    await source.stop();
-    sources.splice(sources.indexOf(source), 1);
-  };
   const confirmedFlush = async (slot: string): Promise<bigint> => {
     const r = await db.client.query<{ lsn: string }>(`SELECT (confirmed_flush_lsn - '0/0')::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
     return BigInt(r.rows[0]!.lsn);
@@ -279,7 +257,7 @@ describe.runIf(available)('CDC source on PostgreSQL', () => {
       logger,
     });
     await source.start();
-    sources.push(source);
+    track(source);
     // 300 transactions back to back (one simple query), so more arrive while an append fails.
     await db.client.query(Array.from({ length: 300 }, (_, i) => `BEGIN; INSERT INTO flaky_t VALUES (${i + 1}); COMMIT;`).join(' '));
     const events = await eventually(async () => {

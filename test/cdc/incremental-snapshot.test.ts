@@ -4,12 +4,12 @@
  */
 import pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
-import { CdcSource, parseCdcSourceConfig, parseLsn, type CdcSourceInput, type SnapshotStatus } from '../../src/cdc/index.js';
+import { parseLsn, type CdcSource, type SnapshotStatus } from '../../src/cdc/index.js';
 import { requireService } from '../helpers/services.js';
-import { tempDir } from '../helpers/temp-dir.js';
-import { createTestDatabase, eventually, readTopic, type TestDatabase, type TopicEvent } from './pg.js';
+import { sourceFixture } from './source-fixture.js';
+import { eventually, readTopic, type TestDatabase, type TopicEvent } from './pg.js';
 
 const available = await requireService('postgres');
 const logger = pino({ level: 'silent' });
@@ -27,33 +27,11 @@ function replay(events: readonly TopicEvent[]): [number, number][] {
 
 describe.runIf(available)('CDC incremental snapshot', () => {
   let db: TestDatabase;
-  let dir: { path: string; remove: () => Promise<void> };
   let engine: EmbeddedEngine;
-  const sources: CdcSource[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase('brook_cdc_incr');
-    dir = await tempDir('brook-cdc-incr-');
-    engine = new EmbeddedEngine({ dataDir: dir.path });
-    await engine.open();
+  const { startSource, stopSource } = sourceFixture({ database: 'brook_cdc_incr', dirPrefix: 'brook-cdc-incr-' }, logger, (d, e) => {
+    db = d;
+    engine = e;
   });
-  afterAll(async () => {
-    for (const s of sources) await s.stop();
-    await engine?.close();
-    await db?.drop();
-    await dir?.remove();
-  });
-
-  const startSource = async (input: Omit<CdcSourceInput, 'url'>): Promise<CdcSource> => {
-    const source = new CdcSource({ config: parseCdcSourceConfig({ url: db.url, heartbeatIntervalMs: 0, ...input }), engine, logger });
-    await source.start();
-    sources.push(source);
-    return source;
-  };
-  const stopSource = async (source: CdcSource): Promise<void> => {
-    await source.stop();
-    sources.splice(sources.indexOf(source), 1);
-  };
   /** Concurrent updates, deletes and upserts over ids 1..rows until stopped. */
   const load = async (table: string, rows: number): Promise<{ stop: () => Promise<number> }> => {
     const writer = new pg.Client({ connectionString: db.url });
