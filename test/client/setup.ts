@@ -8,13 +8,13 @@
  * - an optional gate on the engine's appends, so a test can hold produce acknowledgements and
  *   observe the client's backpressure through promise states rather than timing.
  */
-import { createServer as createTcpServer, connect, type Server as TcpServer, type Socket } from 'node:net';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { BrookClient, type ClientOptions } from '../../src/client/index.js';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import type { Engine } from '../../src/engine/index.js';
 import { createServer, type BrookServer, type ServerOptions } from '../../src/server/index.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 export interface ClientTestServer {
@@ -46,7 +46,7 @@ export async function setup(options: SetupOptions = {}): Promise<ClientTestServe
   await engine.open();
   const served = options.wrap ? options.wrap(engine) : engine;
   const server = await createServer({ engine: served, host: '127.0.0.1', port: 0, logger, ...options.server });
-  const proxy = await startProxy(server.port);
+  const proxy = await tcpProxy(server.port);
   const clients = new Set<BrookClient>();
   return {
     url: server.url,
@@ -65,7 +65,11 @@ export async function setup(options: SetupOptions = {}): Promise<ClientTestServe
       clients.add(client);
       return client;
     },
-    cut: () => proxy.cut(),
+    // Drops the connections through the proxy; new ones go through (the client reconnects).
+    cut: () => {
+      proxy.cut();
+      proxy.heal();
+    },
     get proxied() {
       return proxy.accepted;
     },
@@ -75,54 +79,6 @@ export async function setup(options: SetupOptions = {}): Promise<ClientTestServe
       await server.close();
       await engine.close();
       await dir.remove();
-    },
-  };
-}
-
-interface Proxy {
-  readonly port: number;
-  readonly accepted: number;
-  cut(): void;
-  close(): Promise<void>;
-}
-
-async function startProxy(targetPort: number): Promise<Proxy> {
-  const pairs = new Set<[Socket, Socket]>();
-  let accepted = 0;
-  const server: TcpServer = createTcpServer((client) => {
-    accepted++;
-    const upstream = connect(targetPort, '127.0.0.1');
-    const pair: [Socket, Socket] = [client, upstream];
-    pairs.add(pair);
-    const drop = (): void => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-  const cut = (): void => {
-    for (const [a, b] of [...pairs]) {
-      a.destroy();
-      b.destroy();
-    }
-    pairs.clear();
-  };
-  return {
-    port: address.port,
-    get accepted() {
-      return accepted;
-    },
-    cut,
-    close() {
-      cut();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

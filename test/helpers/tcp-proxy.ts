@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
  */
 export interface TcpProxy {
   readonly port: number;
+  /** Connections proxied so far (not counting those refused while cut). */
+  readonly accepted: number;
   cut(): void;
   heal(): void;
   close(): Promise<void>;
@@ -16,11 +18,13 @@ export interface TcpProxy {
 export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let down = false;
+  let accepted = 0;
   const server: Server = createServer((client) => {
     if (down) {
       client.destroy();
       return;
     }
+    accepted++;
     const upstream = new (client.constructor as typeof Socket)();
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -47,6 +51,9 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   };
   return {
     port: (server.address() as AddressInfo).port,
+    get accepted() {
+      return accepted;
+    },
     cut,
     heal() {
       down = false;
