@@ -2,11 +2,11 @@
  * Appends CDC records to the engine, in order, and tells when they are durable.
  *
  * One append in flight per partition; records arriving meanwhile wait in that partition's queue
- * and go out together in the next append (group commit on top of the engine's). An append starts
- * in a microtask, once the current replication chunk has been decoded, so a transaction that
- * arrives in one chunk is one append (one fsync), not its first row alone and then the rest. So within a
+ * and go out together in the next append (group commit on top of the engine's). So within a
  * partition records become durable in the order written, which the restart dedupe relies on
- * (docs/cdc.md, "Exactly once"). Everything not yet durable counts against `maxBufferedBytes`;
+ * (docs/cdc.md, "Exactly once"). An append starts in a microtask, once the current replication
+ * chunk has been decoded, so a transaction that arrives in one chunk is one append (one fsync),
+ * not its first row alone and then the rest. Everything not yet durable counts against `maxBufferedBytes`;
  * `onPressure(true)` asks the caller to stop reading (pause the replication socket) and
  * `onPressure(false)` to resume once below half.
  */
