@@ -17,7 +17,7 @@
  * survives retries. Idempotent batches are resent with the same producer id and sequence, so the
  * server recognises an already-appended batch and answers with its original offsets.
  */
-import { BINARY_RECORD_FIXED_BYTES, binaryRecordParts, encodeProduceFrame, encodeRecordsBody, type BinaryRecordParts } from './binary.js';
+import { BINARY_RECORD_FIXED_BYTES, binaryRecordParts, ProduceFrame, type BinaryRecordParts } from './binary.js';
 import type { Connection } from './connection.js';
 import { fullJitter } from './backoff.js';
 import {
@@ -150,7 +150,8 @@ interface Batch {
   frameBytes: number;
   recordsJson: string;
   /** Binary protocol: the records, encoded once when the batch is cut (a retry resends them). */
-  recordsBody: Uint8Array | null;
+  /** Binary protocol: the encoded frame, its header rewritten per send. */
+  frame: ProduceFrame | null;
   producerId: string | null;
   sequence: number;
   /** Failures that count against `retries`. */
@@ -370,13 +371,22 @@ export class Producer<T = unknown> {
   }
 
   private dispatch(batch: Batch): void {
+    if (this.settings.idempotent) this.assignSequence(batch);
     if (this.conn.binary) {
       const parts = batch.entries.map((e) => e.bin!);
-      batch.recordsBody = encodeRecordsBody(parts, batch.frameBytes);
+      batch.frame = new ProduceFrame(this.headerFields(batch), parts, batch.frameBytes);
     } else batch.recordsJson = batch.entries.map((e) => e.json).join(',');
-    if (this.settings.idempotent) this.assignSequence(batch);
     this.inflight.push(batch);
     this.transmit(batch);
+  }
+
+  /** The produce frame's members after `"id"`: the same for every send of a batch (retries too). */
+  private headerFields(batch: Batch): string {
+    const s = this.settings;
+    const partition = s.partition === undefined ? '' : `,"partition":${s.partition}`;
+    const producer =
+      batch.producerId === null ? '' : `,"producer":{"id":${JSON.stringify(batch.producerId)},"sequence":${batch.sequence}}`;
+    return `,"topic":${s.topicJson}${partition}${producer}`;
   }
 
   private assignSequence(batch: Batch): void {
@@ -387,16 +397,13 @@ export class Producer<T = unknown> {
 
   private transmit(batch: Batch): void {
     batch.state = 'sending';
-    const s = this.settings;
-    const partition = s.partition === undefined ? '' : `,"partition":${s.partition}`;
-    const producer =
-      batch.producerId === null ? '' : `,"producer":{"id":${JSON.stringify(batch.producerId)},"sequence":${batch.sequence}}`;
-    const body = batch.recordsBody;
-    const fields = `,"topic":${s.topicJson}${partition}${producer}`;
-    const build =
-      body === null
-        ? (id: number) => `{"type":"produce","id":${id}${fields},"records":[${batch.recordsJson}]}`
-        : (id: number) => encodeProduceFrame(`{"id":${id}${fields}}`, batch.entries.length, body);
+    const frame = batch.frame;
+    let build: (id: number) => string | Uint8Array;
+    if (frame !== null) build = (id) => frame.withId(id);
+    else {
+      const fields = this.headerFields(batch);
+      build = (id) => `{"type":"produce","id":${id}${fields},"records":[${batch.recordsJson}]}`;
+    }
     this.conn.produce(build).then(
       (reply) => this.onAcked(batch, reply.offsets),
       (err: unknown) => this.onFailed(batch, err instanceof Error ? err : new ProtocolError(String(err))),
@@ -539,7 +546,7 @@ export class Producer<T = unknown> {
 }
 
 function newBatch(): Batch {
-  return { entries: [], frameBytes: 0, recordsJson: '', recordsBody: null, producerId: null, sequence: 0, failures: 0, state: 'sending', done: false };
+  return { entries: [], frameBytes: 0, recordsJson: '', frame: null, producerId: null, sequence: 0, failures: 0, state: 'sending', done: false };
 }
 
 function maxBatchBytes(limits: ServerLimits, topicJson: string): number {

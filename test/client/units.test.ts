@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decodeProduceFrame, decodeProduceRecords } from '../../src/broker/binary-frames.js';
 import { fullJitter } from '../../src/client/backoff.js';
+import { binaryRecordParts, ProduceFrame } from '../../src/client/binary.js';
 import { wsUrl } from '../../src/client/connection.js';
 import { Fifo } from '../../src/lib/fifo.js';
 import { utf8Length, utf8LengthPortable } from '../../src/client/utf8.js';
@@ -104,5 +106,34 @@ describe('parseServerFrame', () => {
         }
       }),
     );
+  });
+});
+
+describe('ProduceFrame', () => {
+  it('is the frame the server decodes, with the header rewritten in place for every request id', () => {
+    const records = [
+      binaryRecordParts('k1', new TextEncoder().encode('{"a":1}'), { trace: 'ab' }),
+      binaryRecordParts(null, null, undefined),
+      binaryRecordParts('ключ', new Uint8Array([0, 255, 7]), undefined),
+    ];
+    const size = records.reduce((n, r) => n + r.size, 0);
+    const frame = new ProduceFrame(',"topic":"orders","partition":2,"producer":{"id":"p-1","sequence":40}', records, size);
+    for (const id of [1, 4_294_967_296, Number.MAX_SAFE_INTEGER, 7]) {
+      const bytes = frame.withId(id);
+      const decoded = decodeProduceFrame(bytes);
+      if (!decoded.ok) throw new Error(decoded.message);
+      expect(decoded.header).toEqual({ id, topic: 'orders', partition: 2, producer: { id: 'p-1', sequence: 40 } });
+      const got = decodeProduceRecords(decoded.body, decoded.recordCount).map((r) => ({
+        key: r.key === null ? null : new TextDecoder().decode(r.key),
+        value: r.value === null ? null : [...r.value],
+        headers: r.headers ?? {},
+      }));
+      expect(got).toEqual([
+        { key: 'k1', value: [...new TextEncoder().encode('{"a":1}')], headers: { trace: 'ab' } },
+        { key: null, value: null, headers: {} },
+        { key: 'ключ', value: [0, 255, 7], headers: {} },
+      ]);
+    }
+    expect(() => frame.withId(-1)).toThrow(RangeError);
   });
 });
