@@ -20,3 +20,8 @@ export const MAX_GROUPS_PER_SESSION = 64;
 export const MAX_COMMITS_PER_FRAME = 10_000;
 /** Longest accepted subscription name or request id string. */
 export const MAX_NAME_LENGTH = 256;
+/**
+ * Longest record header name accepted from a producer, in characters: at most 3 UTF-8 bytes
+ * each, so it always fits the binary subprotocol's u16 name length.
+ */
+export const MAX_HEADER_NAME_LENGTH = 16_384;

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { TopicPartition } from '../engine/index.js';
-import { MAX_COMMITS_PER_FRAME, MAX_NAME_LENGTH } from './defaults.js';
+import { MAX_COMMITS_PER_FRAME, MAX_HEADER_NAME_LENGTH, MAX_NAME_LENGTH } from './defaults.js';
 import type { FrameErrorCode } from './errors.js';
 
 // ── inbound ─────────────────────────────────────────────────────────────────────────────────
@@ -41,7 +41,7 @@ const produce = z.strictObject({
 export const recordSchema = z.strictObject({
   key: z.string().nullable().optional(),
   value: z.unknown(),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z.record(z.string().max(MAX_HEADER_NAME_LENGTH), z.string()).optional(),
 });
 export const recordsSchema = z.array(recordSchema);
 

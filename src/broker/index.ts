@@ -9,7 +9,7 @@ export { TopicAutoCreator } from './auto-create.js';
 export { ReadBudget, budgetedRead, MIN_READ_GRANT_BYTES } from './read-budget.js';
 export { StreamError } from './errors.js';
 export { groupSubName } from './group-member-session.js';
-export { INVALID_FRAME_LIMIT } from './defaults.js';
+export { INVALID_FRAME_LIMIT, MAX_HEADER_NAME_LENGTH } from './defaults.js';
 
 export type {
   FrameTransport,

@@ -55,6 +55,8 @@ describe('HTTP bad input', () => {
       { records: 'nope' },
       { records: [{ key: 5, value: 1 }] },
       { records: [{ value: 1, headers: { h: 1 } }] },
+      // A header name longer than MAX_HEADER_NAME_LENGTH (16,384) could not travel in binary frames.
+      { records: [{ value: 1, headers: { ['h'.repeat(16_385)]: 'v' } }] },
       { records: [{ key: 'k' }] },
       { records: [{ valeu: 1 }] },
       { records: [{ value: 1 }], partition: '0' },

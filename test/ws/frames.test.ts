@@ -227,6 +227,7 @@ describe('WebSocket protocol: frames', () => {
       'INVALID_FRAME',
     );
     expect(await codeOf({ type: 'produce', topic: 'codes', records: [{ value: 1, extra: true }] })).toBe('INVALID_FRAME');
+    expect(await codeOf({ type: 'produce', topic: 'codes', records: [{ value: 1, headers: { ['h'.repeat(16_385)]: 'v' } }] })).toBe('INVALID_FRAME');
     expect(await codeOf({ type: 'produce', topic: 'codes', records: [{ value: 'x'.repeat(1024 * 1024 + 1) }] })).toBe(
       'MESSAGE_TOO_LARGE',
     );

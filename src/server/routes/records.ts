@@ -5,7 +5,7 @@ import {
   type Engine,
   type ReadResult,
 } from '../../engine/index.js';
-import { budgetedRead } from '../../broker/index.js';
+import { budgetedRead, MAX_HEADER_NAME_LENGTH } from '../../broker/index.js';
 import { authorize } from '../auth/index.js';
 import { declaredLength } from '../body.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS } from '../defaults.js';
@@ -28,7 +28,7 @@ const produceEnvelope = z.strictObject({
 const recordSchema = z.strictObject({
   key: z.string().nullable().optional(),
   value: z.unknown(),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z.record(z.string().max(MAX_HEADER_NAME_LENGTH), z.string()).optional(),
 });
 const recordsSchema = z.array(recordSchema);
 
