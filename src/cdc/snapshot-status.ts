@@ -4,6 +4,7 @@
  * folded back into it after a restart (docs/cdc.md, "Incremental snapshots").
  */
 import type { Engine } from '../engine/index.js';
+import { forEachProgressRecord } from './snapshot.js';
 
 export type SnapshotMode = 'incremental' | 'blocking';
 
@@ -129,26 +130,17 @@ const INCREMENTAL = new Set(['incremental_started', 'incremental_chunk', 'increm
  */
 export async function readIncrementalSnapshots(engine: Engine, topic: string): Promise<SnapshotTracker[]> {
   const found = new Map<string, SnapshotTracker>();
-  const { lowWatermark, highWatermark } = await engine.watermarks(topic, 0);
-  let offset = lowWatermark;
-  while (offset < highWatermark) {
-    const r = await engine.read(topic, 0, offset, { maxRecords: 1000 });
-    for (const rec of r.records) {
-      if (!rec.value) continue;
-      const p = JSON.parse(Buffer.from(rec.value).toString('utf8')) as { status?: unknown };
-      if (typeof p.status !== 'string' || !INCREMENTAL.has(p.status)) continue;
-      const progress = p as IncrementalProgress;
-      if (progress.status === 'incremental_started') {
-        found.delete(progress.snapshot);
-        found.set(progress.snapshot, new SnapshotTracker(progress.snapshot, 'incremental', progress.tables));
-        if (found.size > MAX_REMEMBERED_SNAPSHOTS) found.delete(found.keys().next().value!);
-      } else {
-        found.get(progress.snapshot)?.apply(progress);
-      }
+  await forEachProgressRecord(engine, topic, (p) => {
+    if (typeof p.status !== 'string' || !INCREMENTAL.has(p.status)) return;
+    const progress = p as IncrementalProgress;
+    if (progress.status === 'incremental_started') {
+      found.delete(progress.snapshot);
+      found.set(progress.snapshot, new SnapshotTracker(progress.snapshot, 'incremental', progress.tables));
+      if (found.size > MAX_REMEMBERED_SNAPSHOTS) found.delete(found.keys().next().value!);
+    } else {
+      found.get(progress.snapshot)?.apply(progress);
     }
-    if (r.records.length === 0) break;
-    offset = r.nextOffset;
-  }
+  });
   const out = [...found.values()];
   for (const t of out) if (t.state === 'running') t.state = 'interrupted';
   return out;

@@ -50,6 +50,18 @@ export interface SnapshotState {
   readonly skip: Readonly<Record<string, string>>;
 }
 
+/** Every record of the (small, one-partition) progress topic, parsed, in order. */
+export async function forEachProgressRecord(engine: Engine, topic: string, visit: (record: { readonly status?: unknown }) => void): Promise<void> {
+  const { lowWatermark, highWatermark } = await engine.watermarks(topic, 0);
+  let offset = lowWatermark;
+  while (offset < highWatermark) {
+    const r = await engine.read(topic, 0, offset, { maxRecords: 1000 });
+    for (const rec of r.records) if (rec.value) visit(JSON.parse(Buffer.from(rec.value).toString('utf8')) as { readonly status?: unknown });
+    if (r.records.length === 0) break;
+    offset = r.nextOffset;
+  }
+}
+
 /** Reads the whole (small) progress topic: where the last snapshot got to. */
 export async function readSnapshotState(engine: Engine, topic: string): Promise<SnapshotState> {
   let snapshot: string | null = null;
@@ -58,31 +70,23 @@ export async function readSnapshotState(engine: Engine, topic: string): Promise<
   let tables = new Set<string>();
   // Skip points accumulate across snapshots: each stays needed until the slot is confirmed past it.
   let skip: Record<string, string> = {};
-  const { lowWatermark, highWatermark } = await engine.watermarks(topic, 0);
-  let offset = lowWatermark;
-  while (offset < highWatermark) {
-    const r = await engine.read(topic, 0, offset, { maxRecords: 1000 });
-    for (const rec of r.records) {
-      if (!rec.value) continue;
-      const p = JSON.parse(Buffer.from(rec.value).toString('utf8')) as SnapshotProgress;
-      if (p.status === 'started') {
-        // A new snapshot starts over; a resumed one writes no `started`.
-        done = new Set();
-        tables = new Set(p.tables);
-        snapshot = p.snapshot;
-        complete = false;
-      } else if (p.status === 'table_done') {
-        done.add(p.table);
-        if (p.skipBefore !== undefined) skip[p.table] = p.skipBefore;
-      } else if (p.status === 'complete') {
-        complete = true;
-        skip = { ...skip, ...p.skip };
-      }
-      // Other statuses belong to incremental snapshots (snapshot-status.ts), which never block a start.
+  await forEachProgressRecord(engine, topic, (record) => {
+    const p = record as SnapshotProgress;
+    if (p.status === 'started') {
+      // A new snapshot starts over; a resumed one writes no `started`.
+      done = new Set();
+      tables = new Set(p.tables);
+      snapshot = p.snapshot;
+      complete = false;
+    } else if (p.status === 'table_done') {
+      done.add(p.table);
+      if (p.skipBefore !== undefined) skip[p.table] = p.skipBefore;
+    } else if (p.status === 'complete') {
+      complete = true;
+      skip = { ...skip, ...p.skip };
     }
-    if (r.records.length === 0) break;
-    offset = r.nextOffset;
-  }
+    // Other statuses belong to incremental snapshots (snapshot-status.ts), which never block a start.
+  });
   return { snapshot, complete, tables, done, skip };
 }
 

@@ -4,12 +4,11 @@
  * client reconnects to B and recovers with no gap and no duplicate.
  */
 import { randomBytes } from 'node:crypto';
-import { connect } from 'nats';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RealtimeClient, type SubscribedInfo, type WebSocketConstructor } from '../../src/client/index.js';
-import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { startCli, type CliProcess } from '../cli/run-cli.js';
+import { destroyChannelCluster } from '../helpers/channel-cluster.js';
 import { requireService, SERVICES } from '../helpers/services.js';
 import { eventually } from '../ws/setup.js';
 
@@ -39,19 +38,7 @@ describe.runIf(natsUp)('channel cluster: a Brook node killed with -9', () => {
       p.child.kill('SIGTERM');
       await p.exited(15_000).catch(() => undefined);
     }
-    const nc = await connect({ servers: nats });
-    try {
-      const jsm = await nc.jetstreamManager();
-      for await (const info of jsm.streams.list()) {
-        const name = info.config.name;
-        if (name.startsWith(`${prefix}_ch_`) || name === `KV_${prefix}_presence`) await jsm.streams.delete(name);
-      }
-    } finally {
-      await nc.close();
-    }
-    const admin = new JetStreamEngine({ servers: nats, prefix });
-    await admin.open();
-    await admin.destroy();
+    await destroyChannelCluster(nats, prefix);
   }, 60_000);
 
   it('the client reconnects to the surviving node and recovers without gap or duplicate', async () => {

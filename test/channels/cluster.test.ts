@@ -13,6 +13,7 @@ import { RealtimeClient, type SubscribedInfo, type WebSocketConstructor } from '
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 import { createServer, type BrookServer } from '../../src/server/index.js';
+import { destroyChannelCluster } from '../helpers/channel-cluster.js';
 import { requireService, SERVICES } from '../helpers/services.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -45,19 +46,7 @@ afterEach(async () => {
 function cluster(): { node: (via?: string) => Promise<Node> } {
   const prefix = `BC${randomBytes(5).toString('hex')}`;
   cleanups.push(async () => {
-    const nc = await connect({ servers });
-    try {
-      const jsm = await nc.jetstreamManager();
-      for await (const info of jsm.streams.list()) {
-        const name = info.config.name;
-        if (name.startsWith(`${prefix}_ch_`) || name === `KV_${prefix}_presence`) await jsm.streams.delete(name);
-      }
-    } finally {
-      await nc.close();
-    }
-    const admin = new JetStreamEngine({ servers, prefix });
-    await admin.open();
-    await admin.destroy();
+    await destroyChannelCluster(servers, prefix);
   });
   return {
     /** `via`: the NATS URL this node connects to (a proxy, to fault its connection alone). */

@@ -1,0 +1,23 @@
+import { connect } from 'nats';
+import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
+
+/**
+ * Deletes everything a channel cluster and its JetStream engine keep under `prefix`: the
+ * channel streams and the presence bucket (which `destroy()` leaves, as they live outside
+ * `<prefix>.>`), then the engine's own streams and buckets.
+ */
+export async function destroyChannelCluster(servers: string, prefix: string): Promise<void> {
+  const nc = await connect({ servers });
+  try {
+    const jsm = await nc.jetstreamManager();
+    for await (const info of jsm.streams.list()) {
+      const name = info.config.name;
+      if (name.startsWith(`${prefix}_ch_`) || name === `KV_${prefix}_presence`) await jsm.streams.delete(name);
+    }
+  } finally {
+    await nc.close();
+  }
+  const admin = new JetStreamEngine({ servers, prefix });
+  await admin.open();
+  await admin.destroy();
+}
