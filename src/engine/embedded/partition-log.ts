@@ -92,6 +92,14 @@ const CLEAN_MARKER = 'clean-shutdown.json';
 const PRODUCER_SNAPSHOT = 'producers.json';
 const MAX_FLUSH_BATCHES = 512; // below IOV_MAX (1024) so one writev takes a whole group
 const MAX_FLUSH_BYTES = 32 * 1024 * 1024;
+/**
+ * How far ahead of its data the active segment of an fsync topic is extended (sparse, with
+ * ftruncate). An append that grows the file must also commit the new size to the journal on
+ * every sync; inside the allocated length only the data (and, once per filesystem block, its
+ * block allocation) has to reach the disk. Holes take no space; the tail is cut back when the
+ * segment is sealed or closed, and recovery drops it as a torn tail after a crash.
+ */
+const PREALLOCATE_BYTES = 8 * 1024 * 1024;
 const READ_CHUNK_MIN = 64 * 1024;
 
 /**
@@ -105,6 +113,8 @@ const READ_CHUNK_MIN = 64 * 1024;
 export class PartitionLog {
   private segments: Segment[] = [];
   private activeHandle: FileHandle | null = null;
+  /** Length of the active segment's file: its data (`size`) plus any preallocated sparse tail. */
+  private activeFileBytes = 0;
   private nextOffset = 0;
   private hw = 0;
   private lastTimestamp = 0;
@@ -255,8 +265,12 @@ export class PartitionLog {
     await this.maybeRoll(bytes);
     const segment = this.activeSegment;
     const handle = this.activeHandle!;
+    const durable = this.dataSync;
+    if (durable) await this.preallocate(segment, bytes);
     const buffers = group.map((b) => b.buf);
+    const started = durable ? performance.now() : 0;
     let written = 0;
+    // An fsync topic's handle is O_DSYNC: each writev returns once its bytes are on disk.
     while (written < bytes) {
       const { bytesWritten } = await handle.writev(
         written === 0 ? buffers : remainingBuffers(buffers, written),
@@ -265,11 +279,7 @@ export class PartitionLog {
       if (bytesWritten === 0) throw new StorageError('the disk accepted no bytes');
       written += bytesWritten;
     }
-    if (this.opts.config.durability === 'fsync') {
-      const started = performance.now();
-      await handle.datasync();
-      this.opts.onFsync?.((performance.now() - started) / 1000);
-    }
+    if (durable) this.opts.onFsync?.((performance.now() - started) / 1000);
 
     let position = segment.size;
     for (const batch of group) {
@@ -325,6 +335,30 @@ export class PartitionLog {
     });
   }
 
+  /** fsync topics write through an O_DSYNC handle into a preallocated file. */
+  private get dataSync(): boolean {
+    return this.opts.config.durability === 'fsync';
+  }
+
+  /** Extends the active file (sparse) when `incoming` bytes would run past its end. */
+  private async preallocate(segment: Segment, incoming: number): Promise<void> {
+    const end = segment.size + incoming;
+    if (end <= this.activeFileBytes) return;
+    const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, this.opts.config.segmentBytes));
+    await this.activeHandle!.truncate(target);
+    this.activeFileBytes = target;
+  }
+
+  /** Cuts the preallocated tail off the active file and syncs its length. */
+  private async trimActive(): Promise<void> {
+    const segment = this.activeSegment;
+    if (this.activeFileBytes > segment.size) {
+      await this.activeHandle!.truncate(segment.size);
+      this.activeFileBytes = segment.size;
+    }
+    await this.activeHandle!.datasync();
+  }
+
   private get activeSegment(): Segment {
     return this.segments[this.segments.length - 1]!;
   }
@@ -352,16 +386,22 @@ export class PartitionLog {
       firstTimestamp: -1,
       index: new SegmentIndex(),
     });
-    this.activeHandle = await openForWrite(next.logPath);
+    this.activeHandle = await openForWrite(next.logPath, this.dataSync);
+    this.activeFileBytes = 0;
     this.segments.push(next);
     this.lastBatch = null;
     await this.syncDir();
     await this.writeProducerSnapshot();
   }
 
+  /**
+   * Trims and syncs the active segment and writes its final index entry and index files. The
+   * trim comes first: a sealed segment's length on disk must be its data, since recovery scans
+   * only the last segment.
+   */
   private async sealActive(): Promise<void> {
     const segment = this.activeSegment;
-    await this.activeHandle!.datasync();
+    await this.trimActive();
     if (this.lastBatch) segment.index!.add(this.lastBatch.relOffset, this.lastBatch.position, this.lastBatch.maxTimestamp);
     await segment.writeIndex(segment.index!);
   }
@@ -813,7 +853,7 @@ export class PartitionLog {
         }),
     );
     const active = this.activeSegment;
-    this.activeHandle = await openForWrite(active.logPath);
+    this.activeHandle = await openForWrite(active.logPath, this.dataSync);
 
     let replayFrom: Array<{ header: BatchHeader }> = [];
     const trusted = marker !== null && marker.segment === active.baseOffset && marker.size === active.size;
@@ -829,6 +869,7 @@ export class PartitionLog {
       replayFrom = scan.batches;
       if (marker === null && active.size > 0) logger.info({ topic, partition, segment: active.name, batches: scan.batches.length }, 'recovered active segment after unclean shutdown');
     }
+    this.activeFileBytes = active.size; // a preallocated tail was cut by the scan as a torn one
     this.forceIndexEntry = true;
     if (active.nextOffset > active.baseOffset) this.avgStoredRecordBytes = active.size / (active.nextOffset - active.baseOffset);
     this.nextOffset = active.nextOffset;

@@ -1,4 +1,5 @@
 import { readFile, writeFile, rename, open, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { BATCH_HEADER_BYTES, BATCH_MAGIC, checkBatch, lastOffsetOf, type BatchHeader } from './batch-codec.js';
 import { SegmentIndex } from './segment-index.js';
@@ -189,11 +190,13 @@ export async function findNextBatch(
   return null;
 }
 
-/** Opens (creating if needed) a segment's log file for appending at explicit positions. */
-export async function openForWrite(path: string): Promise<FileHandle> {
-  return open(path, 'a+').then(async (h) => {
-    // 'a+' only to create; reopen r+ so positional writes land where we say (O_APPEND ignores them).
-    await h.close();
-    return open(path, 'r+');
-  });
+/**
+ * Opens (creating if needed) a segment's log file for writing at explicit positions (no O_APPEND,
+ * which would ignore them). With `dataSync`, the file is opened O_DSYNC: each write returns only
+ * once its data (and the metadata needed to read it back) is on disk, so a durable append is one
+ * call on the thread pool instead of a write and an fdatasync.
+ */
+export async function openForWrite(path: string, dataSync: boolean): Promise<FileHandle> {
+  const { O_RDWR, O_CREAT, O_DSYNC } = fsConstants;
+  return open(path, O_RDWR | O_CREAT | (dataSync ? O_DSYNC : 0));
 }
