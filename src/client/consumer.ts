@@ -28,6 +28,7 @@ import {
   DEFAULT_CREDIT_RECORDS,
   DEFAULT_RETRY_BASE_MS,
   DEFAULT_RETRY_CAP_MS,
+  IDLE_CREDIT_RETURN_MS,
 } from './defaults.js';
 import {
   BrookClientError,
@@ -108,6 +109,8 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryAttempt = 0;
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Returns all used credit once the application has waited on an empty buffer for a while. */
+  private idleCreditTimer: ReturnType<typeof setTimeout> | undefined;
 
   private wake: { promise: Promise<void>; resolve: () => void } = signal();
   private failure: Error | null = null;
@@ -260,10 +263,23 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
       }
       if (this.closed) return false;
       if (this.buffer.length > 0) return true;
-      // Nothing buffered and the application is waiting: return all used credit now.
-      for (const st of this.partitions.values()) this.grant(st, true);
+      // Nothing buffered and the application is waiting. The server still holds at least half
+      // the window (used credit goes back in halves), so it can go on pushing without a credit
+      // frame per push; what is held back goes back after a short idle wait, for a record
+      // larger than the byte credit the server has left.
+      for (const st of this.partitions.values()) this.grant(st, false);
+      this.armIdleCreditReturn();
       await this.wake.promise;
     }
+  }
+
+  private armIdleCreditReturn(): void {
+    if (this.idleCreditTimer !== undefined) return;
+    this.idleCreditTimer = setTimeout(() => {
+      this.idleCreditTimer = undefined;
+      if (this.closed || this.buffer.length > 0) return;
+      for (const st of this.partitions.values()) this.grant(st, true);
+    }, IDLE_CREDIT_RETURN_MS);
   }
 
   private takeBatch(max: number): ConsumedRecord<T>[] {
@@ -729,6 +745,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.commitTimer);
+    clearTimeout(this.idleCreditTimer);
     this.notify();
     // The record in the application's hands when it breaks out of the loop (or throws: the two
     // look the same from here) is not counted as processed: at-least-once.

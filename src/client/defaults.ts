@@ -24,6 +24,11 @@ export const DEFAULT_RETRY_CAP_MS = 5_000;
 
 export const DEFAULT_CREDIT_RECORDS = 1000;
 export const DEFAULT_CREDIT_BYTES = 1024 * 1024;
+/**
+ * A consumer waiting on an empty buffer returns the credit it holds back after this long (it
+ * otherwise returns used credit in halves of the window, not once per pushed frame).
+ */
+export const IDLE_CREDIT_RETURN_MS = 20;
 export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5_000;
 
 /**

@@ -175,6 +175,19 @@ describe('produce and consume', () => {
     expect(await waiting).toEqual({ done: true, value: undefined });
   });
 
+  it('a record larger than the byte credit the server has left still arrives: idle credit goes back', async () => {
+    const client = t.client();
+    const producer = client.producer<string>({ topic: 'big-after-small', partition: 0 });
+    await producer.send({ value: 's'.repeat(1000) });
+    await producer.send({ value: 'b'.repeat(2400) });
+    // After the first record the consumer holds back ~1 KB of used credit (less than half the
+    // window), which leaves the server too little for the second: only the idle return frees it.
+    const consumer = client.consumer<string>({ topic: 'big-after-small', credits: { records: 100, bytes: 3000 } });
+    const got = await take(consumer, 2);
+    expect(got.map((r) => r.value.length)).toEqual([1000, 2400]);
+    await consumer.close();
+  });
+
   it('seek() moves the position and drops what was buffered', async () => {
     const client = t.client();
     const producer = client.producer({ topic: 'seek', partition: 0 });
