@@ -49,6 +49,7 @@ const produceHeader = z.strictObject({
   topic: z.string(),
   partition: count.optional(),
   producer: z.strictObject({ id: z.string().min(1), sequence: count }).optional(),
+  compact_ack: z.boolean().optional(),
 });
 export type BinaryProduceHeader = z.infer<typeof produceHeader>;
 

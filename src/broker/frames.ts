@@ -33,6 +33,7 @@ const produce = z.strictObject({
   topic: z.string(),
   partition: count.optional(),
   producer: z.strictObject({ id: z.string().min(1), sequence: count }).optional(),
+  compact_ack: z.boolean().optional(),
   // Checked after the in-flight bound and the batch size, so an excess frame costs no validation.
   records: z.array(z.unknown()),
 });
@@ -255,6 +256,8 @@ export type ServerFrame =
       /** Either explicit positions (routed by key) or a run of consecutive offsets in one partition. */
       readonly offsets: readonly PartitionOffset[] | { readonly partition: number; readonly base: number; readonly count: number };
       readonly duplicate: boolean;
+      /** The producer asked for `compact_ack`: a run is sent as one object, not one entry per record. */
+      readonly compact?: boolean;
     }
   | { readonly type: 'subscribed'; readonly id: RequestId; readonly sub: string; readonly offset: number; readonly high_watermark: number }
   | {
@@ -327,7 +330,7 @@ export function encodeFrame(frame: ServerFrame): string {
     case 'jobs':
       return `{"type":"jobs","sub":${JSON.stringify(frame.sub)},"queue":${JSON.stringify(frame.queue)},"messages":${frame.messages}}`;
     case 'produced':
-      return `{"type":"produced","id":${JSON.stringify(frame.id)},"offsets":${offsetsJson(frame.offsets)},"duplicate":${frame.duplicate}}`;
+      return `{"type":"produced","id":${JSON.stringify(frame.id)},"offsets":${offsetsJson(frame.offsets, frame.compact === true)},"duplicate":${frame.duplicate}}`;
     case 'welcome':
     case 'subscribed':
     case 'unsubscribed':
@@ -347,7 +350,8 @@ export function encodeFrame(frame: ServerFrame): string {
   }
 }
 
-function offsetsJson(offsets: Extract<ServerFrame, { type: 'produced' }>['offsets']): string {
+function offsetsJson(offsets: Extract<ServerFrame, { type: 'produced' }>['offsets'], compact: boolean): string {
+  if (compact && 'base' in offsets) return `{"partition":${offsets.partition},"base":${offsets.base},"count":${offsets.count}}`;
   let out = '[';
   if ('base' in offsets) {
     for (let i = 0; i < offsets.count; i++) {

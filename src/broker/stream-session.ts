@@ -126,6 +126,8 @@ interface ProduceRequest {
   readonly topic: string;
   readonly partition?: number | undefined;
   readonly producer?: { readonly id: string; readonly sequence: number } | undefined;
+  /** Answer a run of offsets in one partition as one object (docs/protocol.md, `compact_ack`). */
+  readonly compactAck: boolean;
   readonly recordCount: number;
   /** The engine records; throws a StreamError (INVALID_FRAME) for malformed ones. */
   decode(): ProduceRecord[];
@@ -267,6 +269,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       topic: header.topic,
       partition: header.partition,
       producer: header.producer,
+      compactAck: header.compact_ack === true,
       recordCount,
       decode: () => {
         try {
@@ -478,6 +481,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       topic: frame.topic,
       partition: frame.partition,
       producer: frame.producer,
+      compactAck: frame.compact_ack === true,
       recordCount: frame.records.length,
       decode: () => {
         const parsed = recordsSchema.safeParse(frame.records);
@@ -568,6 +572,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       id: frame.id,
       offsets: { partition: result.partition, base: result.baseOffset, count: result.count },
       duplicate: result.duplicate,
+      compact: frame.compactAck,
     };
   }
 

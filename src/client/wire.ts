@@ -119,8 +119,19 @@ export interface CreditFrame {
   readonly bytes: number;
 }
 
+/** Consecutive offsets in one partition: a `produced` reply to a produce with `compact_ack`. */
+export interface OffsetRun {
+  readonly partition: number;
+  readonly base: number;
+  readonly count: number;
+}
+
 export type Reply =
-  | { readonly type: 'produced'; readonly offsets: readonly { readonly partition: number; readonly offset: number }[]; readonly duplicate: boolean }
+  | {
+      readonly type: 'produced';
+      readonly offsets: readonly { readonly partition: number; readonly offset: number }[] | OffsetRun;
+      readonly duplicate: boolean;
+    }
   | { readonly type: 'subscribed'; readonly sub: string; readonly offset: number; readonly highWatermark: number }
   | { readonly type: 'unsubscribed'; readonly sub: string }
   | { readonly type: 'joined'; readonly memberId: string; readonly generation: number; readonly assignment: readonly TopicPartition[]; readonly heartbeatIntervalMs: number }
@@ -288,15 +299,21 @@ function assignment(o: Obj): AssignmentFrame {
   };
 }
 
+function offsetRun(o: Obj): OffsetRun {
+  return { partition: int(o, 'partition'), base: int(o, 'base'), count: int(o, 'count') };
+}
+
 function reply(type: string, o: Obj): Reply | null {
   switch (type) {
     case 'produced':
       return {
         type,
-        offsets: arr(o, 'offsets').map((e) => {
-          const p = obj(e, 'offset');
-          return { partition: int(p, 'partition'), offset: int(p, 'offset') };
-        }),
+        offsets: Array.isArray(o['offsets'])
+          ? arr(o, 'offsets').map((e) => {
+              const p = obj(e, 'offset');
+              return { partition: int(p, 'partition'), offset: int(p, 'offset') };
+            })
+          : offsetRun(obj(o['offsets'], 'offsets')),
         duplicate: o['duplicate'] === true,
       };
     case 'subscribed':

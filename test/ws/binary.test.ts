@@ -43,6 +43,10 @@ describe('WebSocket protocol: binary subprotocol', () => {
       offsets: [0, 1, 2, 3].map((offset) => ({ partition: 0, offset })),
       duplicate: false,
     });
+    expect(await c.produceBinary({ topic: 'bin-compact', partition: 0, compact_ack: true }, records)).toMatchObject({
+      type: 'produced',
+      offsets: { partition: 0, base: 0, count: 4 },
+    });
     const stored = (await t.engine.read('bin-raw', 0, 0)).records;
     expect(stored.map((r) => [r.key === null ? null : [...r.key], r.value === null ? null : [...r.value], r.headers])).toEqual([
       [[...Buffer.from('k1')], [0, 255, 1, 2], {}],

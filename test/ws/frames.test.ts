@@ -73,6 +73,27 @@ describe('WebSocket protocol: frames', () => {
     await c.close();
   });
 
+  it('compact_ack: a run of offsets in one partition is one object; records routed by key still get the list', async () => {
+    await t.engine.createTopic('compact', { partitions: 2 });
+    const c = await WsClient.connect(t.wsUrl);
+    const records = [{ value: 1 }, { value: 2 }, { value: 3 }];
+    await c.request({ type: 'produce', topic: 'compact', partition: 1, records });
+    expect(await c.request({ type: 'produce', topic: 'compact', partition: 1, compact_ack: true, records })).toEqual({
+      type: 'produced',
+      id: expect.any(Number),
+      offsets: { partition: 1, base: 3, count: 3 },
+      duplicate: false,
+    });
+    const byKey = await c.request({ type: 'produce', topic: 'compact', compact_ack: true, records: [{ key: 'a', value: 1 }, { key: 'b', value: 2 }] });
+    expect(byKey['offsets']).toHaveLength(2);
+    expect(await c.request({ type: 'produce', topic: 'compact', partition: 0, compact_ack: 'yes', records })).toMatchObject({
+      type: 'error',
+      code: 'INVALID_FRAME',
+    });
+    expect((await t.engine.watermarks('compact', 0)).highWatermark).toBe(byKey['offsets'].filter((o: { partition: number }) => o.partition === 0).length);
+    await c.close();
+  });
+
   it('subscribe → subscribed, records, credit, seek → subscribed, unsubscribe → unsubscribed', async () => {
     await t.engine.createTopic('subs');
     await t.engine.append('subs', 0, [0, 1, 2].map((i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(JSON.stringify({ i })) })));
