@@ -90,7 +90,8 @@ describe('WebSocket protocol: frames', () => {
       type: 'error',
       code: 'INVALID_FRAME',
     });
-    expect((await t.engine.watermarks('compact', 0)).highWatermark).toBe(byKey['offsets'].filter((o: { partition: number }) => o.partition === 0).length);
+    const byKeyOffsets = byKey['offsets'] as { partition: number }[];
+    expect((await t.engine.watermarks('compact', 0)).highWatermark).toBe(byKeyOffsets.filter((o) => o.partition === 0).length);
     await c.close();
   });
 

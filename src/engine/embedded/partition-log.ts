@@ -72,6 +72,24 @@ interface PendingBatch {
   readonly reject: (err: Error) => void;
 }
 
+/** A group of batches on its way to the disk. */
+interface GroupWrite {
+  readonly group: PendingBatch[];
+  readonly bytes: number;
+  /** Its position in the active segment. */
+  readonly position: number;
+  /** Settles (never rejects) when the write is over; `error` tells how. */
+  done: Promise<void>;
+  settled: boolean;
+  error: Error | null;
+}
+
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 interface Waiter {
   readonly offset: number;
   readonly resolve: (ready: boolean) => void;
@@ -92,6 +110,15 @@ const CLEAN_MARKER = 'clean-shutdown.json';
 const PRODUCER_SNAPSHOT = 'producers.json';
 const MAX_FLUSH_BATCHES = 512; // below IOV_MAX (1024) so one writev takes a whole group
 const MAX_FLUSH_BYTES = 32 * 1024 * 1024;
+/** Groups written per turn of the flush loop before it lets queued exclusive work (retention, compaction) run. */
+const MAX_GROUPS_PER_TURN = 8;
+/**
+ * Groups on their way to the disk at once, per partition. Two overlapping O_DSYNC writes of
+ * 1 MiB moved 1.2–3× the bytes of one at a time on this machine's disk.
+ */
+const MAX_WRITES_IN_FLIGHT = 2;
+/** A second group starts while one is in flight only when this much waits (else it gathers). */
+const PIPELINE_MIN_BYTES = 256 * 1024;
 /**
  * How far ahead of its data the active segment of an fsync topic is extended (sparse, with
  * ftruncate). An append that grows the file must also commit the new size to the journal on
@@ -115,6 +142,12 @@ export class PartitionLog {
   private activeHandle: FileHandle | null = null;
   /** Length of the active segment's file: its data (`size`) plus any preallocated sparse tail. */
   private activeFileBytes = 0;
+  /** Groups being written, in file order; published (acknowledged) in that order. */
+  private readonly writes: GroupWrite[] = [];
+  /** Where the next group is written: the active segment's `size` plus the groups in flight. */
+  private writeEnd = 0;
+  /** Resolved by the next append while the flush loop waits for one. */
+  private appendSignal: { promise: Promise<void>; resolve: () => void } | null = null;
   private nextOffset = 0;
   private hw = 0;
   private lastTimestamp = 0;
@@ -227,61 +260,133 @@ export class PartitionLog {
     });
     this.pendingBytes += buf.length;
     if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count: records.length, result });
+    const appended = this.appendSignal;
+    if (appended !== null) {
+      this.appendSignal = null;
+      appended.resolve();
+    }
     this.scheduleFlush();
     return result;
   }
 
   private scheduleFlush(): void {
-    if (!this.flushing) this.flushing = this.runExclusive(() => this.flushOnce());
+    if (!this.flushing) this.flushing = this.runExclusive(() => this.flushTurn());
   }
 
   /**
-   * Writes one group, then queues the next behind any waiting exclusive work, so retention and
-   * compaction swaps are never starved by a constant stream of appends.
+   * Writes what is queued, group by group, for at most {@link MAX_GROUPS_PER_TURN} groups, and
+   * returns with nothing in flight, so retention and compaction swaps queued behind it are never
+   * starved by a constant stream of appends. A second group is written while the first is still
+   * on its way to the disk only when at least {@link PIPELINE_MIN_BYTES} wait: large groups gain
+   * from two syncs in flight, small ones from gathering behind the one in flight (fewer syncs).
    */
-  private async flushOnce(): Promise<void> {
+  private async flushTurn(): Promise<void> {
     try {
-      if (this.pending.length === 0 || this.failure) return;
-      let n = 0;
-      let bytes = 0;
-      while (n < this.pending.length && n < MAX_FLUSH_BATCHES && (n === 0 || bytes < MAX_FLUSH_BYTES)) {
-        bytes += this.pending[n]!.buf.length;
-        n++;
+      let groups = 0;
+      while (!this.failure && groups < MAX_GROUPS_PER_TURN && (this.pending.length > 0 || this.writes.length > 0)) {
+        const canDispatch =
+          this.pending.length > 0 &&
+          (this.writes.length === 0 || (this.writes.length < MAX_WRITES_IN_FLIGHT && this.pendingBytes >= PIPELINE_MIN_BYTES));
+        if (!canDispatch) {
+          const oldest = this.writes[0]!;
+          // Room for a second write: also wake for appends, which may make enough to start one.
+          if (this.writes.length < MAX_WRITES_IN_FLIGHT) await Promise.race([oldest.done, this.nextAppend()]);
+          else await oldest.done;
+          if (oldest.settled) await this.completeOldestWrite();
+          continue;
+        }
+        const { group, bytes } = this.takeGroup();
+        try {
+          if (this.needsRoll(bytes)) {
+            await this.drainWrites();
+            if (this.failure) throw this.storageFailure();
+            await this.roll();
+          }
+          if (this.dataSync) await this.preallocate(bytes);
+        } catch (err) {
+          this.fail(err as Error, group);
+          break;
+        }
+        this.dispatch(group, bytes);
+        groups++;
       }
-      const group = this.pending.splice(0, n);
-      this.pendingBytes -= bytes;
-      try {
-        await this.writeGroup(group, bytes);
-      } catch (err) {
-        this.fail(err as Error, group);
-      }
+      await this.drainWrites();
     } finally {
       this.flushing = null;
       if (this.pending.length > 0 && !this.failure) this.scheduleFlush();
     }
   }
 
-  private async writeGroup(group: PendingBatch[], bytes: number): Promise<void> {
-    await this.maybeRoll(bytes);
-    const segment = this.activeSegment;
-    const handle = this.activeHandle!;
-    const durable = this.dataSync;
-    if (durable) await this.preallocate(segment, bytes);
+  /** The oldest queued batches, up to 512 batches / 32 MiB (at least one). */
+  private takeGroup(): { group: PendingBatch[]; bytes: number } {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.pending.length && n < MAX_FLUSH_BATCHES && (n === 0 || bytes < MAX_FLUSH_BYTES)) {
+      bytes += this.pending[n]!.buf.length;
+      n++;
+    }
+    this.pendingBytes -= bytes;
+    return { group: this.pending.splice(0, n), bytes };
+  }
+
+  /** Starts writing a group at the end of what was dispatched before it. */
+  private dispatch(group: PendingBatch[], bytes: number): void {
+    const write: GroupWrite = { group, bytes, position: this.writeEnd, error: null, settled: false, done: Promise.resolve() };
+    this.writeEnd += bytes;
+    write.done = this.writeAt(this.activeHandle!, group, bytes, write.position).then(
+      () => {
+        write.settled = true;
+      },
+      (err: unknown) => {
+        write.error = err instanceof Error ? err : new StorageError(String(err));
+        write.settled = true;
+      },
+    );
+    this.writes.push(write);
+  }
+
+  /** Writes a group's batches at `position`; for fsync topics (O_DSYNC handle) durable on return. */
+  private async writeAt(handle: FileHandle, group: PendingBatch[], bytes: number, position: number): Promise<void> {
     const buffers = group.map((b) => b.buf);
-    const started = durable ? performance.now() : 0;
+    const started = this.dataSync ? performance.now() : 0;
     let written = 0;
-    // An fsync topic's handle is O_DSYNC: each writev returns once its bytes are on disk.
     while (written < bytes) {
-      const { bytesWritten } = await handle.writev(
-        written === 0 ? buffers : remainingBuffers(buffers, written),
-        segment.size + written,
-      );
+      const { bytesWritten } = await handle.writev(written === 0 ? buffers : remainingBuffers(buffers, written), position + written);
       if (bytesWritten === 0) throw new StorageError('the disk accepted no bytes');
       written += bytesWritten;
     }
-    if (durable) this.opts.onFsync?.((performance.now() - started) / 1000);
+    if (this.dataSync) this.opts.onFsync?.((performance.now() - started) / 1000);
+  }
 
-    let position = segment.size;
+  /**
+   * Waits for the oldest write in flight and publishes it. Writes finish in any order but are
+   * published in file order: the high watermark never passes a group that is not on disk. After
+   * a failure every later group is refused too.
+   */
+  private async completeOldestWrite(): Promise<void> {
+    const write = this.writes[0]!;
+    await write.done;
+    this.writes.shift();
+    if (write.error !== null && !this.failure) this.fail(write.error, write.group);
+    else if (this.failure) for (const batch of write.group) batch.reject(this.storageFailure());
+    else this.publish(write);
+  }
+
+  /** Resolves at the next append (the flush loop waits on it beside the write in flight). */
+  private nextAppend(): Promise<void> {
+    this.appendSignal ??= signal();
+    return this.appendSignal.promise;
+  }
+
+  private async drainWrites(): Promise<void> {
+    while (this.writes.length > 0) await this.completeOldestWrite();
+  }
+
+  /** A group is on disk: indexes it, caches it, moves the high watermark and acknowledges it. */
+  private publish({ group, bytes, position: start }: GroupWrite): void {
+    const segment = this.activeSegment;
+    if (start !== segment.size) throw new StorageError(`group written at ${start} but the segment ends at ${segment.size}`);
+    let position = start;
     for (const batch of group) {
       const relOffset = batch.baseOffset - segment.baseOffset;
       const lastIndexed = segment.index!.lastPosition;
@@ -340,9 +445,9 @@ export class PartitionLog {
     return this.opts.config.durability === 'fsync';
   }
 
-  /** Extends the active file (sparse) when `incoming` bytes would run past its end. */
-  private async preallocate(segment: Segment, incoming: number): Promise<void> {
-    const end = segment.size + incoming;
+  /** Extends the active file (sparse) when `incoming` more bytes would run past its end. */
+  private async preallocate(incoming: number): Promise<void> {
+    const end = this.writeEnd + incoming;
     if (end <= this.activeFileBytes) return;
     const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, this.opts.config.segmentBytes));
     await this.activeHandle!.truncate(target);
@@ -363,12 +468,13 @@ export class PartitionLog {
     return this.segments[this.segments.length - 1]!;
   }
 
-  private async maybeRoll(incomingBytes: number): Promise<void> {
+  /** Whether `incomingBytes` more would pass the segment's size or age (an empty one never rolls). */
+  private needsRoll(incomingBytes: number): boolean {
     const segment = this.activeSegment;
-    if (segment.size === 0) return;
-    const tooBig = segment.size + incomingBytes > this.opts.config.segmentBytes;
+    if (this.writeEnd === 0) return false;
+    const tooBig = this.writeEnd + incomingBytes > this.opts.config.segmentBytes;
     const tooOld = segment.firstTimestamp >= 0 && this.opts.now() - segment.firstTimestamp >= this.opts.config.segmentMs;
-    if (tooBig || tooOld) await this.roll();
+    return tooBig || tooOld;
   }
 
   /** Seals the active segment (fsync, final index entry, index files) and starts a new one. */
@@ -388,6 +494,7 @@ export class PartitionLog {
     });
     this.activeHandle = await openForWrite(next.logPath, this.dataSync);
     this.activeFileBytes = 0;
+    this.writeEnd = 0;
     this.segments.push(next);
     this.lastBatch = null;
     await this.syncDir();
@@ -870,6 +977,7 @@ export class PartitionLog {
       if (marker === null && active.size > 0) logger.info({ topic, partition, segment: active.name, batches: scan.batches.length }, 'recovered active segment after unclean shutdown');
     }
     this.activeFileBytes = active.size; // a preallocated tail was cut by the scan as a torn one
+    this.writeEnd = active.size;
     this.forceIndexEntry = true;
     if (active.nextOffset > active.baseOffset) this.avgStoredRecordBytes = active.size / (active.nextOffset - active.baseOffset);
     this.nextOffset = active.nextOffset;
