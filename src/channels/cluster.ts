@@ -339,14 +339,15 @@ export class JetStreamChannelCluster {
 
   /**
    * This channel's stored messages at or after `from`: one by direct get, or, when `many` are
-   * known to be missing, up to `max` through a short-lived consumer (stream-batch-reader.ts).
+   * known to be missing, up to `max` through a short-lived consumer (stream-batch-reader.ts) —
+   * unless the node already runs its maximum of those, when it is one by direct get again.
    */
   private async readFrom(channel: Channel, from: number, max: number, many: boolean): Promise<Stored[]> {
-    if (!many) {
+    const read = many ? await this.batches.read(this.streamName(channel.namespace), this.subjectOf(channel), from, max) : null;
+    if (read === null) {
       const m = await this.next(channel, from);
       return m === null ? [] : [m];
     }
-    const read = await this.batches.read(this.streamName(channel.namespace), this.subjectOf(channel), from, max);
     return read.map((m) => ({ seq: m.seq, data: decoder.decode(m.data), timestamp: m.timestamp, first: m.first }));
   }
 

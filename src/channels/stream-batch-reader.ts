@@ -24,15 +24,39 @@ export interface StoredMessage {
 const INACTIVE_MS = 10_000;
 /** Upper bound of a pull's wait when messages vanish (age limit) between create and pull. */
 const PULL_EXPIRES_MS = 2_000;
+/** Batch reads at once per node: each holds a server-side consumer and up to `max` messages. */
+export const MAX_CONCURRENT_BATCH_READS = 16;
 
 export class StreamBatchReader {
+  private active = 0;
+
   constructor(
     private readonly jsm: () => JetStreamManager,
     private readonly js: JetStreamClient,
+    private readonly maxConcurrent = MAX_CONCURRENT_BATCH_READS,
   ) {}
 
-  /** Up to `max` messages of `subject` at or after sequence `from`, in stream order. */
-  async read(stream: string, subject: string, from: number, max: number): Promise<StoredMessage[]> {
+  /** Batch reads under way. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /**
+   * Up to `max` messages of `subject` at or after sequence `from`, in stream order; `null`, at
+   * once, when {@link maxConcurrent} reads are already under way (many channels catching up at
+   * the same time: the caller reads one message instead, and comes back for the rest).
+   */
+  async read(stream: string, subject: string, from: number, max: number): Promise<StoredMessage[] | null> {
+    if (this.active >= this.maxConcurrent) return null;
+    this.active++;
+    try {
+      return await this.readBatch(stream, subject, from, max);
+    } finally {
+      this.active--;
+    }
+  }
+
+  private async readBatch(stream: string, subject: string, from: number, max: number): Promise<StoredMessage[]> {
     const jsm = this.jsm();
     const info = await jsm.consumers.add(stream, {
       filter_subject: subject,
