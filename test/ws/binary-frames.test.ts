@@ -12,6 +12,7 @@ import {
   encodeProduceFrame,
   encodeRecordFrame,
 } from '../../src/broker/index.js';
+import { checkProduceHeader, produceHeader } from '../../src/broker/binary-frames.js';
 import type { ProduceRecord, StoredRecord } from '../../src/engine/index.js';
 
 const bytes = fc.option(fc.uint8Array({ maxLength: 64 }), { nil: null });
@@ -146,6 +147,55 @@ describe('binary frames', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('checks produce headers by hand exactly as the schema does, for every header it accepts', () => {
+    // Each field mostly valid, sometimes just outside what the schema allows.
+    const header = fc.record(
+      {
+        id: fc.oneof(fc.integer(), fc.string({ maxLength: 8 }), fc.constantFrom('x'.repeat(256), 'x'.repeat(257), 1.5, -1, 2 ** 53, null, true)),
+        topic: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(1, null, ['t'])),
+        partition: fc.constantFrom(undefined, 0, 3, -1, 1.5, 2 ** 53, '1', null),
+        producer: fc.constantFrom(
+          undefined,
+          { id: 'p', sequence: 0 },
+          { id: 'p', sequence: 9 },
+          { id: '', sequence: 0 },
+          { id: 'p', sequence: -1 },
+          { id: 'p', sequence: 0.5 },
+          { id: 'p' },
+          { id: 'p', sequence: 1, epoch: 1 },
+          null,
+          [],
+          'p',
+        ),
+        compact_ack: fc.constantFrom(undefined, true, false, 'yes', 1, null),
+        extra: fc.constantFrom(undefined, undefined, undefined, 1),
+      },
+      { requiredKeys: ['id', 'topic'] },
+    );
+    let accepted = 0;
+    fc.assert(
+      fc.property(header, (h) => {
+        const raw = JSON.parse(JSON.stringify(h)) as Record<string, unknown>; // what the decoder sees
+        const fast = checkProduceHeader(raw);
+        const schema = produceHeader.safeParse(raw);
+        if (fast !== null) {
+          accepted++;
+          expect(schema.success).toBe(true);
+          expect(fast).toEqual(schema.data);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    expect(accepted).toBeGreaterThan(0);
+    // The headers the SDK sends take the hand-checked path.
+    for (const h of [
+      { id: 7, topic: 't' },
+      { id: 'r-1', topic: 'orders', partition: 3, producer: { id: 'p', sequence: 0 }, compact_ack: true },
+    ]) {
+      expect(checkProduceHeader(h)).toEqual(h);
+    }
   });
 
   it('describes each kind of bad envelope', () => {
