@@ -299,7 +299,10 @@ export class PartitionLog {
         try {
           if (this.needsRoll(bytes)) {
             await this.drainWrites();
-            if (this.failure) throw this.storageFailure();
+            if (this.failure) {
+              for (const batch of group) batch.reject(this.storageFailure());
+              break;
+            }
             await this.roll();
           }
           if (this.dataSync) await this.preallocate(bytes);
@@ -369,7 +372,13 @@ export class PartitionLog {
     this.writes.shift();
     if (write.error !== null && !this.failure) this.fail(write.error, write.group);
     else if (this.failure) for (const batch of write.group) batch.reject(this.storageFailure());
-    else this.publish(write);
+    else {
+      try {
+        this.publish(write);
+      } catch (err) {
+        this.fail(err as Error, write.group);
+      }
+    }
   }
 
   /** Resolves at the next append (the flush loop waits on it beside the write in flight). */
