@@ -233,6 +233,10 @@ export function parseClientFrame(text: string): ParsedFrame {
 
 // ── outbound ────────────────────────────────────────────────────────────────────────────────
 
+/** Optional protocol features a server supports, listed in `welcome` (docs/protocol.md). */
+export type ServerFeature = 'compact_ack';
+export const SERVER_FEATURES: readonly ServerFeature[] = ['compact_ack'];
+
 export interface SessionLimitsWire {
   readonly max_frame_bytes: number;
   readonly max_inflight_produce: number;
@@ -249,7 +253,7 @@ interface PartitionOffset {
 }
 
 export type ServerFrame =
-  | { readonly type: 'welcome'; readonly session: string; readonly limits: SessionLimitsWire }
+  | { readonly type: 'welcome'; readonly session: string; readonly limits: SessionLimitsWire; readonly features: readonly ServerFeature[] }
   | {
       readonly type: 'produced';
       readonly id: RequestId;

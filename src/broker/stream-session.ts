@@ -19,6 +19,7 @@ import {
   encodeFrame,
   parseClientFrame,
   recordsSchema,
+  SERVER_FEATURES,
   unreachable,
   type ClientFrame,
   type CommitFrame,
@@ -235,6 +236,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
         max_batch_records: l.maxBatchRecords,
         heartbeat_ms: l.heartbeatMs,
       },
+      features: SERVER_FEATURES,
     });
   }
 

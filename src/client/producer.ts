@@ -387,8 +387,9 @@ export class Producer<T = unknown> {
     const producer =
       batch.producerId === null ? '' : `,"producer":{"id":${JSON.stringify(batch.producerId)},"sequence":${batch.sequence}}`;
     // compact_ack: the reply names a run of offsets, not one object per record (a 1,000-record
-    // batch's reply was 32 KB of JSON for the SDK to parse).
-    return `,"topic":${s.topicJson}${partition}${producer},"compact_ack":true`;
+    // batch's reply was 32 KB of JSON for the SDK to parse). Only where the server offers it.
+    const compact = this.conn.limits?.compactAck === true ? ',"compact_ack":true' : '';
+    return `,"topic":${s.topicJson}${partition}${producer}${compact}`;
   }
 
   private assignSequence(batch: Batch): void {

@@ -51,6 +51,8 @@ export interface ServerLimits {
   readonly maxRecordBytes: number;
   readonly maxBatchRecords: number;
   readonly heartbeatMs: number;
+  /** The server answers `compact_ack` (listed in `welcome.features`; older servers refuse the field). */
+  readonly compactAck: boolean;
 }
 
 /** Requests the SDK sends, without their `id` (the connection assigns it). */
@@ -277,8 +279,9 @@ function optionalStr(o: Obj, field: string): string | undefined {
   return o[field] === undefined ? undefined : str(o, field);
 }
 
-function limits(o: Obj): ServerLimits {
+function limits(o: Obj, features: unknown): ServerLimits {
   return {
+    compactAck: Array.isArray(features) && features.includes('compact_ack'),
     maxFrameBytes: int(o, 'max_frame_bytes'),
     maxInflightProduce: int(o, 'max_inflight_produce'),
     maxInflightRequests: optionalInt(o, 'max_inflight_requests'),
@@ -364,7 +367,7 @@ export function parseServerFrame(text: string): ServerFrame {
   const id = requestId(o);
   switch (type) {
     case 'welcome':
-      return { type, session: str(o, 'session'), limits: limits(obj(o['limits'], 'limits')) };
+      return { type, session: str(o, 'session'), limits: limits(obj(o['limits'], 'limits'), o['features']) };
     case 'error':
       return {
         type,

@@ -137,3 +137,27 @@ describe('ProduceFrame', () => {
     expect(() => frame.withId(-1)).toThrow(RangeError);
   });
 });
+
+describe('welcome features', () => {
+  const welcome = (extra: object): string =>
+    JSON.stringify({
+      type: 'welcome',
+      session: 's-1',
+      limits: { max_frame_bytes: 1, max_inflight_produce: 1, max_record_bytes: 1, max_batch_records: 1, heartbeat_ms: 1 },
+      ...extra,
+    });
+
+  it('asks for compact acks only from a server that lists the feature', () => {
+    const limitsOf = (text: string): unknown => (parseServerFrame(text) as { limits: { compactAck: boolean } }).limits.compactAck;
+    expect(limitsOf(welcome({ features: ['compact_ack'] }))).toBe(true);
+    expect(limitsOf(welcome({}))).toBe(false); // an older server: the field would be refused
+    expect(limitsOf(welcome({ features: 'compact_ack' }))).toBe(false);
+  });
+
+  it('reads a compact ack as a run and a list as a list', () => {
+    const reply = (offsets: unknown): unknown => parseServerFrame(JSON.stringify({ type: 'produced', id: 1, offsets, duplicate: false }));
+    expect(reply({ partition: 2, base: 40, count: 3 })).toMatchObject({ reply: { offsets: { partition: 2, base: 40, count: 3 } } });
+    expect(reply([{ partition: 0, offset: 7 }])).toMatchObject({ reply: { offsets: [{ partition: 0, offset: 7 }] } });
+    expect(() => reply({ partition: 2, base: -1.5, count: 3 })).toThrow();
+  });
+});

@@ -26,6 +26,7 @@ describe('WebSocket protocol: frames', () => {
         max_batch_records: 10_000,
         heartbeat_ms: 30_000,
       },
+      features: ['compact_ack'],
     });
     // No subprotocol asked for: JSON anyway.
     const plain = await WsClient.connect(t.wsUrl);
