@@ -7,7 +7,7 @@ import { EngineLogSystem } from './engine-ops.js';
 export class BrookEmbedded extends EngineLogSystem implements LogSystem {
   readonly name = 'brook-embedded' as const;
   readonly label = 'Brook in-process';
-  readonly durability = 'Brook acks after a group-committed fdatasync (topic default durability "fsync").';
+  readonly durability = 'Brook acks after a group-committed O_DSYNC write (as fdatasync; topic default durability "fsync").';
 
   protected override engine: EmbeddedEngine | null = null;
   private dataDir: string | null = null;

@@ -12,7 +12,7 @@ import { startBrookServer } from './server.js';
 export class BrookHttp implements LogSystem {
   readonly name = 'brook-http' as const;
   readonly label = 'Brook HTTP';
-  readonly durability = 'Brook acks after a group-committed fdatasync (topic default durability "fsync").';
+  readonly durability = 'Brook acks after a group-committed O_DSYNC write (as fdatasync; topic default durability "fsync").';
 
   private server: ChildServer | null = null;
   private client: BrookHttpClient | null = null;

@@ -21,7 +21,7 @@ const WAIT_MS = 500;
 export class BrookQueuesInProcess implements QueueSystem {
   readonly name = 'brook-inprocess';
   readonly label = 'Brook in-process (QueueManager API)';
-  readonly durability = 'enqueue resolves after fdatasync (group commit); deliveries and acks journaled and fsynced too';
+  readonly durability = 'enqueue resolves after a durable write (O_DSYNC, group commit); deliveries and acks journaled and fsynced too';
   readonly workerModel: string;
   private engine: EmbeddedEngine | null = null;
   private queues: QueueManager | null = null;
@@ -80,7 +80,7 @@ export class BrookQueuesInProcess implements QueueSystem {
 export class BrookQueuesHttp implements QueueSystem {
   readonly name = 'brook-http';
   readonly label = 'Brook over HTTP (server process)';
-  readonly durability = 'enqueue answered after fdatasync (group commit); deliveries and acks journaled and fsynced too';
+  readonly durability = 'enqueue answered after a durable write (O_DSYNC, group commit); deliveries and acks journaled and fsynced too';
   readonly workerModel: string;
   private process: BrookProcess | null = null;
   private workers: Promise<void>[] = [];
@@ -149,7 +149,7 @@ export class BrookQueuesHttp implements QueueSystem {
 export class BrookQueuesWs implements QueueSystem {
   readonly name = 'brook-ws';
   readonly label = 'Brook over WebSocket (SDK worker)';
-  readonly durability = 'enqueue answered after fdatasync (group commit); deliveries and acks journaled and fsynced too';
+  readonly durability = 'enqueue answered after a durable write (O_DSYNC, group commit); deliveries and acks journaled and fsynced too';
   readonly workerModel: string;
   private process: BrookProcess | null = null;
   private producer: BrookClient | null = null;

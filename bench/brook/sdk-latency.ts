@@ -13,7 +13,7 @@ export class BrookSdkLatency implements LatencySystem {
   readonly name = 'brook-sdk' as const;
   readonly label = 'Brook SDK';
   readonly durability =
-    'Brook pushes a record once it is durable: after the group-committed fdatasync that also acknowledges its producer (topic default durability "fsync").';
+    'Brook pushes a record once it is durable: after the group-committed O_DSYNC write (as fdatasync) that also acknowledges its producer (topic default durability "fsync").';
   readonly how = 'idempotent producer with lingerMs 0 (a batch forms only while earlier ones await their fsync), plain consumer, default credits';
   readonly errors = new ClientErrors();
   private readonly failureLog = new FailureLog();

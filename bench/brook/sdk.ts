@@ -54,7 +54,7 @@ export async function sendBatch(producer: Producer<string | Uint8Array>, batch: 
 export class BrookSdk implements LogSystem {
   readonly name: 'brook-sdk' | 'brook-sdk-json';
   readonly label: string;
-  readonly durability = 'send() resolves after the server\'s group-committed fdatasync (topic default durability "fsync").';
+  readonly durability = 'send() resolves after the server\'s group-committed O_DSYNC write (as fdatasync; topic default durability "fsync").';
   readonly errors = new ClientErrors();
 
   private process: BrookProcess | null = null;

@@ -133,9 +133,10 @@ const READ_CHUNK_MIN = 64 * 1024;
  * One partition of one topic: an ordered list of segments, the last of which is active.
  *
  * Appends are encoded and given offsets synchronously, queued, and written by a single flush
- * loop that hands every queued batch to one `writev` and one `fdatasync` (group commit), then
- * acknowledges them together. Readers only ever see what has been flushed: the high watermark
- * moves after the fsync, so nothing a consumer saw can vanish in a crash.
+ * loop that hands the queued batches to one `writev` per group (group commit) — for fsync topics
+ * through an O_DSYNC handle, so the write returns once the group is on disk — then acknowledges
+ * them together. Readers only ever see what has been written and synced: the high watermark
+ * moves after it, in file order, so nothing a consumer saw can vanish in a crash.
  */
 export class PartitionLog {
   private segments: Segment[] = [];
