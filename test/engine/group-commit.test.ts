@@ -4,6 +4,7 @@
  * the overlap and the ordering are observed, not hoped for.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import type { AppendResult } from '../../src/engine/index.js';
@@ -21,7 +22,7 @@ interface HeldWrite {
 
 /** Holds every segment write (100 KiB or more) until the test releases or fails it. */
 async function holdWrites(): Promise<{ held: HeldWrite[]; restore: () => void }> {
-  const probe = await open(__filename, 'r');
+  const probe = await open(fileURLToPath(import.meta.url), 'r');
   const proto = Object.getPrototypeOf(probe) as FileHandle;
   await probe.close();
   const original = proto.writev;
