@@ -147,8 +147,11 @@ export class PartitionLog {
   private readonly writes: GroupWrite[] = [];
   /** Where the next group is written: the active segment's `size` plus the groups in flight. */
   private writeEnd = 0;
-  /** Resolved by the next append while the flush loop waits for one. */
-  private appendSignal: { promise: Promise<void>; resolve: () => void } | null = null;
+  /**
+   * What the flush loop waits on with a write in flight: resolved when a write settles, or when
+   * enough is queued to start a second write (one promise per wait, not one per append).
+   */
+  private flushWake: { promise: Promise<void>; resolve: () => void } | null = null;
   private nextOffset = 0;
   private hw = 0;
   private lastTimestamp = 0;
@@ -261,11 +264,7 @@ export class PartitionLog {
     });
     this.pendingBytes += buf.length;
     if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count: records.length, result });
-    const appended = this.appendSignal;
-    if (appended !== null) {
-      this.appendSignal = null;
-      appended.resolve();
-    }
+    if (this.pendingBytes >= PIPELINE_MIN_BYTES && this.writes.length < MAX_WRITES_IN_FLIGHT) this.wakeFlush();
     this.scheduleFlush();
     return result;
   }
@@ -289,10 +288,9 @@ export class PartitionLog {
           this.pending.length > 0 &&
           (this.writes.length === 0 || (this.writes.length < MAX_WRITES_IN_FLIGHT && this.pendingBytes >= PIPELINE_MIN_BYTES));
         if (!canDispatch) {
+          // Wakes when a write settles or enough is queued for a second one.
           const oldest = this.writes[0]!;
-          // Room for a second write: also wake for appends, which may make enough to start one.
-          if (this.writes.length < MAX_WRITES_IN_FLIGHT) await Promise.race([oldest.done, this.nextAppend()]);
-          else await oldest.done;
+          if (!oldest.settled) await this.flushWoken();
           if (oldest.settled) await this.completeOldestWrite();
           continue;
         }
@@ -340,10 +338,12 @@ export class PartitionLog {
     write.done = this.writeAt(this.activeHandle!, group, bytes, write.position).then(
       () => {
         write.settled = true;
+        this.wakeFlush();
       },
       (err: unknown) => {
         write.error = err instanceof Error ? err : new StorageError(String(err));
         write.settled = true;
+        this.wakeFlush();
       },
     );
     this.writes.push(write);
@@ -382,10 +382,17 @@ export class PartitionLog {
     }
   }
 
-  /** Resolves at the next append (the flush loop waits on it beside the write in flight). */
-  private nextAppend(): Promise<void> {
-    this.appendSignal ??= signal();
-    return this.appendSignal.promise;
+  /** Resolves at the next {@link wakeFlush}: a write settled, or a second write can start. */
+  private flushWoken(): Promise<void> {
+    this.flushWake ??= signal();
+    return this.flushWake.promise;
+  }
+
+  private wakeFlush(): void {
+    const wake = this.flushWake;
+    if (wake === null) return;
+    this.flushWake = null;
+    wake.resolve();
   }
 
   private async drainWrites(): Promise<void> {
