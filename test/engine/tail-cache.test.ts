@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TailCache, TailCacheBudget } from '../../src/engine/embedded/tail-cache.js';
+import { OWN_BUFFER_BYTES, TailCache, TailCacheBudget } from '../../src/engine/embedded/tail-cache.js';
 
 const batch = (baseOffset: number, count: number, bytes: number) => ({ baseOffset, endOffset: baseOffset + count, buf: Buffer.alloc(bytes) });
 
@@ -65,6 +65,26 @@ describe('tail cache', () => {
     const first = cache.firstOffset!;
     expect(cache.at(cache.find(first))!.buf.equals(Buffer.alloc(4000, first % 251))).toBe(true);
     cache.dropBefore(1000);
+    expect(cache.firstOffset).toBeNull();
+    expect(budget.used).toBe(0);
+  });
+
+  it('keeps a large batch that owns its buffer without a copy, and copies one that is a slice', () => {
+    const budget = new TailCacheBudget(64 * 1024 * 1024, 4 * 1024 * 1024);
+    const cache = new TailCache(budget);
+    const own = Buffer.allocUnsafeSlow(OWN_BUFFER_BYTES + 100).fill(7);
+    cache.add({ baseOffset: 0, endOffset: 1000, buf: own });
+    expect(cache.at(cache.find(0))!.buf).toBe(own); // the same buffer: no copy
+    expect(budget.used).toBe(own.length); // counted exactly, not as a slab
+
+    const backing = Buffer.alloc(2 * OWN_BUFFER_BYTES, 9);
+    const slice = backing.subarray(10, 10 + OWN_BUFFER_BYTES);
+    cache.add({ baseOffset: 1000, endOffset: 2000, buf: slice });
+    const cached = cache.at(cache.find(1000))!.buf;
+    expect(cached.buffer).not.toBe(backing.buffer); // copied: a slice would pin all of `backing`
+    expect(cached.equals(slice)).toBe(true);
+
+    cache.dropBefore(2000);
     expect(cache.firstOffset).toBeNull();
     expect(budget.used).toBe(0);
   });
