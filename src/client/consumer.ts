@@ -39,6 +39,7 @@ import {
   InvalidArgumentError,
   toError,
 } from './errors.js';
+import { deferred } from '../lib/deferred.js';
 import { Fifo } from '../lib/fifo.js';
 import type { ConsumedRecord, ConsumerOptions } from './options.js';
 import { utf8Length } from './utf8.js';
@@ -112,11 +113,11 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
   /** Returns all used credit once the application has waited on an empty buffer for a while. */
   private idleCreditTimer: ReturnType<typeof setTimeout> | undefined;
 
-  private wake: { promise: Promise<void>; resolve: () => void } = signal();
+  private wake: { promise: Promise<void>; resolve: () => void } = deferred();
   private failure: Error | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private readonly firstReady = signal();
+  private readonly firstReady = deferred();
   private readonly detach: (() => void)[] = [];
   private unroute: () => void = () => undefined;
   private handlers: { records(f: RecordsFrame): void; failed(err: Error): void } | null = null;
@@ -792,7 +793,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
 
   private notify(): void {
     const w = this.wake;
-    this.wake = signal();
+    this.wake = deferred();
     w.resolve();
   }
 }
@@ -869,16 +870,6 @@ function creditSizes(frame: RecordsFrame): readonly number[] {
   const sizes = new Array<number>(count).fill(share);
   sizes[count - 1]! += total - share * count;
   return sizes;
-}
-
-function signal(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
-  let resolve!: () => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 /** The application is done with `entry` and everything before it in its partition. */

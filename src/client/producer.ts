@@ -38,6 +38,7 @@ import {
   ProtocolError,
   isRetriable,
 } from './errors.js';
+import { deferred, type Deferred } from '../lib/deferred.js';
 import { Fifo } from '../lib/fifo.js';
 import type { OutgoingRecord, ProducerOptions, RecordMetadata } from './options.js';
 import { utf8Length } from './utf8.js';
@@ -95,22 +96,6 @@ class Entry {
     if (this.single !== null) this.single.reject(err);
     else this.group!.reject(err);
   }
-}
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  readonly resolve: (value: T) => void;
-  readonly reject: (err: Error) => void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 /** The records of one `sendMany`: resolves with every record's metadata, or rejects with the first failure. */

@@ -37,6 +37,7 @@ import { ProducerState, type ProducerSnapshot } from './producer-state.js';
 import { findNextBatch, openForWrite, readAt, scanBatches, Segment } from './segment.js';
 import { SegmentIndex } from './segment-index.js';
 import { TailCache, type TailCacheBudget } from './tail-cache.js';
+import { deferred, type Deferred } from '../../lib/deferred.js';
 
 export interface PartitionLogOptions {
   readonly dir: string;
@@ -82,12 +83,6 @@ interface GroupWrite {
   done: Promise<void>;
   settled: boolean;
   error: Error | null;
-}
-
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 interface Waiter {
@@ -151,7 +146,7 @@ export class PartitionLog {
    * What the flush loop waits on with a write in flight: resolved when a write settles, or when
    * enough is queued to start a second write (one promise per wait, not one per append).
    */
-  private flushWake: { promise: Promise<void>; resolve: () => void } | null = null;
+  private flushWake: Deferred<void> | null = null;
   private nextOffset = 0;
   private hw = 0;
   private lastTimestamp = 0;
@@ -384,7 +379,7 @@ export class PartitionLog {
 
   /** Resolves at the next {@link wakeFlush}: a write settled, or a second write can start. */
   private flushWoken(): Promise<void> {
-    this.flushWake ??= signal();
+    this.flushWake ??= deferred();
     return this.flushWake.promise;
   }
 
