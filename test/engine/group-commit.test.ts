@@ -15,8 +15,8 @@ const bigBatch = (tag: string): { value: Buffer }[] => Array.from({ length: 3 },
 
 interface HeldWrite {
   readonly bytes: number;
-  /** Lets the write go to the disk (once; later calls do nothing). */
-  release(): void;
+  /** Lets the write go to the disk (once; later calls do nothing); resolves when it is on disk. */
+  release(): Promise<void>;
   fail(err: Error): void;
 }
 
@@ -32,12 +32,16 @@ async function holdWrites(): Promise<{ held: HeldWrite[]; restore: () => void }>
     if (bytes < 100 * 1024) return original.call(this, buffers, position);
     return new Promise((resolve, reject) => {
       let settled = false;
+      let written: Promise<void> = Promise.resolve();
       held.push({
         bytes,
         release: () => {
-          if (settled) return;
+          if (settled) return written;
           settled = true;
-          void original.call(this, buffers, position).then(resolve, reject);
+          const write = original.call(this, buffers, position);
+          written = write.then(() => undefined, () => undefined);
+          void write.then(resolve, reject);
+          return written;
         },
         fail: (err) => {
           settled = true;
@@ -62,7 +66,7 @@ async function setup(): Promise<{ engine: EmbeddedEngine; held: HeldWrite[] }> {
   await engine.createTopic('g', { durability: 'fsync' });
   const { held, restore } = await holdWrites();
   // Runs in reverse: held writes go on (a failed test must not leave close() waiting), then close.
-  cleanup.push(dir.remove, () => engine.close(), restore, () => held.forEach((w) => w.release()));
+  cleanup.push(dir.remove, () => engine.close(), restore, () => held.forEach((w) => void w.release()));
   return { engine, held };
 }
 
@@ -75,12 +79,12 @@ describe('pipelined group commit', () => {
     const second = engine.append('g', 0, bigBatch('b')).then((r) => (acks.push('b'), r));
     await vi.waitFor(() => expect(held).toHaveLength(2)); // both writes in flight
 
-    held[1]!.release(); // the later write finishes first …
-    await new Promise((r) => setTimeout(r, 20));
+    await held[1]!.release(); // the later write finishes first …
+    await new Promise((r) => setImmediate(r)); // … and the engine has seen it
     expect(acks).toEqual([]); // … but nothing is acknowledged past the unfinished one
     expect((await engine.watermarks('g', 0)).highWatermark).toBe(0);
 
-    held[0]!.release();
+    void held[0]!.release();
     const [a, b] = await Promise.all([first, second]);
     expect(acks).toEqual(['a', 'b']);
     expect([a.baseOffset, b.baseOffset]).toEqual([0, 3]);
@@ -96,11 +100,11 @@ describe('pipelined group commit', () => {
     const small = Array.from({ length: 5 }, (_, i) => engine.append('g', 0, [{ value: Buffer.alloc(30 * 1024, i) }]));
     await new Promise((r) => setTimeout(r, 20));
     expect(held).toHaveLength(1); // 150 KiB waiting: below the bound, so no second write yet
-    held[0]!.release();
+    void held[0]!.release();
     await first;
     await vi.waitFor(() => expect(held).toHaveLength(2));
     expect(held[1]!.bytes).toBeGreaterThanOrEqual(5 * 30 * 1024); // one write for all five
-    held[1]!.release();
+    void held[1]!.release();
     const results: AppendResult[] = await Promise.all(small);
     expect(results.map((r) => r.baseOffset)).toEqual([3, 4, 5, 6, 7]);
   });
@@ -111,7 +115,7 @@ describe('pipelined group commit', () => {
     await vi.waitFor(() => expect(held).toHaveLength(1));
     const second = engine.append('g', 0, bigBatch('b'));
     await vi.waitFor(() => expect(held).toHaveLength(2));
-    held[1]!.release();
+    void held[1]!.release();
     held[0]!.fail(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
     await expect(first).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     await expect(second).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
