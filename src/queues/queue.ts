@@ -324,7 +324,9 @@ export class Queue {
     if (records.length > 0) {
       let bytes = 0;
       for (const r of records) bytes += r.value!.length;
-      this.makeRoom(records.length, bytes, now);
+      // Dead letters of drop_oldest: this enqueue resolves once they are written (a caller that
+      // sees its enqueue done finds what it pushed out in the dead letters).
+      const dropped = this.makeRoom(records.length, bytes, now);
       this.pendingEnqueues += records.length;
       this.pendingBytes += bytes;
       let settle!: (base: number) => void;
@@ -357,6 +359,7 @@ export class Queue {
         ids[slots[j]!] = msg.id;
       }
       this.armTimer();
+      await dropped; // never rejects: a failed dead-letter write is logged, and the journal keeps the messages
     }
     const out: string[] = new Array<string>(messages.length);
     for (let i = 0; i < messages.length; i++) {
@@ -369,13 +372,14 @@ export class Queue {
 
   /**
    * Enforces maxDepth and maxBytes before `incoming` messages of `incomingBytes` are written:
-   * refuse the whole batch, or dead-letter the oldest ready or delayed messages.
+   * refuse the whole batch, or dead-letter the oldest ready or delayed messages (returns their
+   * dead-letter write, which never rejects).
    */
-  private makeRoom(incoming: number, incomingBytes: number, now: number): void {
+  private makeRoom(incoming: number, incomingBytes: number, now: number): Promise<void> | undefined {
     const { maxDepth, maxBytes, overflow } = this.config;
     const overCount = this.live.size + this.pendingEnqueues + incoming - maxDepth;
     const overBytes = this.liveBytes + this.pendingBytes + incomingBytes - maxBytes;
-    if (overCount <= 0 && overBytes <= 0) return;
+    if (overCount <= 0 && overBytes <= 0) return undefined;
     const limit = overCount > 0 ? `${maxDepth} messages (max_depth)` : `${maxBytes} bytes (max_bytes)`;
     if (overflow === 'reject' || incoming > maxDepth || incomingBytes > maxBytes) throw new QueueFullError(this.name, limit);
     const victims: Message[] = [];
@@ -392,7 +396,7 @@ export class Queue {
       msg.lastError = 'dropped: the queue was full';
       this.finish(msg, now);
     }
-    this.inBackground(this.deadLetter(victims, 'DROPPED', now), 'dead-lettering dropped messages');
+    return this.inBackground(this.deadLetter(victims, 'DROPPED', now), 'dead-lettering dropped messages');
   }
 
   // ── scheduling ────────────────────────────────────────────────────────────────────────────
@@ -926,9 +930,11 @@ export class Queue {
     return this.logs.journal.append(records);
   }
 
-  private inBackground(work: Promise<void>, what: string): void {
+  /** Tracks `work` until it settles (see `idle`) and logs its failure; returns the tracked promise, which never rejects. */
+  private inBackground(work: Promise<void>, what: string): Promise<void> {
     const tracked = work.catch((err: unknown) => this.logFailure(err, what)).finally(() => this.background.delete(tracked));
     this.background.add(tracked);
+    return tracked;
   }
 
   /** Resolves once the dead-letter writes started so far are durable. */
