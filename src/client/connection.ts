@@ -78,9 +78,14 @@ const ABANDONED = 4999;
 
 interface Pending {
   readonly type: string;
-  readonly resolve: (reply: Reply) => void;
+  /** The reply type that resolves it; any other reply rejects it with a ProtocolError. */
+  readonly expect: Reply['type'];
+  readonly resolve: (reply: never) => void;
   readonly reject: (err: Error) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
+  /** performance.now() after which the request fails with REQUEST_TIMEOUT (see `sweepTimeouts`). */
+  readonly deadline: number;
+  /** Left when the request settles, however it settles. */
+  readonly gate: Gate;
 }
 
 interface Waiter {
@@ -125,7 +130,9 @@ export class Connection {
   private failure: Error | null = null;
 
   private nextId = 1;
+  /** In sending order, so deadlines ascend (one timeout for all): see `sweepTimeouts`. */
   private readonly pending = new Map<number | string, Pending>();
+  private timeoutSweep: ReturnType<typeof setTimeout> | undefined;
   /** Callers waiting for `open`; bounded by the callers themselves (each holds its promise). */
   private readonly readyWaiters = new Fifo<Waiter>();
 
@@ -231,20 +238,20 @@ export class Connection {
     return this.through(this.produceGate, build, 'produce', 'produced');
   }
 
-  private async through<T extends Reply['type']>(
+  /**
+   * Sends through `gate` and resolves with the reply. With room in the gate the frame goes out
+   * synchronously (no promise per hop: a producer sending one record per frame pays for each).
+   */
+  private through<T extends Reply['type']>(
     gate: Gate,
     build: (id: number) => string | Uint8Array,
     type: string,
     expect: T,
   ): Promise<Extract<Reply, { type: T }>> {
-    if (this.stateValue === 'closed') throw this.failure ?? new ClientClosedError();
+    if (this.stateValue === 'closed') return Promise.reject(this.failure ?? new ClientClosedError());
     if (this.stateValue === 'idle') this.startAttempt();
-    await gate.enter();
-    try {
-      return await this.send(build, type, expect);
-    } finally {
-      gate.leave();
-    }
+    if (gate.tryEnter()) return this.send(gate, build, type, expect);
+    return gate.enter().then(() => this.send(gate, build, type, expect));
   }
 
   /** A frame without a reply (credit). Dropped when the socket is down: state is rebuilt on reconnect. */
@@ -376,8 +383,7 @@ export class Connection {
         const p = this.pending.get(frame.id);
         // Unknown id: the request timed out already; its caller has moved on.
         if (p === undefined) return;
-        this.settle(frame.id, p);
-        p.resolve(frame.reply);
+        this.resolvePending(frame.id, p, frame.reply);
         return;
       }
       case 'error': {
@@ -529,41 +535,72 @@ export class Connection {
 
   // ── requests ──────────────────────────────────────────────────────────────────────────────
 
-  private send<T extends Reply['type']>(build: (id: number) => string | Uint8Array, type: string, expect: T): Promise<Extract<Reply, { type: T }>> {
+  /** Sends one request holding a place in `gate`, which it leaves when the request settles. */
+  private send<T extends Reply['type']>(
+    gate: Gate,
+    build: (id: number) => string | Uint8Array,
+    type: string,
+    expect: T,
+  ): Promise<Extract<Reply, { type: T }>> {
     if (this.stateValue !== 'open' || this.socket === null) {
+      gate.leave();
       return Promise.reject(this.failure ?? new ConnectionLostError(`not connected (sending ${type})`));
     }
-    if (this.pending.size >= this.maxPending) return Promise.reject(new TooManyPendingRequestsError(this.maxPending));
+    if (this.pending.size >= this.maxPending) {
+      gate.leave();
+      return Promise.reject(new TooManyPendingRequestsError(this.maxPending));
+    }
     const id = this.nextId++;
     const socket = this.socket;
     return new Promise<Extract<Reply, { type: T }>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new RequestTimeoutError(type, this.requestTimeoutMs));
-      }, this.requestTimeoutMs);
-      this.pending.set(id, {
-        type,
-        resolve: (reply) => {
-          if (reply.type === expect) resolve(reply as Extract<Reply, { type: T }>);
-          else reject(new ProtocolError(`expected ${expect} in reply to ${type}, got ${reply.type}`));
-        },
-        reject,
-        timer,
-      });
+      this.pending.set(id, { type, expect, resolve, reject, deadline: performance.now() + this.requestTimeoutMs, gate });
+      this.timeoutSweep ??= this.armTimeoutSweep(this.requestTimeoutMs);
       socket.send(build(id));
     });
   }
 
+  /** Settles a pending request with the server's reply. */
+  private resolvePending(id: number | string, p: Pending, reply: Reply): void {
+    this.settle(id, p);
+    if (reply.type === p.expect) (p.resolve as (reply: Reply) => void)(reply);
+    else p.reject(new ProtocolError(`expected ${p.expect} in reply to ${p.type}, got ${reply.type}`));
+  }
+
   private settle(id: number | string, p: Pending): void {
-    clearTimeout(p.timer);
     this.pending.delete(id);
+    p.gate.leave();
+  }
+
+  /**
+   * One timer for every request's timeout instead of one per request: requests are pending in
+   * sending order with the same timeout, so the oldest deadline comes first. The sweep fails
+   * what has expired and sleeps until the next deadline; with nothing pending it stops (and
+   * closing fails everything pending and clears it).
+   */
+  private armTimeoutSweep(ms: number): ReturnType<typeof setTimeout> {
+    return setTimeout(() => this.sweepTimeouts(), ms);
+  }
+
+  private sweepTimeouts(): void {
+    this.timeoutSweep = undefined;
+    const now = performance.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) {
+        this.timeoutSweep = this.armTimeoutSweep(p.deadline - now);
+        return;
+      }
+      this.settle(id, p);
+      p.reject(new RequestTimeoutError(p.type, this.requestTimeoutMs));
+    }
   }
 
   private failPending(err: Error): void {
     const all = [...this.pending.values()];
     this.pending.clear();
+    clearTimeout(this.timeoutSweep);
+    this.timeoutSweep = undefined;
     for (const p of all) {
-      clearTimeout(p.timer);
+      p.gate.leave();
       p.reject(err);
     }
   }

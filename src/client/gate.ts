@@ -23,6 +23,16 @@ export class Gate {
     return this.holders;
   }
 
+  /**
+   * Passes at once when nobody waits and there is room (true; call `leave()` exactly once
+   * afterwards), else false and nothing changed: the hot path needs no promise.
+   */
+  tryEnter(): boolean {
+    if (this.waiters.length > 0 || !this.canPass() || this.holders >= Math.max(1, this.limit())) return false;
+    this.holders++;
+    return true;
+  }
+
   /** Resolves when the caller may go; call `leave()` exactly once afterwards. */
   enter(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
