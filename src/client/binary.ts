@@ -30,29 +30,44 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
-/** A record's parts, encoded once when it is sent; written into its batch's buffer when the batch is cut. */
+/**
+ * A record's parts as they go into a produce frame. Text (the key, a value's JSON, header names
+ * and values) stays a string with its UTF-8 length and is encoded straight into the frame: one
+ * Uint8Array per record, then a copy into the frame, was most of a small record's garbage.
+ */
 export interface BinaryRecordParts {
-  readonly key: Uint8Array | null;
-  readonly value: Uint8Array | null;
-  /** Header names and values, UTF-8, alternating. */
-  readonly headers: readonly Uint8Array[];
+  readonly key: string | null;
+  readonly keyBytes: number;
+  /** Raw bytes, or text written as UTF-8. */
+  readonly value: Uint8Array | string | null;
+  readonly valueBytes: number;
+  /** Header names and values, alternating. */
+  readonly headers: readonly string[];
   /** Bytes this record takes in a produce frame. */
   readonly size: number;
 }
 
-export function binaryRecordParts(key: string | null, value: Uint8Array | null, headers: Readonly<Record<string, string>> | undefined): BinaryRecordParts {
-  const keyBytes = key === null ? null : encoder.encode(key);
-  let size = BINARY_RECORD_FIXED_BYTES + (keyBytes?.length ?? 0) + (value?.length ?? 0);
-  const headerBytes: Uint8Array[] = [];
+const NO_HEADERS: readonly string[] = Object.freeze([]);
+
+export function binaryRecordParts(
+  key: string | null,
+  value: Uint8Array | string | null,
+  headers: Readonly<Record<string, string>> | undefined,
+): BinaryRecordParts {
+  const keyBytes = key === null ? 0 : utf8Length(key);
+  const valueBytes = value === null ? 0 : typeof value === 'string' ? utf8Length(value) : value.length;
+  let size = BINARY_RECORD_FIXED_BYTES + keyBytes + valueBytes;
+  let headerList = NO_HEADERS;
   if (headers !== undefined) {
+    const list: string[] = [];
     for (const name in headers) {
-      const n = encoder.encode(name);
-      const v = encoder.encode(headers[name]!);
-      headerBytes.push(n, v);
-      size += BINARY_HEADER_FIXED_BYTES + n.length + v.length;
+      const v = headers[name]!;
+      list.push(name, v);
+      size += BINARY_HEADER_FIXED_BYTES + utf8Length(name) + utf8Length(v);
     }
+    headerList = list;
   }
-  return { key: keyBytes, value, headers: headerBytes, size };
+  return { key, keyBytes, value, valueBytes, headers: headerList, size };
 }
 
 /**
@@ -79,19 +94,19 @@ export class ProduceFrame {
     view.setUint32(5 + this.headerRoom, records.length);
     let pos = FRAME_FIXED_BYTES + this.headerRoom;
     for (const r of records) {
-      pos = writeBytes(out, view, pos, r.key);
-      pos = writeBytes(out, view, pos, r.value);
+      pos = writeField(out, view, pos, r.key, r.keyBytes);
+      pos = writeField(out, view, pos, r.value, r.valueBytes);
       view.setUint16(pos, r.headers.length / 2);
       pos += 2;
       for (let i = 0; i < r.headers.length; i += 2) {
         const name = r.headers[i]!;
         const value = r.headers[i + 1]!;
-        view.setUint16(pos, name.length);
-        out.set(name, pos + 2);
-        pos += 2 + name.length;
-        view.setUint32(pos, value.length);
-        out.set(value, pos + 4);
-        pos += 4 + value.length;
+        const nameBytes = writeText(out, pos + 2, name);
+        view.setUint16(pos, nameBytes);
+        pos += 2 + nameBytes;
+        const valueBytes = writeText(out, pos + 4, value);
+        view.setUint32(pos, valueBytes);
+        pos += 4 + valueBytes;
       }
     }
     if (pos !== out.length) throw new Error(`produce frame size mismatch: wrote ${pos} of ${out.length} bytes`);
@@ -108,14 +123,21 @@ export class ProduceFrame {
   }
 }
 
-function writeBytes(out: Uint8Array, view: DataView, pos: number, bytes: Uint8Array | null): number {
-  if (bytes === null) {
+/** A length-prefixed field (i32, -1 = null) of `length` bytes: raw bytes, or text as UTF-8. */
+function writeField(out: Uint8Array, view: DataView, pos: number, field: Uint8Array | string | null, length: number): number {
+  if (field === null) {
     view.setInt32(pos, -1);
     return pos + 4;
   }
-  view.setInt32(pos, bytes.length);
-  out.set(bytes, pos + 4);
-  return pos + 4 + bytes.length;
+  view.setInt32(pos, length);
+  if (typeof field === 'string') writeText(out, pos + 4, field);
+  else out.set(field, pos + 4);
+  return pos + 4 + length;
+}
+
+/** Writes `text` as UTF-8 at `pos` (the frame was sized with utf8Length, so it fits); returns its length. */
+function writeText(out: Uint8Array, pos: number, text: string): number {
+  return encoder.encodeInto(text, out.subarray(pos)).written;
 }
 
 /**

@@ -47,7 +47,6 @@ import type { OffsetRun, ServerLimits } from './wire.js';
 /** The engine's per-record overhead in `max_record_bytes` accounting (src/engine/embedded/batch-codec.ts). */
 const RECORD_FIXED_BYTES = 22;
 const HEADER_FIXED_BYTES = 6;
-const TEXT_ENCODER = new TextEncoder();
 
 /**
  * A record waiting to be sent or acknowledged, built once. Its outcome goes to its own promise
@@ -515,11 +514,12 @@ export class Producer<T = unknown> {
 
   /**
    * Binary protocol: a Uint8Array value is sent as it is; anything else as the UTF-8 of its JSON
-   * text (stringified once, encoded once), so JSON readers see it as JSON.
+   * text (stringified once, encoded into the frame when the batch is cut), so JSON readers see
+   * it as JSON.
    */
   private encodeBinary(key: string | null, value: T, headers: Readonly<Record<string, string>> | undefined): Entry {
-    let bytes: Uint8Array | null;
-    if (value instanceof Uint8Array && this.encode === undefined) bytes = value;
+    let encoded: Uint8Array | string | null;
+    if (value instanceof Uint8Array && this.encode === undefined) encoded = value;
     else {
       let data: unknown;
       let json: string | undefined;
@@ -529,11 +529,11 @@ export class Producer<T = unknown> {
       } catch (err) {
         throw new InvalidArgumentError('record.value cannot be encoded as JSON', { cause: err });
       }
-      if (data instanceof Uint8Array) bytes = data;
+      if (data instanceof Uint8Array) encoded = data;
       else if (json === undefined) throw new InvalidArgumentError('record.value cannot be encoded as JSON (undefined, a function or a symbol)');
-      else bytes = data === null ? null : TEXT_ENCODER.encode(json);
+      else encoded = data === null ? null : json; // written into the frame as UTF-8
     }
-    const parts = binaryRecordParts(key, bytes, headers);
+    const parts = binaryRecordParts(key, encoded, headers);
     // The engine's fixed overhead (22) and the frame's (10) differ; both count key, value and headers alike.
     return new Entry('', parts, parts.size, parts.size - BINARY_RECORD_FIXED_BYTES + RECORD_FIXED_BYTES);
   }

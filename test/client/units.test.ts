@@ -115,6 +115,9 @@ describe('ProduceFrame', () => {
       binaryRecordParts('k1', new TextEncoder().encode('{"a":1}'), { trace: 'ab' }),
       binaryRecordParts(null, null, undefined),
       binaryRecordParts('ключ', new Uint8Array([0, 255, 7]), undefined),
+      // Text is encoded straight into the frame: multi-byte characters, a surrogate pair and a
+      // lone surrogate (written as U+FFFD) must take exactly the bytes the size counted.
+      binaryRecordParts('k€', '{"v":"naïve 😀 \ud800"}', { 'ü': '€uro' }),
     ];
     const size = records.reduce((n, r) => n + r.size, 0);
     const frame = new ProduceFrame(',"topic":"orders","partition":2,"producer":{"id":"p-1","sequence":40}', records, size);
@@ -132,6 +135,7 @@ describe('ProduceFrame', () => {
         { key: 'k1', value: [...new TextEncoder().encode('{"a":1}')], headers: { trace: 'ab' } },
         { key: null, value: null, headers: {} },
         { key: 'ключ', value: [0, 255, 7], headers: {} },
+        { key: 'k€', value: [...new TextEncoder().encode('{"v":"naïve 😀 \ud800"}')], headers: { 'ü': '€uro' } },
       ]);
     }
     expect(() => frame.withId(-1)).toThrow(RangeError);
