@@ -85,7 +85,11 @@ export class Subscription {
   private held = false;
   /** Bumped by seek and close: a read or wait begun under an older epoch is discarded. */
   private epoch = 0;
-  private wait: AbortController | undefined;
+  /**
+   * Cuts short the wait or sleep in progress; aborted by seek and close, and only then replaced,
+   * so a live subscription waiting between records does not build a controller per wait.
+   */
+  private waitAbort = new AbortController();
   private readonly engine: Engine;
   private readonly frames: RecordFrames;
   private readonly sink: SubscriptionSink;
@@ -127,7 +131,7 @@ export class Subscription {
     this.epoch++;
     this.nextOffset = offset;
     this.bytesNeeded = 1;
-    this.wait?.abort();
+    this.waitAbort.abort();
     if (this.state === 'failed') this.state = 'credit';
     // Held until start(): the session sends its `subscribed` reply first, so no record from the
     // new position can overtake it.
@@ -144,7 +148,7 @@ export class Subscription {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.epoch++;
-    this.wait?.abort();
+    this.waitAbort.abort();
   }
 
   get closed(): boolean {
@@ -249,29 +253,26 @@ export class Subscription {
     // Past a compacted gap there may be more to read at once.
     if (result.nextOffset < result.highWatermark) return true;
     this.state = 'waiting';
-    const wait = new AbortController();
-    this.wait = wait;
+    const signal = this.waitSignal();
     try {
-      await this.engine.waitForData(this.topic, this.partition, this.nextOffset, { timeoutMs: WAIT_SLICE_MS, signal: wait.signal });
+      await this.engine.waitForData(this.topic, this.partition, this.nextOffset, { timeoutMs: WAIT_SLICE_MS, signal });
     } catch (err) {
       if (!(err instanceof TooManyWaitersError)) throw err;
       // The partition's waiter bound is reached; poll instead of failing the subscription.
-      await sleep(WAITER_RETRY_MS, wait.signal);
-    } finally {
-      if (this.wait === wait) this.wait = undefined;
+      await sleep(WAITER_RETRY_MS, signal);
     }
     return true;
   }
 
+  /** The signal that seek and close abort (a fresh one once the last was used up). */
+  private waitSignal(): AbortSignal {
+    if (this.waitAbort.signal.aborted) this.waitAbort = new AbortController();
+    return this.waitAbort.signal;
+  }
+
   /** Sleeps, cut short by seek or close (which abort `wait`). */
   private async pause(ms: number): Promise<void> {
-    const wait = new AbortController();
-    this.wait = wait;
-    try {
-      await sleep(ms, wait.signal);
-    } finally {
-      if (this.wait === wait) this.wait = undefined;
-    }
+    await sleep(ms, this.waitSignal());
   }
 
   /** Sends what the credit allows of `records` as one frame; the rest is dropped, to be read again. */

@@ -138,6 +138,35 @@ describe('WebSocket protocol: frames', () => {
     await c.close();
   });
 
+  it('waits for data again after a seek cut its wait short, instead of polling', async () => {
+    await t.engine.createTopic('quiet');
+    const engine = t.engine as { read: typeof t.engine.read };
+    const read = engine.read;
+    let reads = 0;
+    // Each read yields to the event loop first, so a subscription that polled would be counted, not hang the server.
+    engine.read = async function (this: unknown, ...args: Parameters<typeof read>) {
+      if (args[0] === 'quiet') reads++;
+      await new Promise((resolve) => setImmediate(resolve));
+      return read.apply(this, args);
+    };
+    const c = await WsClient.connect(t.wsUrl);
+    try {
+      await c.request({ type: 'subscribe', sub: 'q', topic: 'quiet', partition: 0, from: 'latest', credits: { records: 10 } });
+      const seekId = c.id();
+      c.send({ type: 'seek', id: seekId, sub: 'q', from: 'earliest' }); // aborts the wait in progress
+      await c.waitFor((f) => f['id'] === seekId);
+      reads = 0;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      engine.read = read;
+    }
+    // At most the read right after the seek, then a wait: a wait on the aborted signal would return at once, read after read.
+    expect(reads).toBeLessThanOrEqual(1);
+    await t.engine.append('quiet', 0, [{ value: Buffer.from('1') }]);
+    expect((await c.waitForRecords('q', 1)).map((r) => r.offset)).toEqual([0]);
+    await c.close();
+  });
+
   it('reports a push that cannot read as an error on the subscription, which a seek resumes', async () => {
     await t.engine.createTopic('doomed');
     const c = await WsClient.connect(t.wsUrl);
