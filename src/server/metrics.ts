@@ -30,6 +30,13 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Engine } from '../engine/index.js';
 import type { DeadLetterReason, QueueObserver, QueueStats } from '../queues/index.js';
 import { MAX_LAG_SERIES, MAX_TOPIC_LABELS } from './defaults.js';
+
+interface TopicSeries {
+  readonly recordsIn: Counter.Internal;
+  readonly bytesIn: Counter.Internal;
+  readonly recordsOut: Counter.Internal;
+  readonly bytesOut: Counter.Internal;
+}
 import type { ThrottleReason } from './quota/index.js';
 
 export interface MetricsOptions {
@@ -78,7 +85,12 @@ export class Metrics {
   private readonly logger: Logger | undefined;
   private readonly maxTopicLabels: number;
   private readonly maxLagSeries: number;
-  private readonly topicLabels = new Set<string>();
+  /**
+   * Each labelled topic's series, looked up once: `inc({ topic }, n)` hashes the label object on
+   * every call, which a produce and a push each paid twice. Bounded by `maxTopicLabels` (plus
+   * the shared series of the topics beyond it).
+   */
+  private readonly topicSeries = new Map<string, TopicSeries>();
   private readonly recordsIn: Counter<'topic'>;
   private readonly bytesIn: Counter<'topic'>;
   private readonly recordsOut: Counter<'topic'>;
@@ -208,18 +220,18 @@ export class Metrics {
 
   /** A produce acknowledged by the engine after `seconds`. */
   produced(topic: string, records: number, bytes: number, seconds: number): void {
-    const label = this.topicLabel(topic);
-    this.recordsIn.inc({ topic: label }, records);
-    this.bytesIn.inc({ topic: label }, bytes);
+    const series = this.seriesOf(topic);
+    series.recordsIn.inc(records);
+    series.bytesIn.inc(bytes);
     this.produceLatency.observe(seconds);
   }
 
   /** Records handed to a reader (fetch, push). */
   consumed(topic: string, records: number, bytes: number): void {
     if (records === 0) return;
-    const label = this.topicLabel(topic);
-    this.recordsOut.inc({ topic: label }, records);
-    this.bytesOut.inc({ topic: label }, bytes);
+    const series = this.seriesOf(topic);
+    series.recordsOut.inc(records);
+    series.bytesOut.inc(bytes);
   }
 
   /** An HTTP answer; `route` is the route pattern (bounded), never the raw path. */
@@ -309,15 +321,27 @@ export class Metrics {
 
   /** Drops a deleted topic's series and frees its label slot. */
   forgetTopic(topic: string): void {
-    if (!this.topicLabels.delete(topic)) return;
+    if (topic === OTHER_TOPICS || !this.topicSeries.delete(topic)) return;
     for (const c of [this.recordsIn, this.bytesIn, this.recordsOut, this.bytesOut]) c.remove({ topic });
   }
 
-  private topicLabel(topic: string): string {
-    if (this.topicLabels.has(topic)) return topic;
-    if (this.topicLabels.size >= this.maxTopicLabels) return OTHER_TOPICS;
-    this.topicLabels.add(topic);
-    return topic;
+  /** The topic's own series, or the shared OTHER_TOPICS series once `maxTopicLabels` topics have theirs. */
+  private seriesOf(topic: string): TopicSeries {
+    const series = this.topicSeries.get(topic);
+    if (series !== undefined) return series;
+    const owned = this.topicSeries.size - (this.topicSeries.has(OTHER_TOPICS) ? 1 : 0);
+    const own = owned < this.maxTopicLabels;
+    const label = own ? topic : OTHER_TOPICS;
+    const shared = own ? undefined : this.topicSeries.get(OTHER_TOPICS);
+    if (shared !== undefined) return shared;
+    const created: TopicSeries = {
+      recordsIn: this.recordsIn.labels(label),
+      bytesIn: this.bytesIn.labels(label),
+      recordsOut: this.recordsOut.labels(label),
+      bytesOut: this.bytesOut.labels(label),
+    };
+    this.topicSeries.set(label, created);
+    return created;
   }
 
   private async collectLag(gauge: Gauge<'group' | 'topic' | 'partition'>): Promise<void> {
