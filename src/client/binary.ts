@@ -82,7 +82,7 @@ export class ProduceFrame {
 
   /** `fields`: the header's JSON members after `"id"` (`,"topic":…`), the same for every send of the batch. */
   constructor(
-    private readonly fields: string,
+    readonly fields: string,
     records: readonly BinaryRecordParts[],
     recordsSize: number,
   ) {

@@ -133,8 +133,7 @@ interface Batch {
   readonly entries: Entry[];
   frameBytes: number;
   recordsJson: string;
-  /** Binary protocol: the records, encoded once when the batch is cut (a retry resends them). */
-  /** Binary protocol: the encoded frame, its header rewritten per send. */
+  /** Binary protocol: the encoded frame, its request id rewritten per send (rebuilt if the header changes). */
   frame: ProduceFrame | null;
   producerId: string | null;
   sequence: number;
@@ -356,10 +355,7 @@ export class Producer<T = unknown> {
 
   private dispatch(batch: Batch): void {
     if (this.settings.idempotent) this.assignSequence(batch);
-    if (this.conn.binary) {
-      const parts = batch.entries.map((e) => e.bin!);
-      batch.frame = new ProduceFrame(this.headerFields(batch), parts, batch.frameBytes);
-    } else batch.recordsJson = batch.entries.map((e) => e.json).join(',');
+    if (!this.conn.binary) batch.recordsJson = batch.entries.map((e) => e.json).join(',');
     this.inflight.push(batch);
     this.transmit(batch);
   }
@@ -384,16 +380,27 @@ export class Producer<T = unknown> {
 
   private transmit(batch: Batch): void {
     batch.state = 'sending';
-    const frame = batch.frame;
+    // Computed per send: a retry may go out under a fresh producer id and sequence (see
+    // onFailed) or to a server without compact_ack, so the header may differ from the last send.
+    const fields = this.headerFields(batch);
     let build: (id: number) => string | Uint8Array;
-    if (frame !== null) build = (id) => frame.withId(id);
-    else {
-      const fields = this.headerFields(batch);
-      build = (id) => `{"type":"produce","id":${id}${fields},"records":[${batch.recordsJson}]}`;
-    }
+    if (this.conn.binary) {
+      // Encoded on the first send and reused by retries; its header room fits only the fields it was built with.
+      if (batch.frame === null || batch.frame.fields !== fields) batch.frame = this.binaryFrame(batch, fields);
+      const frame = batch.frame;
+      build = (id) => frame.withId(id);
+    } else build = (id) => `{"type":"produce","id":${id}${fields},"records":[${batch.recordsJson}]}`;
     this.conn.produce(build).then(
       (reply) => this.onAcked(batch, reply.offsets),
       (err: unknown) => this.onFailed(batch, err instanceof Error ? err : new ProtocolError(String(err))),
+    );
+  }
+
+  private binaryFrame(batch: Batch, fields: string): ProduceFrame {
+    return new ProduceFrame(
+      fields,
+      batch.entries.map((e) => e.bin!),
+      batch.frameBytes,
     );
   }
 
