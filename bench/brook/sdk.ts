@@ -8,13 +8,15 @@ import { ClientErrors, sdkClient } from './sdk-client.js';
 
 /**
  * `maxInflight` for each of `producers` producers sharing one connection: as many batches as the
- * SDK allows (5), but together below the server's `max_inflight_produce`. At that bound the
+ * server remembers per idempotent producer (`producer_batches`, 8), but together below the
+ * server's `max_inflight_produce`. At that bound the
  * server sends `slow_down` (docs/protocol.md), which pauses every producer of the connection for
  * 50 ms; an SDK of this checkout can also stay paused for good after one (see bench/README.md).
  */
 export function producerWindow(client: BrookClient, producers: number): number {
   const limit = client.limits?.maxInflightProduce ?? 32;
-  return Math.max(1, Math.min(5, Math.floor((limit - 1) / producers)));
+  const remembered = client.limits?.producerBatches ?? 5;
+  return Math.max(1, Math.min(remembered, Math.floor((limit - 1) / producers)));
 }
 
 /**

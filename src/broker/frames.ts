@@ -245,6 +245,8 @@ export interface SessionLimitsWire {
   readonly max_record_bytes: number;
   readonly max_batch_records: number;
   readonly heartbeat_ms: number;
+  /** Batches remembered per idempotent producer: the most one may have unacknowledged. */
+  readonly producer_batches: number;
 }
 
 interface PartitionOffset {

@@ -5,6 +5,7 @@ import {
   BrookError,
   DEFAULT_TOPIC_CONFIG,
   isInternalTopic,
+  PRODUCER_BATCH_MEMORY,
   type Engine,
   type ProduceRecord,
   type ReadLimits,
@@ -235,6 +236,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
         max_record_bytes: DEFAULT_TOPIC_CONFIG.maxRecordBytes,
         max_batch_records: l.maxBatchRecords,
         heartbeat_ms: l.heartbeatMs,
+        producer_batches: PRODUCER_BATCH_MEMORY,
       },
       features: SERVER_FEATURES,
     });

@@ -11,13 +11,15 @@ export const DEFAULT_PROTOCOL = 'binary';
 
 export const DEFAULT_LINGER_MS = 5;
 export const DEFAULT_BATCH_SIZE = 500;
-/**
- * Unacknowledged batches per producer. The server remembers the last 5 batches of an idempotent
- * producer (PRODUCER_BATCH_MEMORY in the engine), so more than 5 in flight could not all be
- * recognised as retries.
- */
+/** Unacknowledged batches per producer. */
 export const DEFAULT_MAX_INFLIGHT = 5;
-export const MAX_IDEMPOTENT_INFLIGHT = 5;
+/**
+ * The most an idempotent producer may set: the server remembers the last 8 batches of each
+ * (PRODUCER_BATCH_MEMORY in the engine; `welcome.limits.producer_batches`), so more in flight
+ * could not all be recognised as retries. Against a server that remembers fewer (older ones: 5)
+ * the producer keeps to its number.
+ */
+export const MAX_IDEMPOTENT_INFLIGHT = 8;
 export const DEFAULT_PRODUCE_RETRIES = 10;
 export const DEFAULT_RETRY_BASE_MS = 100;
 export const DEFAULT_RETRY_CAP_MS = 5_000;

@@ -333,12 +333,18 @@ export class Producer<T = unknown> {
 
   /** Room in the window, and nothing older waiting for a retry (order must survive retries). */
   private canDispatch(): boolean {
-    if (this.inflight.length >= this.settings.maxInflight) return false;
+    if (this.inflight.length >= this.window()) return false;
     for (const b of this.inflight) {
       if (b.state === 'failed') return false;
       if (this.settings.idempotent && b.producerId !== this.producerId) return false;
     }
     return true;
+  }
+
+  /** `maxInflight`, and for an idempotent producer no more than the server remembers per producer. */
+  private window(): number {
+    const max = this.settings.maxInflight;
+    return this.settings.idempotent ? Math.min(max, this.conn.limits?.producerBatches ?? max) : max;
   }
 
   private waitForLimits(): void {
@@ -571,7 +577,7 @@ function producerSettings<T>(o: ProducerOptions<T>): Settings {
   if (!isCount(maxInflight, 1)) throw new InvalidArgumentError(`maxInflight must be a positive integer, got ${maxInflight}`);
   if (idempotent && maxInflight > MAX_IDEMPOTENT_INFLIGHT) {
     throw new InvalidArgumentError(
-      `an idempotent producer allows at most ${MAX_IDEMPOTENT_INFLIGHT} batches in flight (the server remembers 5)`,
+      `an idempotent producer allows at most ${MAX_IDEMPOTENT_INFLIGHT} batches in flight (the server remembers ${MAX_IDEMPOTENT_INFLIGHT} per producer)`,
     );
   }
   const retries = o.retries ?? DEFAULT_PRODUCE_RETRIES;

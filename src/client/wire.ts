@@ -51,6 +51,8 @@ export interface ServerLimits {
   readonly maxRecordBytes: number;
   readonly maxBatchRecords: number;
   readonly heartbeatMs: number;
+  /** Batches the server remembers per idempotent producer (absent from older servers: 5). */
+  readonly producerBatches: number;
   /** The server answers `compact_ack` (listed in `welcome.features`; older servers refuse the field). */
   readonly compactAck: boolean;
 }
@@ -271,9 +273,13 @@ function wireJob(v: unknown): WireJob {
   };
 }
 
-function optionalInt(o: Obj, field: string): number {
-  return o[field] === undefined ? Number.POSITIVE_INFINITY : int(o, field);
+/** `field`, or `absent` (unbounded by default) when an older server does not send it. */
+function optionalInt(o: Obj, field: string, absent = Number.POSITIVE_INFINITY): number {
+  return o[field] === undefined ? absent : int(o, field);
 }
+
+/** What servers remembered per idempotent producer before they said so in `welcome`. */
+const OLD_SERVER_PRODUCER_BATCHES = 5;
 
 function optionalStr(o: Obj, field: string): string | undefined {
   return o[field] === undefined ? undefined : str(o, field);
@@ -289,6 +295,7 @@ function limits(o: Obj, features: unknown): ServerLimits {
     maxRecordBytes: int(o, 'max_record_bytes'),
     maxBatchRecords: int(o, 'max_batch_records'),
     heartbeatMs: int(o, 'heartbeat_ms'),
+    producerBatches: optionalInt(o, 'producer_batches', OLD_SERVER_PRODUCER_BATCHES),
   };
 }
 

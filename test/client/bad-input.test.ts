@@ -21,7 +21,7 @@ describe('bad input surfaces as errors with stable codes', () => {
     }
     const client = t.client();
     expect(() => client.producer({ topic: 'x', idempotent: true })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
-    expect(() => client.producer({ topic: 'x', partition: 0, maxInflight: 6 })).toThrow(/at most 5/);
+    expect(() => client.producer({ topic: 'x', partition: 0, maxInflight: 9 })).toThrow(/at most 8/);
     expect(() => client.producer({ topic: '' })).toThrow(InvalidArgumentError);
     expect(() => client.producer({ topic: 'x', partition: -1 })).toThrow(InvalidArgumentError);
     expect(() => client.consumer({ topic: 'x', group: 'g', from: 'earliest' })).toThrow(InvalidArgumentError);

@@ -24,7 +24,13 @@ export interface ScriptedServer {
   close(): Promise<void>;
 }
 
-export async function scriptedServer(options: { readonly maxInflightProduce?: number } = {}): Promise<ScriptedServer> {
+export interface ScriptedServerOptions {
+  readonly maxInflightProduce?: number;
+  /** `welcome.limits.producer_batches`; absent as from an older server unless given. */
+  readonly producerBatches?: number;
+}
+
+export async function scriptedServer(options: ScriptedServerOptions = {}): Promise<ScriptedServer> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (protocols) => [...protocols][0] ?? false });
   await once(wss, 'listening');
   const produces: ReceivedProduce[] = [];
@@ -41,6 +47,7 @@ export async function scriptedServer(options: { readonly maxInflightProduce?: nu
           max_record_bytes: 1 << 16,
           max_batch_records: 100,
           heartbeat_ms: 60_000,
+          ...(options.producerBatches === undefined ? {} : { producer_batches: options.producerBatches }),
         },
       }),
     );

@@ -25,6 +25,7 @@ describe('WebSocket protocol: frames', () => {
         max_record_bytes: 1024 * 1024,
         max_batch_records: 10_000,
         heartbeat_ms: 30_000,
+        producer_batches: 8,
       },
       features: ['compact_ack'],
     });
