@@ -1,5 +1,5 @@
 /**
- * The partition's flush loop keeps up to two large groups on their way to the disk at once and
+ * The partition's flush loop keeps up to three large groups on their way to the disk at once and
  * publishes them in file order. The writes are held and released (or failed) from the test, so
  * the overlap and the ordering are observed, not hoped for.
  */
@@ -71,26 +71,29 @@ async function setup(): Promise<{ engine: EmbeddedEngine; held: HeldWrite[] }> {
 }
 
 describe('pipelined group commit', () => {
-  it('starts a second large group while the first is on its way, and acknowledges them in file order', async () => {
+  it('starts more large groups while the first is on its way, and acknowledges them in file order', async () => {
     const { engine, held } = await setup();
     const acks: string[] = [];
     const first = engine.append('g', 0, bigBatch('a')).then((r) => (acks.push('a'), r));
     await vi.waitFor(() => expect(held).toHaveLength(1));
     const second = engine.append('g', 0, bigBatch('b')).then((r) => (acks.push('b'), r));
     await vi.waitFor(() => expect(held).toHaveLength(2)); // both writes in flight
+    const third = engine.append('g', 0, bigBatch('c')).then((r) => (acks.push('c'), r));
+    await vi.waitFor(() => expect(held).toHaveLength(3)); // and a third beside them
 
-    await held[1]!.release(); // the later write finishes first …
+    await held[1]!.release(); // a later write finishes first …
     await new Promise((r) => setImmediate(r)); // … and the engine has seen it
     expect(acks).toEqual([]); // … but nothing is acknowledged past the unfinished one
     expect((await engine.watermarks('g', 0)).highWatermark).toBe(0);
 
+    void held[2]!.release();
     void held[0]!.release();
-    const [a, b] = await Promise.all([first, second]);
-    expect(acks).toEqual(['a', 'b']);
-    expect([a.baseOffset, b.baseOffset]).toEqual([0, 3]);
-    expect((await engine.watermarks('g', 0)).highWatermark).toBe(6);
+    const [a, b, c] = await Promise.all([first, second, third]);
+    expect(acks).toEqual(['a', 'b', 'c']);
+    expect([a.baseOffset, b.baseOffset, c.baseOffset]).toEqual([0, 3, 6]);
+    expect((await engine.watermarks('g', 0)).highWatermark).toBe(9);
     const read = await engine.read('g', 0, 0, { maxRecords: 10, maxBytes: 10 * 1024 * 1024 });
-    expect(read.records.map((r) => Buffer.from(r.value!).subarray(0, 2).toString())).toEqual(['a0', 'a1', 'a2', 'b0', 'b1', 'b2']);
+    expect(read.records.map((r) => Buffer.from(r.value!).subarray(0, 2).toString())).toEqual(['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'c0', 'c1', 'c2']);
   });
 
   it('small groups wait behind the write in flight and go out together', async () => {
