@@ -79,16 +79,26 @@ export function binaryRecordParts(
 export class ProduceFrame {
   private readonly buf: Uint8Array;
   private readonly headerRoom: number;
+  /** The memory the frame was written into: all of `spare` when one was used, else `buf`. */
+  readonly storage: Uint8Array;
 
-  /** `fields`: the header's JSON members after `"id"` (`,"topic":…`), the same for every send of the batch. */
+  /**
+   * `fields`: the header's JSON members after `"id"` (`,"topic":…`), the same for every send of
+   * the batch. `spare`: memory of a settled batch's frame to write into instead of allocating,
+   * used when it is large enough and not more than twice the size needed.
+   */
   constructor(
     readonly fields: string,
     records: readonly BinaryRecordParts[],
     recordsSize: number,
+    spare?: Uint8Array,
   ) {
     this.headerRoom = utf8Length(`{"id":${Number.MAX_SAFE_INTEGER}${fields}}`);
-    const out = new Uint8Array(FRAME_FIXED_BYTES + this.headerRoom + recordsSize);
-    const view = new DataView(out.buffer);
+    const size = FRAME_FIXED_BYTES + this.headerRoom + recordsSize;
+    const fits = spare !== undefined && spare.length >= size && spare.length <= 2 * size;
+    this.storage = fits ? spare : new Uint8Array(size);
+    const out = fits ? spare.subarray(0, size) : this.storage;
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     out[0] = BINARY_KIND_PRODUCE;
     view.setUint32(1, this.headerRoom);
     view.setUint32(5 + this.headerRoom, records.length);

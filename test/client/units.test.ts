@@ -142,6 +142,32 @@ describe('ProduceFrame', () => {
   });
 });
 
+describe('ProduceFrame memory reuse', () => {
+  const fields = ',"topic":"t","partition":0';
+  const parts = [binaryRecordParts('k', 'first value', undefined), binaryRecordParts(null, new Uint8Array([1, 2, 3]), { h: 'v' })];
+  const size = parts.reduce((n, r) => n + r.size, 0);
+
+  it('writes into a spare that is large enough (not more than twice the size) and decodes the same', () => {
+    const fresh = new ProduceFrame(fields, parts, size);
+    const needed = fresh.storage.length;
+    const spare = new Uint8Array(needed + 40).fill(0xee); // an earlier, larger frame's leftovers
+    const reused = new ProduceFrame(fields, parts, size, spare);
+    expect(reused.storage).toBe(spare);
+    expect(reused.withId(9)).toEqual(fresh.withId(9));
+    const decoded = decodeProduceFrame(reused.withId(9));
+    if (!decoded.ok) throw new Error(decoded.message);
+    expect(decodeProduceRecords(decoded.body, decoded.recordCount).map((r) => r.headers ?? {})).toEqual([{}, { h: 'v' }]);
+  });
+
+  it('allocates when the spare is too small or more than twice too large', () => {
+    const needed = new ProduceFrame(fields, parts, size).storage.length;
+    const small = new Uint8Array(needed - 1);
+    const huge = new Uint8Array(2 * needed + 1);
+    expect(new ProduceFrame(fields, parts, size, small).storage).not.toBe(small);
+    expect(new ProduceFrame(fields, parts, size, huge).storage).not.toBe(huge);
+  });
+});
+
 describe('welcome features', () => {
   const welcome = (extra: object): string =>
     JSON.stringify({
