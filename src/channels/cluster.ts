@@ -18,6 +18,13 @@ import { StreamBatchReader } from './stream-batch-reader.js';
 const BATCH_AFTER = 8;
 /** Messages per batch when a node catches up on a channel it fell behind on. */
 const FILL_BATCH = 1_000;
+/**
+ * A fill that ends still behind what was seen live (a read that failed or came back short under
+ * load) is tried again after 50 ms, doubling, at most this many times; past that the channel's
+ * next live message starts a new one, as before.
+ */
+const REFILL_ATTEMPTS = 8;
+const REFILL_BASE_MS = 50;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -61,6 +68,9 @@ class LiveChannel {
   inFlight = 0;
   sub: Subscription | null = null;
   closed = false;
+  /** Fills tried again in a row while behind (see REFILL_ATTEMPTS), and the timer of the next. */
+  refills = 0;
+  refillTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(init: (live: LiveChannel) => Promise<void>) {
     this.ready = init(this);
@@ -149,6 +159,7 @@ export class JetStreamChannelCluster {
   close(): void {
     for (const live of this.live.values()) {
       live.closed = true;
+      clearTimeout(live.refillTimer);
       live.sub?.unsubscribe();
     }
     this.live.clear();
@@ -178,6 +189,7 @@ export class JetStreamChannelCluster {
     const live = this.live.get(channel);
     if (live === undefined) return;
     live.closed = true;
+    clearTimeout(live.refillTimer);
     live.sub?.unsubscribe();
     this.live.delete(channel);
   }
@@ -314,7 +326,26 @@ export class JetStreamChannelCluster {
       .catch((err: unknown) => this.logger.error({ err, channel: channel.name.name }, 'reading missed channel messages failed'))
       .finally(() => {
         live.filling = false;
+        if (live.closed) return;
+        if (live.maxSeen <= channel.top) live.refills = 0;
+        // Still behind a message seen live: with no further live message nothing else would
+        // start a fill, and the subscribers would wait for the channel's next message.
+        else this.refillLater(channel, live);
       });
+  }
+
+  private refillLater(channel: Channel, live: LiveChannel): void {
+    if (live.refillTimer !== undefined) return;
+    if (live.refills >= REFILL_ATTEMPTS) {
+      this.logger.warn({ channel: channel.name.name, after: channel.top, seen: live.maxSeen }, 'channel messages seen live could not be read from the stream');
+      live.refills = 0;
+      return;
+    }
+    const delay = REFILL_BASE_MS * 2 ** live.refills++;
+    live.refillTimer = setTimeout(() => {
+      live.refillTimer = undefined;
+      if (!live.closed) this.fill(channel, live);
+    }, delay);
   }
 
   private async last(channel: Channel): Promise<number> {
@@ -344,7 +375,9 @@ export class JetStreamChannelCluster {
    */
   private async readFrom(channel: Channel, from: number, max: number, many: boolean): Promise<Stored[]> {
     const read = many ? await this.batches.read(this.streamName(channel.namespace), this.subjectOf(channel), from, max) : null;
-    if (read === null) {
+    // Empty: the consumer's pull may have expired before anything came (a busy server); a
+    // direct get tells whether there really is nothing.
+    if (read === null || read.length === 0) {
       const m = await this.next(channel, from);
       return m === null ? [] : [m];
     }

@@ -304,6 +304,50 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     expect(await metric(a, 'brook_channel_cluster_gaps_total')).toBe(0);
   });
 
+  it('a fill whose stream reads fail is tried again, so the gap closes without waiting for the next live message', async () => {
+    const proxy = await tcpProxy(SERVICES.nats);
+    cleanups.push(() => proxy.close());
+    const c = cluster();
+    const a = await c.node();
+    const b = await c.node(`nats://127.0.0.1:${proxy.port}`);
+    const onB = await follow(client(b.url), 'chat:refill');
+    const publish = async (i: number): Promise<number> => (await a.server.channels.publish(SERVER, 'chat:refill', String(i), 'server')).offset;
+    for (let i = 0; i < 3; i++) await publish(i);
+    await eventually(() => onB.data.length === 3, 'the first three on node B');
+
+    // B misses three messages while its NATS connection is cut.
+    const nc = b.engine.natsAccess().nc;
+    const events: string[] = [];
+    void (async () => {
+      for await (const s of nc.status()) events.push(s.type);
+    })();
+    proxy.cut();
+    await eventually(() => events.includes('disconnect'), 'node B disconnected');
+    for (let i = 3; i < 6; i++) await publish(i);
+    proxy.heal();
+    await eventually(() => events.includes('reconnect'), 'node B reconnected', 20_000);
+    await nc.flush();
+
+    // The next live message shows B the gap; its first two attempts to read the stream fail.
+    const backplane = (b.server.channels as unknown as { cluster: { readFrom: (...args: unknown[]) => Promise<unknown> } }).cluster;
+    const readFrom = backplane.readFrom;
+    let failures = 0;
+    backplane.readFrom = function (this: unknown, ...args: unknown[]) {
+      if (failures < 2) {
+        failures++;
+        return Promise.reject(Object.assign(new Error('TIMEOUT'), { code: 'TIMEOUT' }));
+      }
+      return readFrom.apply(this, args);
+    };
+    cleanups.push(() => {
+      backplane.readFrom = readFrom;
+    });
+    await publish(6); // the last message: nothing live follows it
+    await eventually(() => onB.data.length === 7, 'all seven on node B');
+    expect(failures).toBe(2);
+    expect(onB.data).toEqual([...Array(7).keys()]);
+  });
+
   it('topic channels read the shared log: produced through node A, received on node B', async () => {
     const c = cluster();
     const a = await c.node();
