@@ -68,6 +68,37 @@ function cluster(): { node: (via?: string) => Promise<Node> } {
   };
 }
 
+/**
+ * Nodes A and B, B reaching NATS through a TCP proxy, and `partitioned(during)`: cuts B's NATS
+ * connection, runs `during` (what A publishes meanwhile never reaches B's live subscription),
+ * heals it and waits until B's subscriptions are back on the server.
+ */
+async function splitPair(): Promise<{ a: Node; b: Node; partitioned: (during: () => Promise<void>) => Promise<void> }> {
+  const proxy = await tcpProxy(SERVICES.nats);
+  cleanups.push(() => proxy.close());
+  const c = cluster();
+  const a = await c.node();
+  const b = await c.node(`nats://127.0.0.1:${proxy.port}`);
+  const nc = b.engine.natsAccess().nc;
+  const events: string[] = [];
+  void (async () => {
+    for await (const s of nc.status()) events.push(s.type);
+  })();
+  return {
+    a,
+    b,
+    async partitioned(during) {
+      const seen = events.length;
+      proxy.cut();
+      await eventually(() => events.slice(seen).includes('disconnect'), 'node B disconnected');
+      await during();
+      proxy.heal();
+      await eventually(() => events.slice(seen).includes('reconnect'), 'node B reconnected', 20_000);
+      await nc.flush(); // its live subscription is back on the server
+    },
+  };
+}
+
 function client(url: string | string[]): RealtimeClient {
   const c = new RealtimeClient({ url, WebSocket: WebSocket as unknown as WebSocketConstructor, reconnect: { baseMs: 20, capMs: 200 } });
   cleanups.push(() => c.close());
@@ -266,11 +297,7 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
   });
 
   it('a node whose NATS connection drops misses live messages, finds the gap and fills it from the stream: every message once, in order', async () => {
-    const proxy = await tcpProxy(SERVICES.nats);
-    cleanups.push(() => proxy.close());
-    const c = cluster();
-    const a = await c.node();
-    const b = await c.node(`nats://127.0.0.1:${proxy.port}`);
+    const { a, b, partitioned } = await splitPair();
     const onB = await follow(client(b.url), 'chat:gap');
     const publish = async (i: number): Promise<number> => (await a.server.channels.publish(SERVER, 'chat:gap', String(i), 'server')).offset;
     const offsets: number[] = [];
@@ -279,17 +306,9 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
     expect(await metric(b, 'brook_channel_cluster_gaps_total')).toBe(0);
 
     // Node B's connection to NATS is cut: what A publishes now never reaches B's live subscription.
-    const nc = b.engine.natsAccess().nc;
-    const events: string[] = [];
-    void (async () => {
-      for await (const s of nc.status()) events.push(s.type);
-    })();
-    proxy.cut();
-    await eventually(() => events.includes('disconnect'), 'node B disconnected');
-    for (let i = 5; i < 15; i++) offsets.push(await publish(i));
-    proxy.heal();
-    await eventually(() => events.includes('reconnect'), 'node B reconnected', 20_000);
-    await nc.flush(); // its live subscription is back on the server
+    await partitioned(async () => {
+      for (let i = 5; i < 15; i++) offsets.push(await publish(i));
+    });
     expect(onB.data).toHaveLength(5);
 
     // The next live message does not follow what B delivered last: B reads the ten from the stream.
@@ -305,28 +324,15 @@ describe.runIf(natsUp)('channels on several nodes (JetStream)', () => {
   });
 
   it('a fill whose stream reads fail is tried again, so the gap closes without waiting for the next live message', async () => {
-    const proxy = await tcpProxy(SERVICES.nats);
-    cleanups.push(() => proxy.close());
-    const c = cluster();
-    const a = await c.node();
-    const b = await c.node(`nats://127.0.0.1:${proxy.port}`);
+    const { a, b, partitioned } = await splitPair();
     const onB = await follow(client(b.url), 'chat:refill');
     const publish = async (i: number): Promise<number> => (await a.server.channels.publish(SERVER, 'chat:refill', String(i), 'server')).offset;
     for (let i = 0; i < 3; i++) await publish(i);
     await eventually(() => onB.data.length === 3, 'the first three on node B');
-
     // B misses three messages while its NATS connection is cut.
-    const nc = b.engine.natsAccess().nc;
-    const events: string[] = [];
-    void (async () => {
-      for await (const s of nc.status()) events.push(s.type);
-    })();
-    proxy.cut();
-    await eventually(() => events.includes('disconnect'), 'node B disconnected');
-    for (let i = 3; i < 6; i++) await publish(i);
-    proxy.heal();
-    await eventually(() => events.includes('reconnect'), 'node B reconnected', 20_000);
-    await nc.flush();
+    await partitioned(async () => {
+      for (let i = 3; i < 6; i++) await publish(i);
+    });
 
     // The next live message shows B the gap; its first two attempts to read the stream fail.
     const backplane = (b.server.channels as unknown as { cluster: { readFrom: (...args: unknown[]) => Promise<unknown> } }).cluster;

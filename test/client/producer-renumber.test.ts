@@ -4,19 +4,10 @@
  * carry the new id and sequence, in both subprotocols (a binary frame is encoded once and
  * reused, so its header has to be rewritten).
  */
-import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BrookClient } from '../../src/client/index.js';
-import { scriptedServer, until, type ScriptedServer } from './scripted-server.js';
+import { describe, expect, it } from 'vitest';
+import { scriptedSessions, until } from './scripted-server.js';
 
-let server: ScriptedServer | undefined;
-let client: BrookClient | undefined;
-afterEach(async () => {
-  client?.close();
-  await server?.close();
-  client = undefined;
-  server = undefined;
-});
+const start = scriptedSessions();
 
 interface ProducerHeader {
   readonly id: string;
@@ -25,13 +16,11 @@ interface ProducerHeader {
 
 describe.each(['binary', 'json'] as const)('producer renumbering (%s)', (protocol) => {
   it('resends the batches behind a failed one under the new producer id, from sequence 0', async () => {
-    server = await scriptedServer();
-    client = new BrookClient({ url: server.url, WebSocket, protocol, reconnect: false });
-    await client.connect();
+    const { server, client } = await start({ client: { protocol } });
     const producer = client.producer<string>({ topic: 't', partition: 0, lingerMs: 0, retries: 5, retryBackoff: { baseMs: 1, capMs: 5 } });
     const first = producer.send({ value: 'a' }).catch((err: { code?: string }) => err.code);
     const second = producer.send({ value: 'b' });
-    await until(() => server!.produces.length === 2);
+    await until(() => server.produces.length === 2);
     const [a, b] = server.produces;
     const old = a!.header['producer'] as ProducerHeader;
     expect(b!.header['producer']).toEqual({ id: old.id, sequence: 1 });
@@ -39,7 +28,7 @@ describe.each(['binary', 'json'] as const)('producer renumbering (%s)', (protoco
     server.refuse(a!.id, 'INVALID_ARGUMENT'); // for good: the server's next expected sequence is unknown now
     server.refuse(b!.id, 'OUT_OF_ORDER_SEQUENCE'); // sent behind it: not appended, resent
     expect(await first).toBe('INVALID_ARGUMENT');
-    await until(() => server!.produces.length === 3);
+    await until(() => server.produces.length === 3);
     const resent = server.produces[2]!;
     const renumbered = resent.header['producer'] as ProducerHeader;
     expect(renumbered.id).not.toBe(old.id);

@@ -3,19 +3,11 @@
  * (`welcome.limits.producer_batches`; 5 for a server that does not say), whatever its
  * `maxInflight`: a retry of a batch the server no longer remembers could not be recognised.
  */
-import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BrookClient } from '../../src/client/index.js';
-import { scriptedServer, until, type ScriptedServer } from './scripted-server.js';
+import { describe, expect, it } from 'vitest';
+import type { BrookClient } from '../../src/client/index.js';
+import { scriptedSessions, until, type ScriptedServer } from './scripted-server.js';
 
-let server: ScriptedServer | undefined;
-let client: BrookClient | undefined;
-afterEach(async () => {
-  client?.close();
-  await server?.close();
-  client = undefined;
-  server = undefined;
-});
+const start = scriptedSessions();
 
 /** Produce frames for topic `t` the server had received when the marker frame sent after them arrived. */
 async function inFlightBefore(s: ScriptedServer, c: BrookClient): Promise<number> {
@@ -29,16 +21,12 @@ async function inFlightBefore(s: ScriptedServer, c: BrookClient): Promise<number
 
 describe('idempotent producer window', () => {
   it('keeps to 5 batches in flight against a server that does not say how many it remembers', async () => {
-    server = await scriptedServer({ maxInflightProduce: 16 });
-    client = new BrookClient({ url: server.url, WebSocket, reconnect: false });
-    await client.connect();
+    const { server, client } = await start({ maxInflightProduce: 16 });
     expect(await inFlightBefore(server, client)).toBe(5);
   });
 
   it('uses the number the server gives in producer_batches', async () => {
-    server = await scriptedServer({ maxInflightProduce: 16, producerBatches: 8 });
-    client = new BrookClient({ url: server.url, WebSocket, reconnect: false });
-    await client.connect();
+    const { server, client } = await start({ maxInflightProduce: 16, producerBatches: 8 });
     expect(await inFlightBefore(server, client)).toBe(8);
   });
 });

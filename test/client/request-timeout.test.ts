@@ -4,37 +4,26 @@
  * passed (one sweep serves them all), answered ones are not touched, and the gate places they
  * held are given back.
  */
-import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BrookClient } from '../../src/client/index.js';
-import { scriptedServer, until, type ScriptedServer } from './scripted-server.js';
+import { describe, expect, it } from 'vitest';
+import { scriptedSessions, until } from './scripted-server.js';
 
-let server: ScriptedServer | undefined;
-let client: BrookClient | undefined;
-afterEach(async () => {
-  client?.close();
-  await server?.close();
-  client = undefined;
-  server = undefined;
-});
+const start = scriptedSessions();
 
 describe('request timeouts', () => {
   it('fails each unanswered request with REQUEST_TIMEOUT and leaves the answered ones alone', async () => {
-    server = await scriptedServer();
-    client = new BrookClient({ url: server.url, WebSocket, protocol: 'json', reconnect: false, requestTimeoutMs: 150 });
-    await client.connect();
+    const { server, client } = await start({ client: { protocol: 'json', requestTimeoutMs: 150 } });
     const producer = client.producer<number>({ topic: 't', partition: 0, lingerMs: 0, retries: 0 });
     const first = producer.send({ value: 1 }).then(
       () => 'acked',
       (err: { code?: string }) => err.code,
     );
-    await until(() => server!.produces.length === 1);
+    await until(() => server.produces.length === 1);
     server.ack(server.produces[0]!.id, 0);
     expect(await first).toBe('acked');
 
     const started = performance.now();
     const second = producer.send({ value: 2 }).catch((err: unknown) => err);
-    await until(() => server!.produces.length === 2);
+    await until(() => server.produces.length === 2);
     expect(await second).toMatchObject({ code: 'REQUEST_TIMEOUT', retriable: true });
     // Not before its own timeout (the sweep armed by the first request must not cut it short).
     expect(performance.now() - started).toBeGreaterThanOrEqual(140);
@@ -42,9 +31,8 @@ describe('request timeouts', () => {
   });
 
   it('gives the produce gate back when requests time out, so later sends go out', async () => {
-    server = await scriptedServer({ maxInflightProduce: 1 }); // one produce frame in flight per connection
-    client = new BrookClient({ url: server.url, WebSocket, protocol: 'json', reconnect: false, requestTimeoutMs: 100 });
-    await client.connect();
+    // One produce frame in flight per connection.
+    const { server, client } = await start({ maxInflightProduce: 1, client: { protocol: 'json', requestTimeoutMs: 100 } });
     const a = client.producer<number>({ topic: 't', partition: 0, lingerMs: 0, retries: 0 });
     const b = client.producer<number>({ topic: 't', partition: 1, lingerMs: 0, retries: 0 });
     const outcomes = await Promise.all([a.send({ value: 1 }), b.send({ value: 2 })].map((p) => p.catch((err: { code?: string }) => err.code)));

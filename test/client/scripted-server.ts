@@ -6,7 +6,9 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
+import { afterEach } from 'vitest';
 import { decodeProduceFrame } from '../../src/broker/binary-frames.js';
+import { BrookClient, type ClientOptions } from '../../src/client/index.js';
 
 export interface ReceivedProduce {
   readonly id: number;
@@ -83,4 +85,27 @@ export async function scriptedServer(options: ScriptedServerOptions = {}): Promi
 export async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!check()) throw new Error('condition not met within 5 s');
+}
+
+/**
+ * For a test file: `start()` opens a scripted server and a connected client (no reconnect), and
+ * both are closed after each test.
+ */
+export function scriptedSessions(): (
+  options?: ScriptedServerOptions & { readonly client?: Partial<ClientOptions> },
+) => Promise<{ server: ScriptedServer; client: BrookClient }> {
+  let server: ScriptedServer | undefined;
+  let client: BrookClient | undefined;
+  afterEach(async () => {
+    client?.close();
+    await server?.close();
+    client = undefined;
+    server = undefined;
+  });
+  return async (options = {}) => {
+    server = await scriptedServer(options);
+    client = new BrookClient({ url: server.url, WebSocket, reconnect: false, ...options.client });
+    await client.connect();
+    return { server, client };
+  };
 }
