@@ -13,9 +13,10 @@
  *
  * Integers are big-endian.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { ProduceRecord, RecordHeaders, StoredRecord } from '../engine/index.js';
 import { MAX_NAME_LENGTH } from './defaults.js';
+import { produceHeader, requestId } from './frames.js';
 
 export const BinaryKind = {
   /** client → server: a `produce` */
@@ -40,17 +41,8 @@ const TWO_POW_32 = 2 ** 32;
 const MAX_HIGH_WORD = 2 ** 21 - 1;
 const MAX_HEADERS = 0xffff;
 
-const requestId = z.union([z.string().max(MAX_NAME_LENGTH), z.int()]);
-const count = z.int().nonnegative();
-
-/** The non-record fields of a binary produce: a JSON `produce` frame without `type` and `records`. */
-export const produceHeader = z.strictObject({
-  id: requestId,
-  topic: z.string(),
-  partition: count.optional(),
-  producer: z.strictObject({ id: z.string().min(1), sequence: count }).optional(),
-  compact_ack: z.boolean().optional(),
-});
+/** The non-record fields of a binary produce (the JSON `produce` schema without `type` and `records`). */
+export { produceHeader };
 export type BinaryProduceHeader = z.infer<typeof produceHeader>;
 
 export type DecodedBinaryProduce =

@@ -12,7 +12,7 @@ import type { FrameErrorCode } from './errors.js';
 
 // ── inbound ─────────────────────────────────────────────────────────────────────────────────
 
-const requestId = z.union([z.string().max(MAX_NAME_LENGTH), z.int()]);
+export const requestId = z.union([z.string().max(MAX_NAME_LENGTH), z.int()]);
 const count = z.int().nonnegative();
 const name = z.string().min(1).max(MAX_NAME_LENGTH);
 
@@ -37,6 +37,9 @@ const produce = z.strictObject({
   // Checked after the in-flight bound and the batch size, so an excess frame costs no validation.
   records: z.array(z.unknown()),
 });
+
+/** The non-record fields of a binary produce: a JSON `produce` frame without `type` and `records`. */
+export const produceHeader = produce.omit({ type: true, records: true });
 
 /** One record of a produce frame, as in the HTTP API. */
 export const recordSchema = z.strictObject({

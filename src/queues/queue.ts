@@ -53,6 +53,7 @@ import type {
   QueueStats,
   ReceiveOptions,
 } from './types.js';
+import { deferred } from '../lib/deferred.js';
 
 const READY = 0;
 const DELAYED = 1;
@@ -329,20 +330,15 @@ export class Queue {
       const dropped = this.makeRoom(records.length, bytes, now);
       this.pendingEnqueues += records.length;
       this.pendingBytes += bytes;
-      let settle!: (base: number) => void;
-      let fail!: (err: unknown) => void;
-      const written = new Promise<number>((resolve, reject) => {
-        settle = resolve;
-        fail = reject;
-      });
-      written.catch(() => undefined); // observed through the dedup entries and the await below
-      for (const [dedupId, { index }] of fresh) this.dedup.remember(dedupId, written.then((base) => base + index), now);
+      const written = deferred<number>();
+      written.promise.catch(() => undefined); // observed through the dedup entries and the await below
+      for (const [dedupId, { index }] of fresh) this.dedup.remember(dedupId, written.promise.then((base) => base + index), now);
       let base: number;
       try {
         base = await this.logs.journal.append(records);
-        settle(base);
+        written.resolve(base);
       } catch (err) {
-        fail(err);
+        written.reject(err as Error);
         for (const dedupId of fresh.keys()) this.dedup.forget(dedupId);
         throw err;
       } finally {
