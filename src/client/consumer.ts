@@ -39,7 +39,7 @@ import {
   InvalidArgumentError,
   toError,
 } from './errors.js';
-import { deferred } from '../lib/deferred.js';
+import { deferred, type Deferred } from '../lib/deferred.js';
 import { Fifo } from '../lib/fifo.js';
 import type { ConsumedRecord, ConsumerOptions } from './options.js';
 import { utf8Length } from './utf8.js';
@@ -113,7 +113,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
   /** Returns all used credit once the application has waited on an empty buffer for a while. */
   private idleCreditTimer: ReturnType<typeof setTimeout> | undefined;
 
-  private wake: { promise: Promise<void>; resolve: () => void } = deferred();
+  private wake: Deferred<void> = deferred();
   private failure: Error | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;

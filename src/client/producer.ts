@@ -513,19 +513,22 @@ export class Producer<T = unknown> {
     if (key !== undefined && key !== null && typeof key !== 'string') {
       throw new InvalidArgumentError(`record.key must be a string or null, got ${typeof key}`);
     }
-    let recordBytes = RECORD_FIXED_BYTES + (typeof key === 'string' ? utf8Length(key) : 0);
-    let headersJson = '';
     if (headers !== undefined) {
       if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
         throw new InvalidArgumentError('record.headers must be an object of string values');
       }
       for (const [name, v] of Object.entries(headers)) {
         if (typeof v !== 'string') throw new InvalidArgumentError(`header ${JSON.stringify(name)} must be a string, got ${typeof v}`);
-        recordBytes += HEADER_FIXED_BYTES + utf8Length(name) + utf8Length(v);
       }
+    }
+    // Binary: binaryRecordParts measures key and headers itself.
+    if (this.conn.binary) return this.encodeBinary(key ?? null, value, headers);
+    let recordBytes = RECORD_FIXED_BYTES + (typeof key === 'string' ? utf8Length(key) : 0);
+    let headersJson = '';
+    if (headers !== undefined) {
+      for (const [name, v] of Object.entries(headers)) recordBytes += HEADER_FIXED_BYTES + utf8Length(name) + utf8Length(v);
       headersJson = `,"headers":${JSON.stringify(headers)}`;
     }
-    if (this.conn.binary) return this.encodeBinary(key ?? null, value, headers);
     if (value instanceof Uint8Array) {
       throw new InvalidArgumentError("a Uint8Array value needs the binary protocol (ClientOptions.protocol: 'binary')");
     }
