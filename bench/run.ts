@@ -13,6 +13,7 @@
 import { execFile } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { promisify } from 'node:util';
+import { keepHeapHeadroom } from '../src/lib/heap-headroom.js';
 import { parseBenchArgs, type BenchOptions, type SuiteName } from './lib/args.js';
 import { NATS_SERVER } from './lib/nats-server.js';
 import { REPO_ROOT } from './lib/paths.js';
@@ -29,6 +30,7 @@ import { runQueues, type QueuesResult } from './suites/queues.js';
 import { fanoutTargets, printFanout, runFanout, type FanoutResult } from './suites/fanout.js';
 
 const run = promisify(execFile);
+const HARNESS_HEAP_HEADROOM_MB = 64;
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** One line of a command's output (for versions and the like), or why it could not be had. */
@@ -483,6 +485,9 @@ function printQueues(queues: QueuesResult, targets: readonly Target[]): void {
 
 async function main(): Promise<number> {
   const options = parseBenchArgs(process.argv.slice(2));
+  // The harness hosts every system's clients; its own full collections would stall them all
+  // (10–25 ms each on this machine). Same headroom as `brook start` (docs/runtime.md).
+  keepHeapHeadroom(HARNESS_HEAP_HEADROOM_MB * 1024 * 1024);
   const startedAt = new Date();
   const problems: string[] = [];
   let suites: SuiteName[] = [...options.suites];

@@ -8,7 +8,7 @@ import { consume } from './commands/consume.js';
 import { describeGroup, listGroups, parseResetTarget, resetGroup, type ResetTarget } from './commands/groups.js';
 import { produce } from './commands/produce.js';
 import { describeQueue, enqueue, enqueueValues, listDeadLetters, listQueues, redrive, redriveSelection } from './commands/queues.js';
-import { start } from './commands/start.js';
+import { DEFAULT_HEAP_HEADROOM_MB, start } from './commands/start.js';
 import { tail } from './commands/tail.js';
 import { createTopic, deleteTopic, describeTopic, listTopics } from './commands/topics.js';
 import { DEFAULT_URL } from './http-client.js';
@@ -127,6 +127,12 @@ Examples:
     .option('--cdc-slot <name>', 'replication slot of the CDC source (created if missing)', 'brook_cdc')
     .option('--cdc-publication <name>', 'publication of the CDC source (created if missing)', 'brook_cdc')
     .option('--cdc-topic-prefix <prefix>', 'CDC topics are <prefix>.<schema>.<table>', 'cdc')
+    .option(
+      '--heap-headroom-mb <mb>',
+      'old-generation room kept between full garbage collections (fewer latency stalls; 0 = V8 defaults; docs/runtime.md)',
+      nonNegativeInt('heap headroom'),
+      DEFAULT_HEAP_HEADROOM_MB,
+    )
     .action(
       async (opts: {
         port: number;
@@ -155,6 +161,7 @@ Examples:
         cdcSlot: string;
         cdcPublication: string;
         cdcTopicPrefix: string;
+        heapHeadroomMb: number;
       }) => {
         await start(
           {
@@ -178,6 +185,7 @@ Examples:
             channelsCluster: opts.channelsCluster,
             presenceTtlMs: opts.presenceTtlMs,
             groupTakeoverDelayMs: opts.groupTakeoverDelayMs,
+            heapHeadroomMb: opts.heapHeadroomMb,
             cdc:
               opts.cdcUrl === undefined
                 ? undefined

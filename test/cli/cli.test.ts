@@ -167,13 +167,14 @@ describe('brook start', () => {
     }
   });
 
-  it('refuses cluster flags that are malformed or have no meaning on its engine, before opening anything', async () => {
+  it('refuses flags that are malformed or have no meaning on its engine, before opening anything', async () => {
     const cases: [string[], RegExp][] = [
       [['--presence-ttl-ms', '0'], /presence TTL must be at least 1/],
       [['--presence-ttl-ms', '-5'], /presence TTL must be a non-negative integer/],
       [['--presence-ttl-ms', '5000'], /--presence-ttl-ms needs --channels-cluster/],
       [['--group-takeover-delay-ms', 'soon'], /group takeover delay must be a non-negative integer/],
       [['--group-takeover-delay-ms', '0'], /--group-takeover-delay-ms needs --engine jetstream/],
+      [['--heap-headroom-mb', 'lots'], /heap headroom must be a non-negative integer/],
     ];
     for (const [flags, message] of cases) {
       const result = await runCli(['start', '--port', '0', '--data', '/nonexistent/brook-never-created', ...flags]);

@@ -11,6 +11,7 @@ import { JetStreamEngine } from '../../engine/jetstream/index.js';
 import { channelsConfigSchema, type NamespaceInput } from '../../channels/index.js';
 import { bindExposure, type AuthConfig } from '../../server/auth/index.js';
 import { createServer } from '../../server/index.js';
+import { keepHeapHeadroom } from '../../lib/heap-headroom.js';
 import { Metrics } from '../../server/metrics.js';
 import { quotaConfigFromFile, quotasFileSchema, type QuotaConfig } from '../../server/quota/index.js';
 import { writeLine } from '../output.js';
@@ -54,7 +55,15 @@ export interface StartOptions {
   readonly groupTakeoverDelayMs?: number | undefined;
   /** A PostgreSQL CDC source from flags (`--cdc-url`, ...); more go in the config file's `cdc` list. */
   readonly cdc?: CdcFlags | undefined;
+  /**
+   * Old-generation room kept between full garbage collections, in MiB (`--heap-headroom-mb`,
+   * docs/runtime.md); 0 leaves V8's defaults. @defaultValue DEFAULT_HEAP_HEADROOM_MB
+   */
+  readonly heapHeadroomMb?: number | undefined;
 }
+
+/** See docs/runtime.md: enough that a server promoting ~1 MB/s runs a full collection about once a minute. */
+export const DEFAULT_HEAP_HEADROOM_MB = 64;
 
 export interface CdcFlags {
   readonly url: string;
@@ -117,7 +126,17 @@ export async function start(options: StartOptions, out: Writable): Promise<void>
   }
   const settings = await serverSettings(options);
   bindExposure(options.host, settings.auth.secret !== undefined || settings.auth.jwks !== undefined, options.insecureNoAuth ?? false);
+  const headroomMb = options.heapHeadroomMb ?? DEFAULT_HEAP_HEADROOM_MB;
+  const stopHeadroom = headroomMb > 0 ? keepHeapHeadroom(headroomMb * 1024 * 1024) : undefined;
+  try {
+    await serve(options, settings, out);
+  } finally {
+    stopHeadroom?.();
+  }
+}
 
+/** What `start` does once the settings are checked: open, serve until a signal, close. */
+async function serve(options: StartOptions, settings: ServerSettings, out: Writable): Promise<void> {
   // Synchronous: few lines (no per-request logging at info) and none lost on a crash.
   const logger = pino({ level: options.logLevel }, pino.destination({ dest: 2, sync: true }));
   // Made before the engine, which feeds `metrics.observeFsync`.
