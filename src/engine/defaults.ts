@@ -29,5 +29,17 @@ export const PRODUCER_BATCH_MEMORY = 8;
 export const MAX_PRODUCERS_PER_PARTITION = 10_000;
 /** Bytes of appends queued for one partition's disk writer; more are refused (retriable). */
 export const MAX_PENDING_BYTES_PER_PARTITION = 64 * 1024 * 1024;
+/** Memory for recently written batches, across all partitions of an embedded engine. */
+export const TAIL_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * Memory for recently written batches of one partition. Small on purpose: cached batches live in
+ * slabs (ArrayBuffers), and V8 frees an ArrayBuffer that reached the old generation only at a
+ * full collection. At 10,000 CDC changes/s (about 5 MB/s) a 4 MiB cap kept each slab about a
+ * second, so 5 MB/s of dead slabs piled up in the old generation and forced a full collection
+ * (a 10–25 ms stall) every ~9 s even with 64 MiB of heap headroom; at 512 KiB (about 100 ms of
+ * that stream, slabs of at most 128 KiB) they die young and none happened in 15 s
+ * (docs/runtime.md). A consumer further behind reads the page cache instead.
+ */
+export const TAIL_CACHE_PER_PARTITION_BYTES = 512 * 1024;
 /** Readers parked in waitForData per partition; more are refused rather than queued. */
 export const MAX_WAITERS_PER_PARTITION = 10_000;

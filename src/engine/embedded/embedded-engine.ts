@@ -8,6 +8,8 @@ import {
   MAX_PRODUCERS_PER_PARTITION,
   MAX_WAITERS_PER_PARTITION,
   PRODUCER_BATCH_MEMORY,
+  TAIL_CACHE_BYTES,
+  TAIL_CACHE_PER_PARTITION_BYTES,
 } from '../defaults.js';
 import {
   EngineClosedError,
@@ -62,9 +64,9 @@ export interface EmbeddedEngineOptions {
   readonly maxOpenFiles?: number;
   /** Sealed segments whose indexes stay loaded, across all partitions. @defaultValue 1024 */
   readonly maxLoadedIndexes?: number;
-  /** Memory for recently written batches, across all partitions. @defaultValue 64 MiB */
+  /** Memory for recently written batches, across all partitions. @defaultValue TAIL_CACHE_BYTES (64 MiB) */
   readonly tailCacheBytes?: number;
-  /** Memory for recently written batches of one partition. @defaultValue 4 MiB */
+  /** Memory for recently written batches of one partition. @defaultValue TAIL_CACHE_PER_PARTITION_BYTES (512 KiB) */
   readonly tailCachePerPartitionBytes?: number;
   /** Log bytes between sparse index entries. @defaultValue 4096 */
   readonly indexIntervalBytes?: number;
@@ -114,7 +116,7 @@ export class EmbeddedEngine implements Engine {
     this.now = options.now ?? Date.now;
     this.fdCache = new FdCache(options.maxOpenFiles ?? 256);
     this.indexCache = new IndexCache(options.maxLoadedIndexes ?? 1024);
-    this.tailBudget = new TailCacheBudget(options.tailCacheBytes ?? 64 * 1024 * 1024, options.tailCachePerPartitionBytes ?? 4 * 1024 * 1024);
+    this.tailBudget = new TailCacheBudget(options.tailCacheBytes ?? TAIL_CACHE_BYTES, options.tailCachePerPartitionBytes ?? TAIL_CACHE_PER_PARTITION_BYTES);
     this.lock = new DataDirLock(options.dataDir);
     this.groups = new GroupCoordinator({
       offsetStore: new InternalTopicOffsetStore(this),

@@ -15,7 +15,9 @@
  * slices of Node's shared 8 KiB pool, each pinning its whole pool slab. At 10,000 CDC changes/s
  * slabs cut the server's old-space collections (5-15 ms pauses) from 11 to 8 in 15 s. Reusing
  * emptied slabs cut them to 5 but meant copying every batch a reader takes from the cache, which
- * cost a fifth of the SDK's consume rate at 1 KB records; not done.
+ * cost a fifth of the SDK's consume rate at 1 KB records; not done. What worked instead is a
+ * small per-partition cap (TAIL_CACHE_PER_PARTITION_BYTES, 512 KiB): slabs are evicted before
+ * they reach the old generation, so scavenges free them (docs/runtime.md).
  *
  * A large batch (64 KiB or more) that owns its whole buffer is kept as it is, as a slab of its
  * own: no copy. Few of them fit a partition's cap, so they do not strain the collector the way
