@@ -460,6 +460,7 @@ export class CdcSource {
           pausedForPressure = paused;
           applyPause();
         },
+        linger: { topics: new Set([txTopic]), ms: c.transactionsLingerMs },
       });
 
       // Snapshot (when due) before streaming: the slot holds the WAL meanwhile.

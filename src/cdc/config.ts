@@ -40,6 +40,15 @@ export const cdcSourceSchema = z.strictObject({
    * per transaction in Brook and one wake-up in the walsender. @defaultValue 10
    */
   confirmDelayMs: z.number().int().min(0).max(1000).default(10),
+  /**
+   * The transactions topic is appended at most this often, its records batched meanwhile (0 =
+   * with each transaction, like the table topics). Nobody waits on it record by record, and an
+   * append of its own per transaction doubled the fsyncs of a small-transaction stream: at
+   * 10,000 changes/s in 10-row transactions, commit → browser p99 went from 4.9–5.5 to 4.0–4.2 ms
+   * (docs/cdc.md). A transaction is confirmed to PostgreSQL only once its record is durable, so
+   * this delays the confirm by as much. @defaultValue 5
+   */
+  transactionsLingerMs: z.number().int().min(0).max(1000).default(5),
   /** Standby status updates at least this often. @defaultValue 1000 */
   statusIntervalMs: z.number().int().min(10).default(1000),
   /** pg_logical_emit_message heartbeat period, 0 = off. @defaultValue 10_000 */

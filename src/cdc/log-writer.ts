@@ -6,7 +6,10 @@
  * partition records become durable in the order written, which the restart dedupe relies on
  * (docs/cdc.md, "Exactly once"). An append starts in a microtask, once the current replication
  * chunk has been decoded, so a transaction that arrives in one chunk is one append (one fsync),
- * not its first row alone and then the rest. Everything not yet durable counts against `maxBufferedBytes`;
+ * not its first row alone and then the rest. Topics in `linger` (the transactions topic) are
+ * appended at most every `linger.ms` instead: nobody waits on them record by record, and an
+ * append of their own per transaction doubled the fsyncs of a small-transaction stream.
+ * Everything not yet durable counts against `maxBufferedBytes`;
  * `onPressure(true)` asks the caller to stop reading (pause the replication socket) and
  * `onPressure(false)` to resume once below half.
  */
@@ -28,11 +31,15 @@ class PartitionQueue {
   /** Records waiting for the next append (slots cleared as they leave, so nothing outlives its write). */
   readonly queue = new Fifo<Pending>();
   inFlight = false;
-  /** Waiting for the writer's next microtask flush. */
+  /** Waiting for the writer's next flush (a microtask, or the linger timer). */
   due = false;
+  /** The linger timer while one is set. */
+  timer: NodeJS.Timeout | null = null;
   constructor(
     readonly topic: string,
     readonly partition: number,
+    /** 0: appended in the microtask after it is written to; else at most this often. */
+    readonly lingerMs: number,
   ) {}
   get size(): number {
     return this.queue.length;
@@ -48,6 +55,8 @@ export interface LogWriterOptions {
   /** An append failed; the writer stops accepting records. */
   readonly onError: (err: unknown) => void;
   readonly onPressure: (paused: boolean) => void;
+  /** Topics appended at most every `ms` (their records batched meanwhile) instead of at once. */
+  readonly linger?: { readonly topics: ReadonlySet<string>; readonly ms: number };
 }
 
 export class LogWriter {
@@ -76,7 +85,11 @@ export class LogWriter {
     const bytes = (record.value?.length ?? 0) + (record.key?.length ?? 0) + 64;
     const id = `${partition}:${topic}`;
     let q = this.partitions.get(id);
-    if (!q) this.partitions.set(id, (q = new PartitionQueue(topic, partition)));
+    if (!q) {
+      const linger = this.options.linger;
+      q = new PartitionQueue(topic, partition, linger !== undefined && linger.topics.has(topic) ? linger.ms : 0);
+      this.partitions.set(id, q);
+    }
     waiter.outstanding++;
     q.queue.push({ record, bytes, waiter });
     this.buffered += bytes;
@@ -84,10 +97,22 @@ export class LogWriter {
       this.paused = true;
       this.options.onPressure(true);
     }
-    if (!q.inFlight && !q.due) {
-      q.due = true;
+    this.schedule(q);
+  }
+
+  /** Arranges the next append of `q`'s records, unless one is in flight or already arranged. */
+  private schedule(q: PartitionQueue): void {
+    if (q.inFlight || q.due || q.size === 0) return;
+    q.due = true;
+    if (q.lingerMs === 0) {
       if (this.due.push(q) === 1) queueMicrotask(this.flushDue);
+      return;
     }
+    q.timer = setTimeout(() => {
+      q.timer = null;
+      q.due = false;
+      if (!q.inFlight) this.flush(q);
+    }, q.lingerMs);
   }
 
   private readonly flushDue = (): void => {
@@ -99,11 +124,28 @@ export class LogWriter {
     }
   };
 
-  /** Resolves once no append is in flight (used before re-reading positions after a failure). */
+  /**
+   * Appends everything written so far without waiting for a microtask or linger timer, and
+   * resolves once no append is in flight and nothing waits for one (used on stop, and before
+   * re-reading positions for a new session). After a failure, queued records are never appended.
+   */
   async idle(): Promise<void> {
-    if (this.due.length > 0) this.flushDue(); // start what waits for the microtask now
-    if (this.inFlight === 0) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    for (;;) {
+      this.flushNow();
+      if (this.inFlight === 0) return;
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+  }
+
+  private flushNow(): void {
+    if (this.due.length > 0) this.flushDue();
+    for (const q of this.partitions.values()) {
+      if (q.timer === null) continue;
+      clearTimeout(q.timer);
+      q.timer = null;
+      q.due = false;
+      this.flush(q);
+    }
   }
 
   private flush(q: PartitionQueue): void {
@@ -129,7 +171,8 @@ export class LogWriter {
           this.options.onPressure(false);
         }
         this.options.onDurable();
-        this.flush(q);
+        if (q.lingerMs === 0) this.flush(q);
+        else this.schedule(q);
       },
       (err: unknown) => {
         // The batch's waiters keep their counts: they never complete.

@@ -11,6 +11,7 @@ describe('CDC log writer', () => {
     engine = new EmbeddedEngine({ dataDir: dir.path });
     await engine.open();
     await engine.createTopic('w', { partitions: 2 });
+    await engine.createTopic('tx', { partitions: 1 });
   });
   afterAll(async () => {
     await engine.close();
@@ -76,6 +77,60 @@ describe('CDC log writer', () => {
       { partition: 0, count: 5 },
       { partition: 1, count: 5 },
     ]);
+  });
+
+  it('batches a linger topic until its timer, or until idle() appends it at once', async () => {
+    const appends: Array<{ topic: string; count: number }> = [];
+    const counting = Object.create(engine) as EmbeddedEngine;
+    counting.append = (topic, partition, records, options) => {
+      appends.push({ topic, count: records.length });
+      return engine.append(topic, partition, records, options);
+    };
+    const writer = new LogWriter({
+      engine: counting,
+      maxBufferedBytes: 1024 * 1024,
+      maxBatchRecords: 500,
+      onDurable: () => undefined,
+      onError: (err) => {
+        throw err;
+      },
+      onPressure: () => undefined,
+      linger: { topics: new Set(['tx']), ms: 60_000 },
+    });
+    const txs: DurabilityWaiter[] = [];
+    for (let i = 0; i < 3; i++) {
+      const tx: DurabilityWaiter = { outstanding: 0 };
+      txs.push(tx);
+      writer.write('w', 0, { key: null, value: Buffer.from(`row ${i}`) }, tx);
+      writer.write('tx', 0, { key: null, value: Buffer.from(`tx ${i}`) }, tx);
+      await new Promise((r) => setImmediate(r)); // a turn: the table topic's append starts
+    }
+    expect(appends.filter((a) => a.topic === 'tx')).toEqual([]);
+    expect(appends.some((a) => a.topic === 'w')).toBe(true);
+    await writer.idle();
+    expect(appends.filter((a) => a.topic === 'tx')).toEqual([{ topic: 'tx', count: 3 }]);
+    expect(txs.map((t) => t.outstanding)).toEqual([0, 0, 0]);
+  });
+
+  it('idle() waits for records queued behind the append in flight, not only for that append', async () => {
+    const writer = new LogWriter({
+      engine,
+      maxBufferedBytes: 1024 * 1024,
+      maxBatchRecords: 500,
+      onDurable: () => undefined,
+      onError: (err) => {
+        throw err;
+      },
+      onPressure: () => undefined,
+    });
+    const first: DurabilityWaiter = { outstanding: 0 };
+    writer.write('w', 1, { key: null, value: Buffer.from('first') }, first);
+    await new Promise<void>((r) => queueMicrotask(r)); // its append is in flight now
+    const second: DurabilityWaiter = { outstanding: 0 };
+    writer.write('w', 1, { key: null, value: Buffer.from('second') }, second);
+    await writer.idle();
+    expect(first.outstanding).toBe(0);
+    expect(second.outstanding).toBe(0);
   });
 
   it('never completes a waiter whose records could not be appended', async () => {
