@@ -30,7 +30,7 @@ export function createCdcMetrics(registry: Registry): CdcMetricsSink {
   });
   const sinceReceived = new Histogram({
     name: 'brook_cdc_receive_to_durable_seconds',
-    help: "Time from Brook receiving a transaction's commit until the transaction is durable in Brook.",
+    help: "Time from Brook receiving a transaction's commit until the transaction is durable in Brook (its events and its transactions-topic record, which waits up to transactionsLingerMs).",
     labelNames: ['source'],
     buckets,
     registers,
