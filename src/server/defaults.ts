@@ -49,7 +49,7 @@ export const DEFAULT_QUOTA_TIER = 'regular';
 
 // ── metrics ───────────────────────────────────────────────────────────────────────────────────
 
-/** Distinct topic label values per metric; further topics share the label `_other`. */
+/** Distinct topic label values per metric; further topics share the label `~other`. */
 export const MAX_TOPIC_LABELS = 1_000;
 /** Most `brook_consumer_group_lag` series computed per scrape. */
 export const MAX_LAG_SERIES = 10_000;

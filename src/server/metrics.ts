@@ -22,7 +22,7 @@
  * | `brook_queue_processing_seconds` | histogram | (delivery to ack) |
  *
  * Bytes are record bytes (key + value + headers, see quota/record-size.ts). Label cardinality is
- * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `_other`;
+ * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `~other` (not a valid topic name);
  * lag stops after `maxLagSeries` series.
  */
 import type { Logger } from 'pino';
@@ -60,8 +60,11 @@ export interface QueueStatsSource {
   list(): Promise<QueueStats[]>;
 }
 
-/** The topic label value for other topics once `maxTopicLabels` are in use. */
-export const OTHER_TOPICS = '_other';
+/**
+ * The topic label value for other topics once `maxTopicLabels` are in use. Not a valid topic or
+ * queue name (`~` is outside both alphabets), so no real topic's series is folded into it.
+ */
+export const OTHER_TOPICS = '~other';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];

@@ -153,6 +153,15 @@ describe('Metrics', () => {
     expect(valueOf(samples, 'brook_records_in_total', { topic: 'e' })).toBe(1);
   });
 
+  it('never folds a real topic into the overflow series, whatever its name', async () => {
+    const metrics = new Metrics({ maxTopicLabels: 1, processMetrics: false });
+    metrics.produced('_other', 1, 10, 0.001); // a valid topic name that looks like an overflow label
+    metrics.produced('x', 1, 10, 0.001);
+    const samples = parseExposition(await metrics.scrape());
+    expect(valueOf(samples, 'brook_records_in_total', { topic: '_other' })).toBe(1);
+    expect(valueOf(samples, 'brook_records_in_total', { topic: OTHER_TOPICS })).toBe(1);
+  });
+
   it('uses the registry it is given, never the global one, and bounds lag series', async () => {
     const registry = new Registry();
     const metrics = new Metrics({ registry, processMetrics: false, maxLagSeries: 2 });
