@@ -1,7 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
-import { LogWriter, type DurabilityWaiter } from '../../src/cdc/log-writer.js';
+import { LogWriter, type DurabilityWaiter, type LogWriterOptions } from '../../src/cdc/log-writer.js';
 import { tempDir } from '../helpers/temp-dir.js';
+
+/** A writer on `engine` that throws on append failures unless `onError` is given. */
+function writerOn(engine: EmbeddedEngine, options: Partial<LogWriterOptions> = {}): LogWriter {
+  return new LogWriter({
+    engine,
+    maxBufferedBytes: 1024 * 1024,
+    maxBatchRecords: 500,
+    onDurable: () => undefined,
+    onError: (err) => {
+      throw err;
+    },
+    onPressure: () => undefined,
+    ...options,
+  });
+}
+
+/** The engine, with every append's topic, partition and record count noted in `appends`. */
+function counting(engine: EmbeddedEngine): { engine: EmbeddedEngine; appends: Array<{ topic: string; partition: number; count: number }> } {
+  const appends: Array<{ topic: string; partition: number; count: number }> = [];
+  const wrapped = Object.create(engine) as EmbeddedEngine;
+  wrapped.append = (topic, partition, records, options) => {
+    appends.push({ topic, partition, count: records.length });
+    return engine.append(topic, partition, records, options);
+  };
+  return { engine: wrapped, appends };
+}
 
 describe('CDC log writer', () => {
   let dir: { path: string; remove: () => Promise<void> };
@@ -21,14 +47,9 @@ describe('CDC log writer', () => {
   it('appends in write order per partition, reports durability, and asks for a pause past its bound', async () => {
     const pressure: boolean[] = [];
     let durableCalls = 0;
-    const writer = new LogWriter({
-      engine,
+    const writer = writerOn(engine, {
       maxBufferedBytes: 256 * 1024,
-      maxBatchRecords: 500,
       onDurable: () => durableCalls++,
-      onError: (err) => {
-        throw err;
-      },
       onPressure: (paused) => pressure.push(paused),
     });
     const waiters: DurabilityWaiter[] = [];
@@ -53,50 +74,21 @@ describe('CDC log writer', () => {
   });
 
   it('appends the records written in one turn (a transaction from one chunk) together, one append per partition', async () => {
-    const appends: Array<{ partition: number; count: number }> = [];
-    const counting = Object.create(engine) as EmbeddedEngine;
-    counting.append = (topic, partition, records, options) => {
-      appends.push({ partition, count: records.length });
-      return engine.append(topic, partition, records, options);
-    };
-    const writer = new LogWriter({
-      engine: counting,
-      maxBufferedBytes: 1024 * 1024,
-      maxBatchRecords: 500,
-      onDurable: () => undefined,
-      onError: (err) => {
-        throw err;
-      },
-      onPressure: () => undefined,
-    });
+    const { engine: noted, appends } = counting(engine);
+    const writer = writerOn(noted);
     const tx: DurabilityWaiter = { outstanding: 0 };
     for (let i = 0; i < 10; i++) writer.write('w', i % 2, { key: null, value: Buffer.from(`row ${i}`) }, tx);
     await writer.idle();
     expect(tx.outstanding).toBe(0);
     expect(appends.sort((a, b) => a.partition - b.partition)).toEqual([
-      { partition: 0, count: 5 },
-      { partition: 1, count: 5 },
+      { topic: 'w', partition: 0, count: 5 },
+      { topic: 'w', partition: 1, count: 5 },
     ]);
   });
 
   it('batches a linger topic until its timer, or until idle() appends it at once', async () => {
-    const appends: Array<{ topic: string; count: number }> = [];
-    const counting = Object.create(engine) as EmbeddedEngine;
-    counting.append = (topic, partition, records, options) => {
-      appends.push({ topic, count: records.length });
-      return engine.append(topic, partition, records, options);
-    };
-    const writer = new LogWriter({
-      engine: counting,
-      maxBufferedBytes: 1024 * 1024,
-      maxBatchRecords: 500,
-      onDurable: () => undefined,
-      onError: (err) => {
-        throw err;
-      },
-      onPressure: () => undefined,
-      linger: { topics: new Set(['tx']), ms: 60_000 },
-    });
+    const { engine: noted, appends } = counting(engine);
+    const writer = writerOn(noted, { linger: { topics: new Set(['tx']), ms: 60_000 } });
     const txs: DurabilityWaiter[] = [];
     for (let i = 0; i < 3; i++) {
       const tx: DurabilityWaiter = { outstanding: 0 };
@@ -108,21 +100,12 @@ describe('CDC log writer', () => {
     expect(appends.filter((a) => a.topic === 'tx')).toEqual([]);
     expect(appends.some((a) => a.topic === 'w')).toBe(true);
     await writer.idle();
-    expect(appends.filter((a) => a.topic === 'tx')).toEqual([{ topic: 'tx', count: 3 }]);
+    expect(appends.filter((a) => a.topic === 'tx')).toEqual([{ topic: 'tx', partition: 0, count: 3 }]);
     expect(txs.map((t) => t.outstanding)).toEqual([0, 0, 0]);
   });
 
   it('idle() waits for records queued behind the append in flight, not only for that append', async () => {
-    const writer = new LogWriter({
-      engine,
-      maxBufferedBytes: 1024 * 1024,
-      maxBatchRecords: 500,
-      onDurable: () => undefined,
-      onError: (err) => {
-        throw err;
-      },
-      onPressure: () => undefined,
-    });
+    const writer = writerOn(engine);
     const first: DurabilityWaiter = { outstanding: 0 };
     writer.write('w', 1, { key: null, value: Buffer.from('first') }, first);
     await new Promise<void>((r) => queueMicrotask(r)); // its append is in flight now
@@ -135,14 +118,7 @@ describe('CDC log writer', () => {
 
   it('never completes a waiter whose records could not be appended', async () => {
     let failure: unknown = null;
-    const writer = new LogWriter({
-      engine,
-      maxBufferedBytes: 1024 * 1024,
-      maxBatchRecords: 100,
-      onDurable: () => undefined,
-      onError: (err) => (failure = err),
-      onPressure: () => undefined,
-    });
+    const writer = writerOn(engine, { maxBatchRecords: 100, onError: (err) => (failure = err) });
     const lost: DurabilityWaiter = { outstanding: 0 };
     writer.write('no-such-topic', 0, { key: null, value: Buffer.from('x') }, lost);
     await writer.idle();
