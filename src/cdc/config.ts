@@ -44,7 +44,7 @@ export const cdcSourceSchema = z.strictObject({
    * The transactions topic is appended at most this often, its records batched meanwhile (0 =
    * with each transaction, like the table topics). Nobody waits on it record by record, and an
    * append of its own per transaction doubled the fsyncs of a small-transaction stream: at
-   * 10,000 changes/s in 10-row transactions, commit → browser p99 went from 4.9–5.5 to 4.0–4.2 ms
+   * 10,000 changes/s in 10-row transactions, commit → browser p99 went from 4.9–5.5 to 3.9–4.3 ms
    * (docs/cdc.md). A transaction is confirmed to PostgreSQL only once its record is durable, so
    * this delays the confirm by as much. @defaultValue 5
    */

@@ -38,7 +38,8 @@ export const TAIL_CACHE_BYTES = 64 * 1024 * 1024;
  * second, so 5 MB/s of dead slabs piled up in the old generation and forced a full collection
  * (a 10–25 ms stall) every ~9 s even with 64 MiB of heap headroom; at 512 KiB (about 100 ms of
  * that stream, slabs of at most 128 KiB) they die young and none happened in 15 s
- * (docs/runtime.md). A consumer further behind reads the page cache instead.
+ * (docs/runtime.md). A consumer further behind reads the page cache instead, and so does every
+ * consumer of batches larger than the cap (a 1,000-record batch of 1 KB records is not cached).
  */
 export const TAIL_CACHE_PER_PARTITION_BYTES = 512 * 1024;
 /** Readers parked in waitForData per partition; more are refused rather than queued. */
