@@ -66,7 +66,9 @@ export interface ProducerOptions<T> {
   readonly batchSize?: number;
   /**
    * Batches sent and not yet acknowledged. When they are all in flight and the next batch is
-   * full, `send()` waits. At most 5 for idempotent producers. @defaultValue 5
+   * full, `send()` waits. At most 8 for idempotent producers, and never more than the server
+   * says it remembers per producer (`welcome.limits.producer_batches`; 5 when an older server
+   * does not say). @defaultValue 5
    */
   readonly maxInflight?: number;
   /** Retries of a batch after a retriable failure (connection lost, RATE_LIMITED, timeout). @defaultValue 10 */

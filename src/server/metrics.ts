@@ -22,22 +22,23 @@
  * | `brook_queue_processing_seconds` | histogram | (delivery to ack) |
  *
  * Bytes are record bytes (key + value + headers, see quota/record-size.ts). Label cardinality is
- * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `~other` (not a valid topic name);
- * lag stops after `maxLagSeries` series.
+ * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `~other`
+ * (not a valid topic name); lag stops after `maxLagSeries` series.
  */
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine/index.js';
 import type { DeadLetterReason, QueueObserver, QueueStats } from '../queues/index.js';
 import { MAX_LAG_SERIES, MAX_TOPIC_LABELS } from './defaults.js';
+import type { ThrottleReason } from './quota/index.js';
 
+/** One labelled topic's counters (or the shared overflow series). */
 interface TopicSeries {
   readonly recordsIn: Counter.Internal;
   readonly bytesIn: Counter.Internal;
   readonly recordsOut: Counter.Internal;
   readonly bytesOut: Counter.Internal;
 }
-import type { ThrottleReason } from './quota/index.js';
 
 export interface MetricsOptions {
   /** Where the metrics are registered. @defaultValue a new Registry */
