@@ -4,6 +4,10 @@
 export const PUSH_MAX_RECORDS = 1_000;
 /** Read size bound (engine bytes) for one pushed frame; also caps a frame's byte size roughly. */
 export const PUSH_MAX_BYTES = 1024 * 1024;
+/** Most a subscription out of credit reads ahead of it (src/broker/subscription.ts). */
+export const READ_AHEAD_BYTES = PUSH_MAX_BYTES;
+/** Records read ahead are dropped (and their read budget freed) when no credit comes for this long. */
+export const READ_AHEAD_HOLD_MS = 1_000;
 /** A caught-up subscription parks in waitForData for this long, then checks again. */
 export const WAIT_SLICE_MS = 60_000;
 /** When the server's read budget is spent, a subscription tries to read again after this long. */

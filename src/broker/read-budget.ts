@@ -36,6 +36,17 @@ export class ReadBudget {
     return grant;
   }
 
+  /**
+   * Grants all of `wanted` or nothing, and only while the budget stays at most half spent: for
+   * reads that are worth doing but that no one waits for yet (a subscription reading ahead), so
+   * they never make a read someone is waiting for wait.
+   */
+  tryAcquireSpare(wanted: number): number {
+    if (this.used + wanted > this.limitBytes / 2) return 0;
+    this.used += wanted;
+    return wanted;
+  }
+
   release(grant: number): void {
     this.used = Math.max(0, this.used - grant);
   }

@@ -1,5 +1,5 @@
 import { TooManyWaitersError, type Engine, type StoredRecord } from '../engine/index.js';
-import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
+import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, READ_AHEAD_BYTES, READ_AHEAD_HOLD_MS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
 import type { ReadBudget } from './read-budget.js';
 import type { OutboundFrame, RecordFrames } from './record-frames.js';
 import type { StreamObserver } from './stream-session.js';
@@ -24,6 +24,8 @@ export interface SubscriptionStats {
   readonly recordCredits: number;
   /** `null` when bytes are not counted. */
   readonly byteCredits: number | null;
+  /** Records read ahead while out of credit and not yet pushed (see {@link Subscription}). */
+  readonly readAhead: number;
 }
 
 /** Where a subscription sends and whom it tells about its state. Implemented by the session. */
@@ -54,6 +56,18 @@ export interface SubscriptionOptions {
   readonly observer?: Pick<StreamObserver, 'delivered'>;
 }
 
+/** Records read while the subscription had no credit: pushed first when credit comes. */
+interface ReadAhead {
+  /** `records[0]` is at the subscription's next offset. */
+  records: readonly StoredRecord[];
+  /** Where the read that returned them ended. */
+  readonly readNextOffset: number;
+  /** Held from the read budget until the last of them is pushed or they are dropped. */
+  readonly grant: number;
+  /** Drops them if credit does not come soon. */
+  readonly expiry: ReturnType<typeof setTimeout>;
+}
+
 /**
  * Credit-based push of one partition, from a position, to one connection.
  *
@@ -63,6 +77,13 @@ export interface SubscriptionOptions {
  * left) to read it again when credit returns. When caught up it parks in `engine.waitForData`
  * with an AbortSignal, so an idle or slow subscription costs a few numbers and at most one
  * waiter, never a queue.
+ *
+ * Reading ahead: a consumer behind the head returns credit while it still has records to work
+ * through, so a subscription that runs out of credit there reads its next chunk at once (at most
+ * {@link READ_AHEAD_BYTES}, only from the spare half of the server's read budget, dropped after
+ * {@link READ_AHEAD_HOLD_MS} without credit). When credit comes the chunk is only encoded and
+ * sent: the disk read, checksum and decode happened while the consumer was busy, not while it
+ * waited. A caught-up subscription never reads ahead (its next records are not written yet).
  *
  * Frames are pushed in offset order with no gap and no duplicate, except across `seek`.
  */
@@ -95,6 +116,11 @@ export class Subscription {
   private readonly sink: SubscriptionSink;
   private readonly observer: Pick<StreamObserver, 'delivered'> | undefined;
   private readonly readBudget: ReadBudget | undefined;
+  /** The high watermark the last read saw: reading ahead is worth it only below it. */
+  private lastHighWatermark = 0;
+  private ahead: ReadAhead | null = null;
+  /** The read-ahead under way; it never rejects. */
+  private aheadRead: Promise<void> | null = null;
 
   constructor(options: SubscriptionOptions) {
     this.sub = options.sub;
@@ -129,6 +155,7 @@ export class Subscription {
   seek(offset: number): void {
     if (this.state === 'closed') return;
     this.epoch++;
+    this.dropReadAhead();
     this.nextOffset = offset;
     this.bytesNeeded = 1;
     this.waitAbort.abort();
@@ -148,6 +175,7 @@ export class Subscription {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.epoch++;
+    this.dropReadAhead();
     this.waitAbort.abort();
   }
 
@@ -164,6 +192,7 @@ export class Subscription {
       nextOffset: this.nextOffset,
       recordCredits: this.recordCredits,
       byteCredits: this.countBytes ? this.byteCredits : null,
+      readAhead: this.ahead?.records.length ?? 0,
     };
   }
 
@@ -184,6 +213,7 @@ export class Subscription {
         if (this.state === 'closed' || this.held) return;
         if (this.recordCredits <= 0 || this.byteCredits < this.bytesNeeded) {
           this.state = 'credit';
+          this.startReadAhead();
           return;
         }
         if (!this.sink.writable) {
@@ -218,6 +248,9 @@ export class Subscription {
   /** One read, then one pushed frame or one wait for data. False when parked on backpressure. */
   private async step(epoch: number): Promise<boolean> {
     this.state = 'reading';
+    if (this.aheadRead !== null) await this.aheadRead;
+    if (epoch !== this.epoch) return true;
+    if (this.ahead !== null) return this.pushReadAhead();
     const wanted = Math.min(this.byteCredits, PUSH_MAX_BYTES);
     const grant = this.readBudget === undefined ? wanted : this.readBudget.tryAcquire(wanted);
     if (grant === 0) {
@@ -225,19 +258,26 @@ export class Subscription {
       await this.pause(BUDGET_RETRY_MS);
       return true;
     }
+    let outcome: boolean | 'caught-up';
     try {
-      return await this.readAndPush(epoch, grant);
+      outcome = await this.readAndPush(epoch, grant);
     } finally {
       if (this.readBudget !== undefined) this.readBudget.release(grant);
     }
+    // Waited for without the grant: a caught-up subscription holds no read memory, so a
+    // thousand of them parked at the tail do not spend the budget that fetches need.
+    if (outcome === 'caught-up') await this.waitForRecords();
+    return outcome !== false;
   }
 
-  private async readAndPush(epoch: number, maxBytes: number): Promise<boolean> {
+  /** One read and one pushed frame; 'caught-up' when there was nothing to read. False when parked on backpressure. */
+  private async readAndPush(epoch: number, maxBytes: number): Promise<boolean | 'caught-up'> {
     const result = await this.engine.read(this.topic, this.partition, this.nextOffset, {
       maxRecords: Math.min(this.recordCredits, PUSH_MAX_RECORDS),
       maxBytes,
     });
     if (epoch !== this.epoch) return true;
+    this.lastHighWatermark = result.highWatermark;
     if (result.records.length > 0) {
       // Checked again after the read: other subscriptions of the connection may have filled
       // the send buffer meanwhile. What was read is dropped, so at most one frame ever goes
@@ -251,7 +291,10 @@ export class Subscription {
     }
     this.nextOffset = result.nextOffset;
     // Past a compacted gap there may be more to read at once.
-    if (result.nextOffset < result.highWatermark) return true;
+    return result.nextOffset < result.highWatermark ? true : 'caught-up';
+  }
+
+  private async waitForRecords(): Promise<void> {
     this.state = 'waiting';
     const signal = this.waitSignal();
     try {
@@ -261,7 +304,6 @@ export class Subscription {
       // The partition's waiter bound is reached; poll instead of failing the subscription.
       await sleep(WAITER_RETRY_MS, signal);
     }
-    return true;
   }
 
   /** The signal that seek and close abort (a fresh one once the last was used up). */
@@ -275,13 +317,16 @@ export class Subscription {
     await sleep(ms, this.waitSignal());
   }
 
-  /** Sends what the credit allows of `records` as one frame; the rest is dropped, to be read again. */
-  private push(records: readonly StoredRecord[], readNextOffset: number): void {
+  /**
+   * Sends what the credit allows of `records` as one frame and returns how many that was; the
+   * caller drops or keeps the rest.
+   */
+  private push(records: readonly StoredRecord[], readNextOffset: number): number {
     const push = this.frames.records(this.sub, this.partition, records, readNextOffset, this.recordCredits, this.countBytes, this.byteCredits);
     if (push.frame === null) {
       // The first record needs more byte credit than there is.
       this.bytesNeeded = push.firstSize;
-      return;
+      return 0;
     }
     this.nextOffset = push.nextOffset;
     this.bytesNeeded = 1;
@@ -289,6 +334,61 @@ export class Subscription {
     if (this.countBytes) this.byteCredits -= push.bytes;
     this.sink.send(push.frame);
     this.observer?.delivered(this.topic, records, push.sent);
+    return push.sent;
+  }
+
+  /** Reads the next chunk while there is no credit to push it (see the class comment). */
+  private startReadAhead(): void {
+    const budget = this.readBudget;
+    if (budget === undefined || this.ahead !== null || this.aheadRead !== null || this.held) return;
+    if (this.nextOffset >= this.lastHighWatermark) return;
+    const grant = budget.tryAcquireSpare(READ_AHEAD_BYTES);
+    if (grant === 0) return;
+    const epoch = this.epoch;
+    const offset = this.nextOffset;
+    this.aheadRead = this.engine.read(this.topic, this.partition, offset, { maxRecords: PUSH_MAX_RECORDS, maxBytes: grant }).then(
+      (result) => {
+        this.aheadRead = null;
+        if (epoch !== this.epoch || this.nextOffset !== offset || result.records.length === 0) {
+          budget.release(grant);
+          return;
+        }
+        this.lastHighWatermark = result.highWatermark;
+        const expiry = setTimeout(() => this.dropReadAhead(), READ_AHEAD_HOLD_MS);
+        expiry.unref?.();
+        this.ahead = { records: result.records, readNextOffset: result.nextOffset, grant, expiry };
+      },
+      () => {
+        // The read the credit brings will meet the same failure and report it.
+        this.aheadRead = null;
+        budget.release(grant);
+      },
+    );
+  }
+
+  /** Pushes from the records read ahead, keeping what the credit does not cover. */
+  private pushReadAhead(): boolean {
+    const ahead = this.ahead!;
+    if (ahead.records[0]!.offset !== this.nextOffset) {
+      this.dropReadAhead();
+      return true;
+    }
+    if (!this.sink.writable) {
+      this.park();
+      return false;
+    }
+    const sent = this.push(ahead.records, ahead.readNextOffset);
+    if (sent === ahead.records.length) this.dropReadAhead();
+    else if (sent > 0) ahead.records = ahead.records.slice(sent);
+    return true;
+  }
+
+  private dropReadAhead(): void {
+    const ahead = this.ahead;
+    if (ahead === null) return;
+    this.ahead = null;
+    clearTimeout(ahead.expiry);
+    this.readBudget?.release(ahead.grant);
   }
 }
 

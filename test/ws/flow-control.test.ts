@@ -3,11 +3,12 @@
  * asserts: "nothing more was sent" is shown by the server's own introspection (the subscription
  * stopped on credit) followed by a round trip on the same, ordered connection.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import type { Engine, StoredRecord } from '../../src/engine/index.js';
 import { recordJson } from '../../src/server/record-codec.js';
 import type { SubscriptionStats } from '../../src/broker/index.js';
+import { READ_AHEAD_HOLD_MS } from '../../src/broker/defaults.js';
 import { eventually, setup, WsClient, type WsTestServer } from './setup.js';
 
 function subStats(t: WsTestServer, sub: string): SubscriptionStats | undefined {
@@ -78,7 +79,7 @@ describe('WebSocket protocol: flow control', () => {
     await c.close();
   });
 
-  it('holds nothing for a consumer without credit, however much is produced', async () => {
+  it('holds nothing for a consumer without credit, however much is produced, once its read-ahead expires', async () => {
     await t.engine.createTopic('slow');
     const c = await WsClient.connect(t.wsUrl);
     await c.request({ type: 'subscribe', sub: 'idle', topic: 'slow', partition: 0, credits: { records: 5 } });
@@ -87,14 +88,16 @@ describe('WebSocket protocol: flow control', () => {
     await eventually(() => subStats(t, 'idle')?.state === 'credit', 'the subscription to stop on credit');
     await roundTrip(c, 'slow');
 
-    // 5,000 records in the log, 5 sent; the server remembers a position and nothing else:
-    // nothing read ahead (next offset is where the credit ended), nothing queued for the socket.
+    // 5,000 records in the log, 5 sent. The subscription may have read its next chunk ahead
+    // (bounded, src/broker/subscription.ts); without credit it lets it go, and then the server
+    // remembers a position and nothing else: nothing queued for the socket either.
+    await vi.waitFor(() => expect(subStats(t, 'idle')?.readAhead).toBe(0), { timeout: READ_AHEAD_HOLD_MS * 3, interval: 50 });
     expect((await t.engine.watermarks('slow', 0)).highWatermark).toBe(5000);
     expect(c.records('idle')).toHaveLength(5);
     const session = t.server.ws.sessions().find((s) => s.subscriptions.some((x) => x.sub === 'idle'))!;
     expect(session.bufferedBytes).toBe(0);
     expect(session.subscriptions).toEqual([
-      { sub: 'idle', topic: 'slow', partition: 0, state: 'credit', nextOffset: 5, recordCredits: 0, byteCredits: null },
+      { sub: 'idle', topic: 'slow', partition: 0, state: 'credit', nextOffset: 5, recordCredits: 0, byteCredits: null, readAhead: 0 },
     ]);
     await c.close();
   });

@@ -1,7 +1,7 @@
 // The server-wide read budget: reads hold at most what it grants, fetches are refused with a
 // retriable RATE_LIMITED while it is spent, and subscriptions wait instead of failing.
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { budgetedRead, jsonRecordFrames, MIN_READ_GRANT_BYTES, ReadBudget, Subscription, type RecordCodec } from '../../src/broker/index.js';
 import { EmbeddedEngine } from '../../src/engine/embedded/index.js';
 import * as recordCodec from '../../src/server/record-codec.js';
@@ -92,5 +92,31 @@ describe('reads under the budget', () => {
     // Each frame came from one read of at most the whole budget (plus one record).
     for (const f of frames) expect((JSON.parse(f) as { records: unknown[] }).records.length).toBeLessThanOrEqual(9);
     expect(failures).toHaveLength(0);
+  });
+
+  it('holds no budget for subscriptions parked at the tail', async () => {
+    // Each push asks for up to 1 MiB; two parked subscriptions holding theirs would spend this budget.
+    const budget = new ReadBudget(2 * 1024 * KiB);
+    const subs = ['a', 'b'].map((name) => {
+      const sub = new Subscription({
+        sub: name,
+        topic: 'big',
+        partition: 0,
+        offset: 64,
+        credits: { records: 1000 },
+        engine,
+        frames: jsonRecordFrames(codec),
+        readBudget: budget,
+        sink: { send: () => undefined, writable: true, parkUntilWritable: () => undefined, subscriptionFailed: () => undefined },
+      });
+      sub.start();
+      return sub;
+    });
+    await vi.waitFor(() => expect(subs.map((s) => s.stats().state)).toEqual(['waiting', 'waiting']));
+    expect(budget.inUse).toBe(0);
+    // A fetch still gets all it asks for.
+    const read = { topic: 'big', partition: 0, offset: 0, limits: { maxRecords: 1000, maxBytes: 1024 * KiB } };
+    await expect(budgetedRead(engine, budget, read, (r) => r.records.length)).resolves.toBeGreaterThan(0);
+    for (const sub of subs) sub.close();
   });
 });
