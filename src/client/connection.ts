@@ -553,9 +553,17 @@ export class Connection {
     const id = this.nextId++;
     const socket = this.socket;
     return new Promise<Extract<Reply, { type: T }>>((resolve, reject) => {
-      this.pending.set(id, { type, expect, resolve, reject, deadline: performance.now() + this.requestTimeoutMs, gate });
+      const pending: Pending = { type, expect, resolve, reject, deadline: performance.now() + this.requestTimeoutMs, gate };
+      this.pending.set(id, pending);
       this.timeoutSweep ??= this.armTimeoutSweep(this.requestTimeoutMs);
-      socket.send(build(id));
+      try {
+        socket.send(build(id));
+      } catch (err) {
+        // Nothing went out (a value JSON cannot encode, say): give the gate place back now, not
+        // when the timeout sweep gets to it.
+        this.settle(id, pending);
+        reject(new InvalidArgumentError(`could not send ${type}: ${(err as Error).message}`, { cause: err }));
+      }
     });
   }
 

@@ -40,4 +40,14 @@ describe('request timeouts', () => {
     expect(outcomes).toEqual(['REQUEST_TIMEOUT', 'REQUEST_TIMEOUT']);
     expect(server.produces).toHaveLength(2);
   });
+
+  it('gives the gate place back at once when a request cannot be encoded', async () => {
+    // One request in flight per connection, and a timeout far beyond the test's.
+    const { server, client } = await start({ maxInflightRequests: 1, client: { protocol: 'json', requestTimeoutMs: 600_000 } });
+    await expect(client.enqueue('q', [{ value: 1n }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', retriable: false });
+    // Not held at the gate behind the request that never went out.
+    void client.enqueue('q', [{ value: 1 }]).catch(() => undefined);
+    await until(() => server.requests.length === 1);
+    expect(server.requests).toEqual(['enqueue']);
+  });
 });

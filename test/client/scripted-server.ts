@@ -19,6 +19,8 @@ export interface ScriptedServer {
   readonly url: string;
   /** Produce requests received, in order. */
   readonly produces: ReceivedProduce[];
+  /** Types of the other (text) requests received, in order. */
+  readonly requests: string[];
   /** Answers produce request `id` with an ack of one record at `offset`. */
   ack(id: number, offset: number): void;
   /** Answers request `id` with an error frame. */
@@ -28,6 +30,8 @@ export interface ScriptedServer {
 
 export interface ScriptedServerOptions {
   readonly maxInflightProduce?: number;
+  /** `welcome.limits.max_inflight_requests`; absent (the client assumes 1) unless given. */
+  readonly maxInflightRequests?: number;
   /** `welcome.limits.producer_batches`; absent as from an older server unless given. */
   readonly producerBatches?: number;
 }
@@ -36,6 +40,7 @@ export async function scriptedServer(options: ScriptedServerOptions = {}): Promi
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (protocols) => [...protocols][0] ?? false });
   await once(wss, 'listening');
   const produces: ReceivedProduce[] = [];
+  const requests: string[] = [];
   let socket: WebSocket | null = null;
   wss.on('connection', (ws) => {
     socket = ws;
@@ -50,6 +55,7 @@ export async function scriptedServer(options: ScriptedServerOptions = {}): Promi
           max_batch_records: 100,
           heartbeat_ms: 60_000,
           ...(options.producerBatches === undefined ? {} : { producer_batches: options.producerBatches }),
+          ...(options.maxInflightRequests === undefined ? {} : { max_inflight_requests: options.maxInflightRequests }),
         },
       }),
     );
@@ -62,12 +68,14 @@ export async function scriptedServer(options: ScriptedServerOptions = {}): Promi
       }
       const frame = JSON.parse(data.toString()) as { type: string; id: number };
       if (frame.type === 'produce') produces.push({ id: frame.id, header: frame });
+      else requests.push(frame.type);
     });
   });
   const { port } = wss.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     produces,
+    requests,
     ack(id, offset) {
       socket?.send(JSON.stringify({ type: 'produced', id, offsets: [{ partition: 0, offset }], duplicate: false }));
     },
