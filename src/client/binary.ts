@@ -49,6 +49,12 @@ export interface BinaryRecordParts {
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
 
+/** Records already encoded in a produce frame: the bytes after its record count. */
+interface EncodedRecords {
+  readonly count: number;
+  readonly bytes: Uint8Array;
+}
+
 export function binaryRecordParts(
   key: string | null,
   value: Uint8Array | string | null,
@@ -89,7 +95,7 @@ export class ProduceFrame {
    */
   constructor(
     readonly fields: string,
-    records: readonly BinaryRecordParts[],
+    records: readonly BinaryRecordParts[] | EncodedRecords,
     recordsSize: number,
     spare?: Uint8Array,
   ) {
@@ -101,9 +107,13 @@ export class ProduceFrame {
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     out[0] = BINARY_KIND_PRODUCE;
     view.setUint32(1, this.headerRoom);
-    view.setUint32(5 + this.headerRoom, records.length);
     let pos = FRAME_FIXED_BYTES + this.headerRoom;
-    for (const r of records) {
+    if ('bytes' in records) {
+      view.setUint32(5 + this.headerRoom, records.count);
+      out.set(records.bytes, pos);
+      pos += records.bytes.length;
+    } else view.setUint32(5 + this.headerRoom, records.length);
+    for (const r of 'bytes' in records ? [] : records) {
       pos = writeField(out, view, pos, r.key, r.keyBytes);
       pos = writeField(out, view, pos, r.value, r.valueBytes);
       view.setUint16(pos, r.headers.length / 2);
@@ -121,6 +131,16 @@ export class ProduceFrame {
     }
     if (pos !== out.length) throw new Error(`produce frame size mismatch: wrote ${pos} of ${out.length} bytes`);
     this.buf = out;
+  }
+
+  /**
+   * The same records under other header fields (a retry under a new producer id or sequence),
+   * copied as they are: the producer keeps no record's parts once its frame is encoded.
+   */
+  withFields(fields: string, spare?: Uint8Array): ProduceFrame {
+    const view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    const bytes = this.buf.subarray(FRAME_FIXED_BYTES + this.headerRoom);
+    return new ProduceFrame(fields, { count: view.getUint32(5 + this.headerRoom), bytes }, bytes.length, spare === this.storage ? undefined : spare);
   }
 
   /** The frame with request id `id` (the same buffer each time: send it before asking for another). */

@@ -62,10 +62,17 @@ class Entry {
   private index = 0;
 
   constructor(
-    /** JSON protocol: the record in its wire form, `{"key":…,"value":…,"headers":…}`. */
-    readonly json: string,
-    /** Binary protocol: the record's encoded parts. */
-    readonly bin: BinaryRecordParts | null,
+    /**
+     * JSON protocol: the record in its wire form, `{"key":…,"value":…,"headers":…}`. Let go
+     * (emptied) once its batch is built, like `bin`.
+     */
+    public json: string,
+    /**
+     * Binary protocol: the record's encoded parts; null once its batch's frame is encoded. A
+     * window of unacknowledged batches kept every record's value alive until its ack, and the
+     * young-generation collector copied them all, again and again, while they flew.
+     */
+    public bin: BinaryRecordParts | null,
     readonly frameBytes: number,
     /** Size as the server counts it against `max_record_bytes`. */
     readonly recordBytes: number,
@@ -369,7 +376,10 @@ export class Producer<T = unknown> {
 
   private dispatch(batch: Batch): void {
     if (this.settings.idempotent) this.assignSequence(batch);
-    if (!this.conn.binary) batch.recordsJson = batch.entries.map((e) => e.json).join(',');
+    if (!this.conn.binary) {
+      batch.recordsJson = batch.entries.map((e) => e.json).join(',');
+      for (const e of batch.entries) e.json = '';
+    }
     this.inflight.push(batch);
     this.transmit(batch);
   }
@@ -399,8 +409,14 @@ export class Producer<T = unknown> {
     const fields = this.headerFields(batch);
     let build: (id: number) => string | Uint8Array;
     if (this.conn.binary) {
-      // Encoded on the first send and reused by retries; its header room fits only the fields it was built with.
-      if (batch.frame === null || batch.frame.fields !== fields) batch.frame = this.binaryFrame(batch, fields);
+      // Encoded on the first send and reused by retries; its header room fits only the fields it
+      // was built with, so a retry under other fields copies the records behind a new header.
+      if (batch.frame === null) batch.frame = this.binaryFrame(batch, fields);
+      else if (batch.frame.fields !== fields) {
+        const old = batch.frame;
+        batch.frame = old.withFields(fields, this.spareFrames.pop());
+        this.recycleStorage(old.storage);
+      }
       const frame = batch.frame;
       build = (id) => frame.withId(id);
     } else build = (id) => `{"type":"produce","id":${id}${fields},"records":[${batch.recordsJson}]}`;
@@ -411,12 +427,14 @@ export class Producer<T = unknown> {
   }
 
   private binaryFrame(batch: Batch, fields: string): ProduceFrame {
-    return new ProduceFrame(
+    const frame = new ProduceFrame(
       fields,
       batch.entries.map((e) => e.bin!),
       batch.frameBytes,
       this.spareFrames.pop(),
     );
+    for (const e of batch.entries) e.bin = null;
+    return frame;
   }
 
   /**
@@ -427,7 +445,11 @@ export class Producer<T = unknown> {
   private recycleFrame(batch: Batch): void {
     const frame = batch.frame;
     batch.frame = null;
-    if (frame !== null && this.spareFrames.length < SPARE_FRAMES) this.spareFrames.push(frame.storage);
+    if (frame !== null) this.recycleStorage(frame.storage);
+  }
+
+  private recycleStorage(storage: Uint8Array): void {
+    if (this.spareFrames.length < SPARE_FRAMES) this.spareFrames.push(storage);
   }
 
   private onAcked(batch: Batch, offsets: readonly RecordMetadata[] | OffsetRun): void {

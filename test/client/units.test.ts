@@ -166,6 +166,15 @@ describe('ProduceFrame memory reuse', () => {
     expect(new ProduceFrame(fields, parts, size, small).storage).not.toBe(small);
     expect(new ProduceFrame(fields, parts, size, huge).storage).not.toBe(huge);
   });
+
+  it('carries the same records under other header fields without their parts (a renumbered retry)', () => {
+    const renumbered = ',"topic":"t","partition":0,"producer":{"id":"p-2","sequence":123456789}';
+    const moved = new ProduceFrame(fields, parts, size).withFields(renumbered, new Uint8Array(4096).fill(0xee));
+    expect(moved.fields).toBe(renumbered);
+    expect(moved.withId(77)).toEqual(new ProduceFrame(renumbered, parts, size).withId(77));
+    // And back to a shorter header: less room, same records.
+    expect(moved.withFields(fields).withId(3)).toEqual(new ProduceFrame(fields, parts, size).withId(3));
+  });
 });
 
 describe('welcome features', () => {
