@@ -556,13 +556,22 @@ export class Connection {
       const pending: Pending = { type, expect, resolve, reject, deadline: performance.now() + this.requestTimeoutMs, gate };
       this.pending.set(id, pending);
       this.timeoutSweep ??= this.armTimeoutSweep(this.requestTimeoutMs);
+      // Nothing goes out when either throws: the gate place is given back now, not when the
+      // timeout sweep gets to the request.
+      let frame: string | Uint8Array;
       try {
-        socket.send(build(id));
+        frame = build(id);
       } catch (err) {
-        // Nothing went out (a value JSON cannot encode, say): give the gate place back now, not
-        // when the timeout sweep gets to it.
+        // A value JSON cannot encode (a BigInt, a cycle): the caller's mistake, not retriable.
         this.settle(id, pending);
-        reject(new InvalidArgumentError(`could not send ${type}: ${(err as Error).message}`, { cause: err }));
+        reject(new InvalidArgumentError(`could not encode ${type}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      try {
+        socket.send(frame);
+      } catch (err) {
+        this.settle(id, pending);
+        reject(new ConnectionLostError(`could not send ${type}: ${(err as Error).message}`, { cause: err }));
       }
     });
   }

@@ -4,6 +4,7 @@
  * passed (one sweep serves them all), answered ones are not touched, and the gate places they
  * held are given back.
  */
+import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { scriptedSessions, until } from './scripted-server.js';
 
@@ -46,6 +47,24 @@ describe('request timeouts', () => {
     const { server, client } = await start({ maxInflightRequests: 1, client: { protocol: 'json', requestTimeoutMs: 600_000 } });
     await expect(client.enqueue('q', [{ value: 1n }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', retriable: false });
     // Not held at the gate behind the request that never went out.
+    void client.enqueue('q', [{ value: 1 }]).catch(() => undefined);
+    await until(() => server.requests.length === 1);
+    expect(server.requests).toEqual(['enqueue']);
+  });
+
+  it('gives the gate place back at once when the socket refuses to send', async () => {
+    /** A socket whose send throws for frames that mention "refuse-me", as a transport might. */
+    class RefusingWebSocket extends WebSocket {
+      override send(data: unknown, ...rest: unknown[]): void {
+        if (typeof data === 'string' && data.includes('refuse-me')) throw new Error('the transport refused the frame');
+        (super.send as (...args: unknown[]) => void)(data, ...rest);
+      }
+    }
+    const { server, client } = await start({
+      maxInflightRequests: 1,
+      client: { protocol: 'json', requestTimeoutMs: 600_000, WebSocket: RefusingWebSocket as unknown as typeof WebSocket },
+    });
+    await expect(client.enqueue('q', [{ value: 'refuse-me' }])).rejects.toMatchObject({ code: 'CONNECTION_LOST', retriable: true });
     void client.enqueue('q', [{ value: 1 }]).catch(() => undefined);
     await until(() => server.requests.length === 1);
     expect(server.requests).toEqual(['enqueue']);
