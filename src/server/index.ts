@@ -164,6 +164,8 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
   setMaxListeners(0, shutdown.signal);
   let closing: Promise<void> | null = null;
 
+  const readBudget = new ReadBudget(options.maxInFlightReadBytes ?? DEFAULT_MAX_IN_FLIGHT_READ_BYTES);
+  metrics.trackReadBudget(() => readBudget.inUse);
   const deps: RouteDeps = {
     engine: options.engine,
     queues,
@@ -175,7 +177,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     metrics,
     quotas: new ProduceQuotas(options.quotas, metrics.throttled),
     inFlight: new InFlightBytes(options.maxInFlightProduceBytes ?? DEFAULT_MAX_IN_FLIGHT_PRODUCE_BYTES, metrics.throttled),
-    readBudget: new ReadBudget(options.maxInFlightReadBytes ?? DEFAULT_MAX_IN_FLIGHT_READ_BYTES),
+    readBudget,
     isClosing: () => closing !== null,
   };
   const router = new Router();

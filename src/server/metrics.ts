@@ -108,6 +108,7 @@ export class Metrics {
   private lagSource: LagSource | null = null;
   private coordinatorSource: () => boolean = () => true;
   private takeoverSource: () => number = () => 0;
+  private readBudgetSource: () => number = () => 0;
   private queueSource: QueueStatsSource | null = null;
   private readonly queueLabels = new Set<string>();
   private readonly queueDeliveries: Counter<'queue'>;
@@ -168,6 +169,12 @@ export class Metrics {
         if (now > takeoversSeen) takeovers.inc(now - takeoversSeen);
         takeoversSeen = Math.max(takeoversSeen, now);
       },
+    });
+    const readBudget: Gauge = new Gauge({
+      name: 'brook_read_budget_in_use_bytes',
+      help: 'Bytes of the server-wide read budget held by reads under way and by subscriptions reading ahead; fetches are refused (429 / RATE_LIMITED) while less than 64 KiB of it is left.',
+      registers,
+      collect: () => readBudget.set(this.readBudgetSource()),
     });
     this.fsync = new Histogram({
       name: 'brook_fsync_duration_seconds',
@@ -321,6 +328,11 @@ export class Metrics {
   /** Where `brook_group_coordinator_takeovers_total` reads this node's takeover count. */
   trackCoordinatorTakeovers(count: () => number): void {
     this.takeoverSource = count;
+  }
+
+  /** Where `brook_read_budget_in_use_bytes` reads the budget's use. */
+  trackReadBudget(inUse: () => number): void {
+    this.readBudgetSource = inUse;
   }
 
   /** Drops a deleted topic's series and frees its label slot. */

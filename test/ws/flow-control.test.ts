@@ -91,7 +91,11 @@ describe('WebSocket protocol: flow control', () => {
     // 5,000 records in the log, 5 sent. The subscription may have read its next chunk ahead
     // (bounded, src/broker/subscription.ts); without credit it lets it go, and then the server
     // remembers a position and nothing else: nothing queued for the socket either.
+    await vi.waitFor(() => expect(subStats(t, 'idle')?.readAhead).toBeGreaterThan(0));
+    // What it holds is on the read budget, and the budget is on /metrics.
+    expect(await readBudgetInUse(t.url)).toBeGreaterThan(0);
     await vi.waitFor(() => expect(subStats(t, 'idle')?.readAhead).toBe(0), { timeout: READ_AHEAD_HOLD_MS * 3, interval: 50 });
+    expect(await readBudgetInUse(t.url)).toBe(0);
     expect((await t.engine.watermarks('slow', 0)).highWatermark).toBe(5000);
     expect(c.records('idle')).toHaveLength(5);
     const session = t.server.ws.sessions().find((s) => s.subscriptions.some((x) => x.sub === 'idle'))!;
@@ -202,3 +206,10 @@ describe('WebSocket protocol: produce in-flight bound and quotas', () => {
     }
   });
 });
+
+async function readBudgetInUse(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('brook_read_budget_in_use_bytes '));
+  if (line === undefined) throw new Error('brook_read_budget_in_use_bytes is not on /metrics');
+  return Number(line.split(' ')[1]);
+}
