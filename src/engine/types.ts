@@ -120,6 +120,30 @@ export interface ReadResult {
   readonly highWatermark: number;
 }
 
+/**
+ * Whole stored batches from a position, as the engine keeps them (for the `stored` push frame,
+ * docs/protocol.md): no record is decoded.
+ */
+export interface StoredBatchRead {
+  /**
+   * Each a whole batch in the storage format (docs/storage-format.md); the first may begin
+   * before the offset read from. Views of engine memory: do not write to them.
+   */
+  readonly batches: Uint8Array[];
+  /** Records at or after the offset read from, in all the batches. */
+  readonly records: number;
+  /** The batches' lengths added up. */
+  readonly bytes: number;
+  /** Key + value + header bytes of those records (what metrics count). */
+  readonly recordBytes: number;
+  /** Where the next read continues (past compacted gaps too). */
+  readonly nextOffset: number;
+  readonly lowWatermark: number;
+  readonly highWatermark: number;
+  /** When the first batch does not fit the limits, what it needs (nothing else is returned); else null. */
+  readonly blocked: { readonly records: number; readonly bytes: number } | null;
+}
+
 export interface WaitOptions {
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
@@ -236,6 +260,12 @@ export interface Engine {
    * OffsetOutOfRangeError; `offset === highWatermark` returns no records.
    */
   read(topic: string, partition: number, offset: number, limits?: ReadLimits): Promise<ReadResult>;
+  /**
+   * Optional: whole stored batches from `offset`, within `limits` as hard bounds (records at or
+   * after `offset`, and the batches' total length). Engines without a batch format of their own
+   * leave it out; callers then use `read`.
+   */
+  readStored?(topic: string, partition: number, offset: number, limits: Required<ReadLimits>): Promise<StoredBatchRead>;
   /** Resolves true once a record at or past `offset` is readable, false on timeout or abort. */
   waitForData(topic: string, partition: number, offset: number, options: WaitOptions): Promise<boolean>;
   /** First offset whose timestamp is >= `timestamp`; the high watermark when there is none. */

@@ -29,6 +29,8 @@ export const BATCH_MAGIC = 0x4b4f5242; // "BROK" read as little-endian bytes
 export const BATCH_VERSION = 1;
 export const BATCH_HEADER_BYTES = 56;
 const RECORD_FIXED_BYTES = 4 + 4 + 4 + 4 + 4 + 2; // = the overhead in ../record-size.ts
+/** Name length (u16) and value length (u32) of one record header. */
+const HEADER_FIXED_BYTES = 6;
 const MAX_PRODUCER_ID_BYTES = 64;
 const TWO_POW_32 = 2 ** 32;
 
@@ -251,6 +253,85 @@ export function decodeRecords(
     p = recordEnd;
   }
   return bytes;
+}
+
+/**
+ * Collects whole stored batches for a `readStored` from `from`, within hard limits on the records
+ * at or after `from` and on the batches' total length. Counts what each batch delivers by
+ * walking its records' lengths, without decoding them.
+ */
+export class StoredBatchCollector {
+  readonly batches: Uint8Array[] = [];
+  records = 0;
+  bytes = 0;
+  recordBytes = 0;
+  /** What the first batch needed when it did not fit; null otherwise. */
+  blocked: { records: number; bytes: number } | null = null;
+  /** No further batch is taken (the limits are reached, or one did not fit). */
+  full = false;
+
+  constructor(
+    readonly from: number,
+    private readonly maxRecords: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Record credit left under the limit. */
+  get recordsLeft(): number {
+    return this.maxRecords - this.records;
+  }
+
+  /** Bytes left under the limit. */
+  get bytesLeft(): number {
+    return this.maxBytes - this.bytes;
+  }
+
+  /**
+   * Takes the validated batch at `pos` of `buf` if it fits, or passes over one that delivers no
+   * record at or after `from`: true either way. False when it does not fit (the collector is
+   * then full). Throws MalformedBatchError for records that run past the batch.
+   */
+  offer(buf: Buffer, pos: number, header: BatchHeader): boolean {
+    const end = pos + header.length;
+    let p = pos + BATCH_HEADER_BYTES + (header.producerId === null ? 0 : Buffer.byteLength(header.producerId));
+    let records = 0;
+    let recordBytes = 0;
+    for (let i = 0; i < header.count; i++) {
+      if (p + RECORD_FIXED_BYTES > end) throw new MalformedBatchError('record runs past the batch end');
+      const recordEnd = p + 4 + buf.readUInt32LE(p);
+      if (recordEnd > end) throw new MalformedBatchError('record runs past the batch end');
+      if (header.baseOffset + buf.readUInt32LE(p + 4) >= this.from) {
+        records++;
+        // The record less its fixed fields and each header's two lengths: key + value + header text.
+        recordBytes += recordEnd - p - RECORD_FIXED_BYTES - HEADER_FIXED_BYTES * this.headerCount(buf, p, recordEnd);
+      }
+      p = recordEnd;
+    }
+    if (records === 0) return true;
+    if (this.records + records > this.maxRecords || this.bytes + header.length > this.maxBytes) {
+      if (this.batches.length === 0) this.blocked = { records, bytes: header.length };
+      this.full = true;
+      return false;
+    }
+    this.batches.push(buf.subarray(pos, end));
+    this.records += records;
+    this.bytes += header.length;
+    this.recordBytes += recordBytes;
+    if (this.records >= this.maxRecords || this.bytes >= this.maxBytes) this.full = true;
+    return true;
+  }
+
+  /** The header count of the record at `p` (its last fixed field, after key and value). */
+  private headerCount(buf: Buffer, p: number, recordEnd: number): number {
+    let q = p + 12;
+    const keyLength = buf.readInt32LE(q);
+    q += 4 + Math.max(0, keyLength);
+    if (q + 4 > recordEnd) throw new MalformedBatchError('bad key length');
+    const valueLength = buf.readInt32LE(q);
+    q += 4 + Math.max(0, valueLength);
+    if (q + 2 > recordEnd) throw new MalformedBatchError('bad value length');
+    return buf.readUInt16LE(q);
+  }
 }
 
 /** Offset of the last record in the batch (next offset after it is this + 1). */

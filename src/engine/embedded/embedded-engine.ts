@@ -37,6 +37,7 @@ import type {
   ProduceRecord,
   ReadLimits,
   ReadResult,
+  StoredBatchRead,
   RecordPosition,
   TopicConfig,
   TopicConfigInput,
@@ -322,6 +323,18 @@ export class EmbeddedEngine implements Engine {
       bases.set(p, offset + 1);
       return { partition: p, offset };
     });
+  }
+
+  readStored(topic: string, partition: number, offset: number, limits: Required<ReadLimits>): Promise<StoredBatchRead> {
+    try {
+      const { maxRecords, maxBytes } = limits;
+      if (!Number.isSafeInteger(maxRecords) || maxRecords < 1 || !Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+        throw new InvalidArgumentError('maxRecords and maxBytes must be positive integers');
+      }
+      return this.partition(topic, partition).readStored(offset, maxRecords, maxBytes);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   read(topic: string, partition: number, offset: number, limits: ReadLimits = {}): Promise<ReadResult> {

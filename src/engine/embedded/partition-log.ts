@@ -17,6 +17,7 @@ import type {
   ProduceRecord,
   ProducerIdentity,
   ReadResult,
+  StoredBatchRead,
   StoredRecord,
   TopicConfig,
   WaitOptions,
@@ -28,6 +29,7 @@ import {
   encodedRecordSize,
   lastOffsetOf,
   MalformedBatchError,
+  StoredBatchCollector,
   type BatchHeader,
   type EncodableRecord,
 } from './batch-codec.js';
@@ -574,6 +576,112 @@ export class PartitionLog {
       i++;
     }
     return { next, bytes };
+  }
+
+  /**
+   * Whole stored batches from `offset` (see Engine.readStored): the same positions, checks and
+   * corrupt-region rules as `read`, but batches are collected as they are instead of decoded.
+   */
+  async readStored(offset: number, maxRecords: number, maxBytes: number): Promise<StoredBatchRead> {
+    if (this.closed) throw new EngineClosedError();
+    const low = this.lowWatermark;
+    if (!Number.isSafeInteger(offset) || offset < low || offset > this.hw) {
+      throw new OffsetOutOfRangeError(offset, low, this.hw);
+    }
+    const take = new StoredBatchCollector(offset, maxRecords, maxBytes);
+    let next = offset;
+    while (!take.full && next < this.hw) {
+      const cacheFirst = this.tail.firstOffset;
+      let reached: number;
+      if (cacheFirst !== null && next >= cacheFirst) reached = this.storedFromCache(next, take);
+      else {
+        if (next < this.lowWatermark) throw new OffsetOutOfRangeError(next, this.lowWatermark, this.hw);
+        try {
+          reached = await this.storedFromSegment(this.segmentFor(next), next, take);
+        } catch (err) {
+          // Serve what precedes the damage; the next read starts at it and gets the error.
+          if (!(err instanceof CorruptRecordError) || take.batches.length === 0) throw err;
+          break;
+        }
+      }
+      if (reached <= next) break;
+      next = reached;
+    }
+    return {
+      batches: take.batches,
+      records: take.records,
+      bytes: take.bytes,
+      recordBytes: take.recordBytes,
+      nextOffset: take.blocked === null ? next : offset,
+      lowWatermark: this.lowWatermark,
+      highWatermark: this.hw,
+      blocked: take.blocked,
+    };
+  }
+
+  /** Offers cached batches from `offset` to `take`; returns where reading continues. */
+  private storedFromCache(offset: number, take: StoredBatchCollector): number {
+    let i = this.tail.find(offset);
+    let next = offset;
+    while (i >= 0 && !take.full) {
+      const cached = this.tail.at(i);
+      if (!cached || cached.baseOffset >= this.hw) break;
+      const check = checkBatch(cached.buf, 0, false);
+      if (!check.ok) throw new StorageError(`cached batch at offset ${cached.baseOffset} is invalid: ${check.detail}`);
+      if (!take.offer(cached.buf, 0, check.header)) break;
+      next = lastOffsetOf(check.header) + 1;
+      i++;
+    }
+    return next;
+  }
+
+  private async storedFromSegment(segment: Segment, offset: number, take: StoredBatchCollector): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const version = segment.version;
+      const mark = take.batches.length;
+      const counts = { records: take.records, bytes: take.bytes, recordBytes: take.recordBytes };
+      try {
+        return await this.storedSegmentOnce(segment, offset, take);
+      } catch (err) {
+        // Retention deleted the segment, or compaction swapped it, while this read was under way.
+        if (!this.segments.includes(segment)) throw new OffsetOutOfRangeError(offset, this.lowWatermark, this.hw);
+        if (segment.version === version || attempt >= 2) throw err;
+        take.batches.length = mark;
+        Object.assign(take, counts, { full: false, blocked: null });
+      }
+    }
+  }
+
+  private async storedSegmentOnce(segment: Segment, offset: number, take: StoredBatchCollector): Promise<number> {
+    const index = await this.indexOf(segment);
+    const start = index.positionFor(offset - segment.baseOffset);
+    let next = offset;
+    let first = true;
+    const reachedEnd = await this.walk(
+      segment,
+      start,
+      () => next,
+      this.readChunkBytes(take.recordsLeft, take.bytesLeft),
+      (buf, pos, header) => {
+        if (first && start > 0 && header.baseOffset > offset) {
+          throw new StorageError(`index of segment ${segment.name} disagrees with its log`);
+        }
+        first = false;
+        if (lastOffsetOf(header) < next) return true;
+        let taken: boolean;
+        try {
+          taken = take.offer(buf, pos, header);
+        } catch (err) {
+          if (err instanceof MalformedBatchError) throw new CorruptRecordError(segment.logPath, header.baseOffset, pos, err.message);
+          throw err;
+        }
+        if (!taken) return false;
+        next = lastOffsetOf(header) + 1;
+        return !take.full;
+      },
+    );
+    if (reachedEnd && segment !== this.activeSegment) next = Math.max(next, segment.nextOffset);
+    return next;
   }
 
   private segmentFor(offset: number): Segment {
