@@ -25,6 +25,8 @@ export const BinaryKind = {
   records: 0x02,
   /** server → client: a `fetched` reply */
   fetched: 0x03,
+  /** server → client: a push of whole stored batches */
+  stored: 0x04,
 } as const;
 export type BinaryKind = (typeof BinaryKind)[keyof typeof BinaryKind];
 
@@ -247,6 +249,32 @@ export function encodeRecordFrame(
   }
   if (pos !== buf.length) throw new Error(`binary frame size mismatch: wrote ${pos} of ${buf.length} bytes`);
   return buf;
+}
+
+/**
+ * A `stored` push: the envelope, then `batches` exactly as the engine stores them
+ * (docs/storage-format.md), whose lengths add up to `bytes`. One allocation and one copy per frame.
+ */
+export function encodeStoredFrame(header: object, batches: readonly Uint8Array[], bytes: number): Buffer {
+  const headerJson = JSON.stringify(header);
+  const headerLength = Buffer.byteLength(headerJson);
+  const buf = Buffer.allocUnsafe(5 + headerLength + bytes);
+  buf[0] = BinaryKind.stored;
+  writeU32(buf, 1, headerLength);
+  buf.write(headerJson, 5, 'utf8');
+  let pos = 5 + headerLength;
+  for (const batch of batches) {
+    buf.set(batch, pos);
+    pos += batch.byteLength;
+  }
+  if (pos !== buf.length) throw new Error(`stored frame size mismatch: wrote ${pos} of ${buf.length} bytes`);
+  return buf;
+}
+
+/** The offset after a stored batch's last record (storage format: u64 base at 16, u32 last offset delta at 28, little-endian). */
+export function storedBatchEnd(batch: Uint8Array): number {
+  const view = viewOf(batch);
+  return view.getUint32(16, true) + view.getUint32(20, true) * TWO_POW_32 + view.getUint32(28, true) + 1;
 }
 
 /** A binary produce frame (what the SDK sends); used by tests and tools on Node. */

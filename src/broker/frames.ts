@@ -57,6 +57,8 @@ const subscribe = z.strictObject({
   partition: count,
   from: from.optional(),
   credits: credits.optional(),
+  /** Push whole stored batches (binary kind 0x04) where the engine can: `brook.v1.bin` only. */
+  stored_batches: z.boolean().optional(),
 });
 
 const credit = z.strictObject({
@@ -90,6 +92,7 @@ const join = z.strictObject({
   session_timeout_ms: z.int().positive().optional(),
   client_id: z.string().optional(),
   credits: credits.optional(),
+  stored_batches: z.boolean().optional(),
 });
 
 const heartbeat = z.strictObject({ type: z.literal('heartbeat'), id: requestId, group: z.string().min(1) });
@@ -240,8 +243,11 @@ export function parseClientFrame(text: string): ParsedFrame {
 // ── outbound ────────────────────────────────────────────────────────────────────────────────
 
 /** Optional protocol features a server supports, listed in `welcome` (docs/protocol.md). */
-export type ServerFeature = 'compact_ack';
+export type ServerFeature = 'compact_ack' | 'stored_batches';
+/** Listed on every connection. */
 export const SERVER_FEATURES: readonly ServerFeature[] = ['compact_ack'];
+/** Listed on `brook.v1.bin` connections: the features that only binary frames can carry. */
+export const BINARY_SERVER_FEATURES: readonly ServerFeature[] = ['compact_ack', 'stored_batches'];
 
 export interface SessionLimitsWire {
   readonly max_frame_bytes: number;

@@ -19,7 +19,7 @@ export interface GroupHost {
   readonly engine: Engine;
   readonly logger: Logger;
   /** Creates and registers (does not start) a subscription under `sub`. */
-  openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits): Subscription;
+  openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits, stored: boolean): Subscription;
   /** Stops and unregisters a subscription. */
   closeSubscription(sub: Subscription): void;
   send(frame: ServerFrame): void;
@@ -64,6 +64,8 @@ export class GroupMemberSession {
   /** Pushed partitions by `topic:partition`. */
   private readonly pushing = new Map<string, Subscription>();
   private credits: Credits = NO_CREDIT;
+  /** The join asked for stored-batch pushes (`stored_batches`). */
+  private stored = false;
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
   private expiry: NodeJS.Timeout | undefined;
@@ -110,6 +112,7 @@ export class GroupMemberSession {
       throw new StreamError('INTERNAL', 'the connection closed while joining');
     }
     if (frame.credits !== undefined) this.credits = frame.credits;
+    if (frame.stored_batches !== undefined) this.stored = frame.stored_batches;
     this.accepted(assignment, started);
     const { added } = this.revoke(assignment.assignment);
     return {
@@ -257,6 +260,7 @@ export class GroupMemberSession {
         tp.partition,
         positions[i]!.offset,
         this.credits,
+        this.stored,
       );
       this.pushing.set(`${tp.topic}:${tp.partition}`, sub);
       return sub;

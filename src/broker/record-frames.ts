@@ -4,7 +4,7 @@
  * it for their frames, so credit accounting and the frame agree on what a record weighs.
  */
 import type { ReadResult, StoredRecord } from '../engine/index.js';
-import { BinaryKind, binaryRecordSize, encodeRecordFrame } from './binary-frames.js';
+import { BinaryKind, binaryRecordSize, encodeRecordFrame, encodeStoredFrame } from './binary-frames.js';
 import { encodeFrame, type RequestId } from './frames.js';
 import { recordsJson, type RecordCodec } from './record-codec.js';
 
@@ -40,6 +40,11 @@ export interface RecordFrames {
   ): RecordsPush;
   /** A `fetched` reply. */
   fetched(id: RequestId, result: ReadResult): OutboundFrame;
+  /**
+   * A `stored` push of whole stored batches (whose lengths add up to `bytes`), delivering their
+   * records from `from`; null where the encoding has no such frame (JSON).
+   */
+  stored(sub: string, partition: number, from: number, nextOffset: number, batches: readonly Uint8Array[], bytes: number): OutboundFrame | null;
 }
 
 const NOTHING = (firstSize: number, nextOffset: number): RecordsPush => ({ sent: 0, bytes: 0, firstSize, nextOffset, frame: null });
@@ -83,6 +88,7 @@ export function jsonRecordFrames(codec: RecordCodec): RecordFrames {
         low_watermark: result.lowWatermark,
       });
     },
+    stored: () => null,
   };
 }
 
@@ -110,5 +116,8 @@ export const binaryRecordFrames: RecordFrames = {
     for (const r of result.records) bytes += binaryRecordSize(r);
     const header = { id, next_offset: result.nextOffset, high_watermark: result.highWatermark, low_watermark: result.lowWatermark };
     return encodeRecordFrame(BinaryKind.fetched, header, result.records, result.records.length, bytes);
+  },
+  stored(sub, partition, from, nextOffset, batches, bytes) {
+    return encodeStoredFrame({ sub, partition, from, next_offset: nextOffset }, batches, bytes);
   },
 };

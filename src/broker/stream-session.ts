@@ -21,6 +21,7 @@ import {
   parseClientFrame,
   recordsSchema,
   SERVER_FEATURES,
+  BINARY_SERVER_FEATURES,
   unreachable,
   type ClientFrame,
   type CommitFrame,
@@ -110,6 +111,8 @@ export interface StreamObserver {
   produced(topic: string, records: readonly ProduceRecord[], seconds: number): void;
   /** The first `count` of `records` were sent, pushed or fetched. */
   delivered(topic: string, records: readonly StoredRecord[], count: number): void;
+  /** `count` records of `bytes` record bytes were pushed in stored batches (not decoded). */
+  deliveredCount?(topic: string, count: number, bytes: number): void;
 }
 
 /** Go ahead (and call `release` once the append is over), or wait `retryAfterMs` first. */
@@ -238,7 +241,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
         heartbeat_ms: l.heartbeatMs,
         producer_batches: PRODUCER_BATCH_MEMORY,
       },
-      features: SERVER_FEATURES,
+      features: this.encoding === 'binary' ? BINARY_SERVER_FEATURES : SERVER_FEATURES,
     });
   }
 
@@ -341,13 +344,14 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     this.transport.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : encodeFrame(frame));
   }
 
-  openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits): Subscription {
+  openSubscription(sub: string, topic: string, partition: number, offset: number, credits: Credits, stored: boolean): Subscription {
     const subscription = new Subscription({
       sub,
       topic,
       partition,
       offset,
       credits,
+      stored,
       engine: this.engine,
       frames: this.frames,
       sink: this,
@@ -587,13 +591,14 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   // ── subscriptions ───────────────────────────────────────────────────────────────────────
 
   private async subscribe(frame: SubscribeFrame): Promise<Answer> {
+    this.assertStoredBatches(frame.stored_batches);
     this.assertCanSubscribe(frame.sub);
     assertValidTopicName(frame.topic);
     this.authorize('read', frame.topic);
     const position = await resolveFrom(this.engine, frame.topic, frame.partition, frame.from ?? 'earliest');
     // Checked again: another subscribe may have taken the name or the last slot meanwhile.
     this.assertCanSubscribe(frame.sub);
-    const sub = this.openSubscription(frame.sub, frame.topic, frame.partition, position.offset, frame.credits ?? { records: 0 });
+    const sub = this.openSubscription(frame.sub, frame.topic, frame.partition, position.offset, frame.credits ?? { records: 0 }, frame.stored_batches === true);
     this.ownSubs++;
     return {
       frame: { type: 'subscribed', id: frame.id, sub: frame.sub, offset: position.offset, high_watermark: position.highWatermark },
@@ -663,8 +668,16 @@ export class StreamSession implements SubscriptionSink, GroupHost {
 
   // ── consumer groups ─────────────────────────────────────────────────────────────────────
 
+  /** `stored_batches` needs binary frames. */
+  private assertStoredBatches(stored: boolean | undefined): void {
+    if (stored === true && this.encoding !== 'binary') {
+      throw new StreamError('INVALID_FRAME', 'stored_batches needs the brook.v1.bin subprotocol (stored batches travel as binary frames)');
+    }
+  }
+
   private join(frame: JoinFrame): Promise<Answer> {
     try {
+      this.assertStoredBatches(frame.stored_batches);
       for (const topic of frame.topics) {
         assertValidTopicName(topic);
         this.authorize('read', topic);

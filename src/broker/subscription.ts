@@ -1,4 +1,5 @@
-import { TooManyWaitersError, type Engine, type StoredRecord } from '../engine/index.js';
+import { TooManyWaitersError, type Engine, type StoredBatchRead, type StoredRecord } from '../engine/index.js';
+import { storedBatchEnd } from './binary-frames.js';
 import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, READ_AHEAD_BYTES, READ_AHEAD_HOLD_MS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
 import type { ReadBudget } from './read-budget.js';
 import type { OutboundFrame, RecordFrames } from './record-frames.js';
@@ -53,20 +54,36 @@ export interface SubscriptionOptions {
   /** Bytes reads may hold at once across the server; a push waits while it is spent. */
   readonly readBudget?: ReadBudget;
   /** Told what each pushed frame carried (metrics). */
-  readonly observer?: Pick<StreamObserver, 'delivered'>;
+  readonly observer?: Pick<StreamObserver, 'delivered' | 'deliveredCount'>;
+  /**
+   * Push whole stored batches (`stored` frames) where the engine and the encoding can, records
+   * otherwise (and whenever the first batch needs more credit than there is).
+   */
+  readonly stored?: boolean;
 }
 
-/** Records read while the subscription had no credit: pushed first when credit comes. */
-interface ReadAhead {
-  /** `records[0]` is at the subscription's next offset. */
-  records: readonly StoredRecord[];
-  /** Where the read that returned them ended. */
-  readonly readNextOffset: number;
-  /** Held from the read budget until the last of them is pushed or they are dropped. */
+/** What was read while the subscription had no credit: pushed first when credit comes. */
+type ReadAhead = (
+  | {
+      readonly kind: 'records';
+      /** `records[0]` is at the subscription's next offset. */
+      records: readonly StoredRecord[];
+      /** Where the read that returned them ended. */
+      readonly readNextOffset: number;
+    }
+  | {
+      readonly kind: 'stored';
+      readonly read: StoredBatchRead;
+      /** The next batch to push; it delivers from `from`, the subscription's next offset. */
+      first: number;
+      from: number;
+    }
+) & {
+  /** Held from the read budget until the last of it is pushed or it is dropped. */
   readonly grant: number;
-  /** Drops them if credit does not come soon. */
+  /** Drops it if credit does not come soon. */
   readonly expiry: ReturnType<typeof setTimeout>;
-}
+};
 
 /**
  * Credit-based push of one partition, from a position, to one connection.
@@ -114,7 +131,18 @@ export class Subscription {
   private readonly engine: Engine;
   private readonly frames: RecordFrames;
   private readonly sink: SubscriptionSink;
-  private readonly observer: Pick<StreamObserver, 'delivered'> | undefined;
+  private readonly observer: Pick<StreamObserver, 'delivered' | 'deliveredCount'> | undefined;
+  /** Pushes stored batches (see SubscriptionOptions.stored). */
+  private readonly stored: boolean;
+  /**
+   * Reads of records left before stored batches are tried again: set when the first batch did
+   * not fit the credit (batches larger than half the consumer's window, say), so such a
+   * partition is not read twice per push, once as batches and once as records. The wait doubles
+   * with each such miss in a row (a partition's batches are usually alike) and ends with a
+   * stored push.
+   */
+  private recordReadsBeforeStored = 0;
+  private storedMisses = 0;
   private readonly readBudget: ReadBudget | undefined;
   /** The high watermark the last read saw: reading ahead is worth it only below it. */
   private lastHighWatermark = 0;
@@ -135,6 +163,7 @@ export class Subscription {
     this.sink = options.sink;
     this.observer = options.observer;
     this.readBudget = options.readBudget;
+    this.stored = options.stored === true && options.engine.readStored !== undefined && options.frames.stored !== undefined;
   }
 
   /** Starts pushing. Call after the reply that announces the subscription has been sent. */
@@ -192,7 +221,7 @@ export class Subscription {
       nextOffset: this.nextOffset,
       recordCredits: this.recordCredits,
       byteCredits: this.countBytes ? this.byteCredits : null,
-      readAhead: this.ahead?.records.length ?? 0,
+      readAhead: this.readAheadRecords(),
     };
   }
 
@@ -258,9 +287,11 @@ export class Subscription {
       await this.pause(BUDGET_RETRY_MS);
       return true;
     }
-    let outcome: boolean | 'caught-up';
+    let outcome: boolean | 'caught-up' | 'blocked';
     try {
-      outcome = await this.readAndPush(epoch, grant);
+      outcome = this.storedNow() ? await this.readStoredAndPush(epoch, grant) : 'blocked';
+      // Not stored, or the first batch needs more credit than there is: the records that fit.
+      if (outcome === 'blocked') outcome = await this.readAndPush(epoch, grant);
     } finally {
       if (this.readBudget !== undefined) this.readBudget.release(grant);
     }
@@ -292,6 +323,79 @@ export class Subscription {
     this.nextOffset = result.nextOffset;
     // Past a compacted gap there may be more to read at once.
     return result.nextOffset < result.highWatermark ? true : 'caught-up';
+  }
+
+  /** One read of whole stored batches and one `stored` frame; 'blocked' when the first batch does not fit the credit. */
+  private async readStoredAndPush(epoch: number, maxBytes: number): Promise<boolean | 'caught-up' | 'blocked'> {
+    const read = await this.engine.readStored!(this.topic, this.partition, this.nextOffset, {
+      maxRecords: Math.min(this.recordCredits, PUSH_MAX_RECORDS),
+      maxBytes,
+    });
+    if (epoch !== this.epoch) return true;
+    this.lastHighWatermark = read.highWatermark;
+    if (read.blocked !== null) {
+      this.storedMissed();
+      return 'blocked';
+    }
+    if (read.batches.length > 0) {
+      if (!this.sink.writable) {
+        this.park();
+        return false;
+      }
+      this.pushStored(read, 0, read.batches.length);
+      return true;
+    }
+    this.nextOffset = read.nextOffset;
+    return read.nextOffset < read.highWatermark ? true : 'caught-up';
+  }
+
+  private storedMissed(): void {
+    this.storedMisses++;
+    this.recordReadsBeforeStored = Math.min(STORED_RETRY_MIN_READS * 2 ** (this.storedMisses - 1), STORED_RETRY_MAX_READS);
+  }
+
+  /** Whether this read should be of stored batches (counting down the record reads after a blocked one). */
+  private storedNow(): boolean {
+    if (!this.stored) return false;
+    if (this.recordReadsBeforeStored === 0) return true;
+    this.recordReadsBeforeStored--;
+    return false;
+  }
+
+  /** Pushes batches [first, first + count) of `read` as one `stored` frame. */
+  private pushStored(read: StoredBatchRead, first: number, count: number): void {
+    const batches = first === 0 && count === read.batches.length ? read.batches : read.batches.slice(first, first + count);
+    let records = 0;
+    let bytes = 0;
+    let recordBytes = 0;
+    for (let i = first; i < first + count; i++) {
+      records += read.batchRecords[i]!;
+      bytes += read.batches[i]!.byteLength;
+      recordBytes += read.batchRecordBytes[i]!;
+    }
+    const nextOffset = first + count === read.batches.length ? read.nextOffset : storedBatchEnd(read.batches[first + count - 1]!);
+    const frame = this.frames.stored(this.sub, this.partition, this.nextOffset, nextOffset, batches, bytes)!;
+    this.storedMisses = 0;
+    this.nextOffset = nextOffset;
+    this.bytesNeeded = 1;
+    this.recordCredits -= records;
+    if (this.countBytes) this.byteCredits -= bytes;
+    this.sink.send(frame);
+    this.observer?.deliveredCount?.(this.topic, records, recordBytes);
+  }
+
+  /** How many batches of `read` from `first` on fit the credit left. */
+  private batchesThatFit(read: StoredBatchRead, first: number): number {
+    let records = 0;
+    let bytes = 0;
+    let n = 0;
+    for (let i = first; i < read.batches.length; i++) {
+      records += read.batchRecords[i]!;
+      bytes += read.batches[i]!.byteLength;
+      if (records > Math.min(this.recordCredits, PUSH_MAX_RECORDS) || (this.countBytes && bytes > this.byteCredits) || bytes > PUSH_MAX_BYTES) break;
+      n++;
+    }
+    return n;
   }
 
   private async waitForRecords(): Promise<void> {
@@ -346,18 +450,30 @@ export class Subscription {
     if (grant === 0) return;
     const epoch = this.epoch;
     const offset = this.nextOffset;
-    this.aheadRead = this.engine.read(this.topic, this.partition, offset, { maxRecords: PUSH_MAX_RECORDS, maxBytes: grant }).then(
-      (result) => {
-        this.aheadRead = null;
-        if (epoch !== this.epoch || this.nextOffset !== offset || result.records.length === 0) {
-          budget.release(grant);
-          return;
-        }
-        this.lastHighWatermark = result.highWatermark;
-        const expiry = setTimeout(() => this.dropReadAhead(), READ_AHEAD_HOLD_MS);
-        expiry.unref?.();
-        this.ahead = { records: result.records, readNextOffset: result.nextOffset, grant, expiry };
-      },
+    const limits = { maxRecords: PUSH_MAX_RECORDS, maxBytes: grant };
+    type Held = DistributiveOmit<ReadAhead, 'grant' | 'expiry'>;
+    const hold = (held: Held | null, highWatermark: number): void => {
+      this.aheadRead = null;
+      if (held === null || epoch !== this.epoch || this.nextOffset !== offset) {
+        budget.release(grant);
+        return;
+      }
+      this.lastHighWatermark = highWatermark;
+      const expiry = setTimeout(() => this.dropReadAhead(), READ_AHEAD_HOLD_MS);
+      expiry.unref?.();
+      this.ahead = { ...held, grant, expiry };
+    };
+    const reading = this.storedNow()
+      ? this.engine.readStored!(this.topic, this.partition, offset, limits).then((read) => {
+          // A first batch too large to read ahead is left to the read the credit brings.
+          if (read.blocked !== null) this.storedMissed();
+          hold(read.batches.length === 0 ? null : { kind: 'stored', read, first: 0, from: offset }, read.highWatermark);
+        })
+      : this.engine.read(this.topic, this.partition, offset, limits).then((result) =>
+          hold(result.records.length === 0 ? null : { kind: 'records', records: result.records, readNextOffset: result.nextOffset }, result.highWatermark),
+        );
+    this.aheadRead = reading.then(
+      () => undefined,
       () => {
         // The read the credit brings will meet the same failure and report it.
         this.aheadRead = null;
@@ -366,10 +482,11 @@ export class Subscription {
     );
   }
 
-  /** Pushes from the records read ahead, keeping what the credit does not cover. */
+  /** Pushes from what was read ahead, keeping what the credit does not cover. */
   private pushReadAhead(): boolean {
     const ahead = this.ahead!;
-    if (ahead.records[0]!.offset !== this.nextOffset) {
+    const at = ahead.kind === 'records' ? ahead.records[0]!.offset : ahead.from;
+    if (at !== this.nextOffset) {
       this.dropReadAhead();
       return true;
     }
@@ -377,10 +494,33 @@ export class Subscription {
       this.park();
       return false;
     }
-    const sent = this.push(ahead.records, ahead.readNextOffset);
-    if (sent === ahead.records.length) this.dropReadAhead();
-    else if (sent > 0) ahead.records = ahead.records.slice(sent);
+    if (ahead.kind === 'records') {
+      const sent = this.push(ahead.records, ahead.readNextOffset);
+      if (sent === ahead.records.length) this.dropReadAhead();
+      else if (sent > 0) ahead.records = ahead.records.slice(sent);
+      return true;
+    }
+    const count = this.batchesThatFit(ahead.read, ahead.first);
+    if (count === 0) {
+      // The next batch needs more credit than there is: the read the credit brings sends the records that fit.
+      this.dropReadAhead();
+      return true;
+    }
+    this.pushStored(ahead.read, ahead.first, count);
+    ahead.first += count;
+    ahead.from = this.nextOffset;
+    if (ahead.first === ahead.read.batches.length) this.dropReadAhead();
     return true;
+  }
+
+  /** Records read ahead and not yet pushed. */
+  private readAheadRecords(): number {
+    const ahead = this.ahead;
+    if (ahead === null) return 0;
+    if (ahead.kind === 'records') return ahead.records.length;
+    let n = 0;
+    for (let i = ahead.first; i < ahead.read.batches.length; i++) n += ahead.read.batchRecords[i]!;
+    return n;
   }
 
   private dropReadAhead(): void {
@@ -391,6 +531,14 @@ export class Subscription {
     this.readBudget?.release(ahead.grant);
   }
 }
+
+/** After a stored read whose first batch did not fit, at least this many reads are of records before batches are tried again… */
+const STORED_RETRY_MIN_READS = 16;
+/** …and at most this many, however many missed in a row. */
+const STORED_RETRY_MAX_READS = 1024;
+
+/** Omit over each member of a union (the built-in Omit merges them). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

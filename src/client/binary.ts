@@ -10,12 +10,20 @@
  *           u16 headerCount · { u16 nameLength · name · u32 valueLength · value }*
  * ```
  */
+import { crc32 } from './crc32.js';
 import { ProtocolError } from './errors.js';
 import type { RecordsFrame, WireRecord } from './wire.js';
 import { utf8Length } from './utf8.js';
 
 export const BINARY_KIND_PRODUCE = 0x01;
 export const BINARY_KIND_RECORDS = 0x02;
+export const BINARY_KIND_STORED = 0x04;
+/** Stored batch layout (docs/storage-format.md): little-endian, CRC-32 of bytes [12, length). */
+const BATCH_MAGIC = 0x4b4f5242;
+const BATCH_VERSION = 1;
+const BATCH_HEADER_BYTES = 56;
+/** record length, offset delta, timestamp delta, key length, value length, header count */
+const STORED_RECORD_FIXED_BYTES = 22;
 /** kind + header length + record count. */
 const FRAME_FIXED_BYTES = 9;
 /** key length + value length + header count. */
@@ -213,6 +221,132 @@ function parseValue(text: string): unknown {
 
 function bad(what: string): never {
   throw new ProtocolError(`malformed binary frame from the server: ${what}`);
+}
+
+/**
+ * Decodes a binary push, `records` (0x02) or `stored` (0x04); null for a kind the SDK does not
+ * read (a newer server's). Throws ProtocolError for a malformed frame or a stored batch that
+ * fails its CRC.
+ */
+export function decodePushFrame(data: ArrayBuffer | ArrayBufferView): RecordsFrame | null {
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return bytes.length > 0 && bytes[0] === BINARY_KIND_STORED ? decodeStoredFrame(bytes) : decodeRecordsFrame(bytes);
+}
+
+/** The JSON header of a push: its fields, and where the frame's body starts. */
+function pushHeader(bytes: Uint8Array, view: DataView): { h: Record<string, unknown>; pos: number } {
+  if (bytes.length < 5) bad('shorter than its envelope');
+  const pos = 5 + view.getUint32(1);
+  if (pos > bytes.length) bad('header runs past the end');
+  let header: unknown;
+  try {
+    header = JSON.parse(decoder.decode(bytes.subarray(5, pos)));
+  } catch (err) {
+    throw new ProtocolError('malformed binary frame from the server: header is not JSON', { cause: err });
+  }
+  if (typeof header !== 'object' || header === null) bad('header is not an object');
+  return { h: header as Record<string, unknown>, pos };
+}
+
+/**
+ * A `stored` push: whole batches as the server stores them, each checked against its CRC-32
+ * before a record of it is handed out; records before the header's `from` are dropped. Byte
+ * credit is the batches' lengths: each delivered record counts its own bytes, and the first of
+ * each batch also the batch header and any records before `from`.
+ */
+function decodeStoredFrame(bytes: Uint8Array): RecordsFrame {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { h, pos: bodyStart } = pushHeader(bytes, view);
+  const sub = h['sub'];
+  const partition = h['partition'];
+  const from = h['from'];
+  const nextOffset = h['next_offset'];
+  if (typeof sub !== 'string' || !isCount(partition) || !isCount(from) || !isCount(nextOffset)) bad('header lacks sub, partition, from or next_offset');
+  const end = bytes.length;
+  const records: WireRecord[] = [];
+  const sizes: number[] = [];
+  const u64 = (at: number): number => {
+    const high = view.getUint32(at + 4, true);
+    if (high > MAX_HIGH_WORD) bad('offset or timestamp past 2^53');
+    return high * TWO_POW_32 + view.getUint32(at, true);
+  };
+  for (let pos = bodyStart; pos < end; ) {
+    if (pos + BATCH_HEADER_BYTES > end) bad('truncated stored batch');
+    if (view.getUint32(pos, true) !== BATCH_MAGIC) bad('stored batch without its magic');
+    const length = view.getUint32(pos + 4, true);
+    const batchEnd = pos + length;
+    if (length < BATCH_HEADER_BYTES || batchEnd > end) bad('stored batch length runs past the frame');
+    if (crc32(bytes, pos + 12, batchEnd) !== view.getUint32(pos + 8, true)) {
+      throw new ProtocolError(`stored batch at byte ${pos} of a ${sub} push failed its CRC-32 check`);
+    }
+    if (bytes[pos + 12] !== BATCH_VERSION) bad('unknown stored batch version');
+    const base = u64(pos + 16);
+    const count = view.getUint32(pos + 24, true);
+    const firstTimestamp = u64(pos + 32);
+    let p = pos + BATCH_HEADER_BYTES + view.getUint16(pos + 14, true);
+    let first = -1;
+    let delivered = 0;
+    for (let i = 0; i < count; i++) {
+      if (p + STORED_RECORD_FIXED_BYTES > batchEnd) bad('truncated stored record');
+      const recordEnd = p + 4 + view.getUint32(p, true);
+      if (recordEnd > batchEnd) bad('stored record runs past its batch');
+      const offset = base + view.getUint32(p + 4, true);
+      if (offset < from) {
+        p = recordEnd;
+        continue;
+      }
+      const timestamp = firstTimestamp + view.getUint32(p + 8, true);
+      let q = p + 12;
+      const keyLength = view.getInt32(q, true);
+      q += 4;
+      let key: Uint8Array | null = null;
+      if (keyLength >= 0) {
+        if (q + keyLength + 6 > recordEnd) bad('key runs past its record');
+        key = bytes.subarray(q, q + keyLength);
+        q += keyLength;
+      } else if (keyLength !== -1) bad('bad key length');
+      const valueLength = view.getInt32(q, true);
+      q += 4;
+      let value: Uint8Array | null = null;
+      if (valueLength >= 0) {
+        if (q + valueLength + 2 > recordEnd) bad('value runs past its record');
+        value = bytes.subarray(q, q + valueLength);
+        q += valueLength;
+      } else if (valueLength !== -1) bad('bad value length');
+      if (q + 2 > recordEnd) bad('truncated stored record');
+      const headerCount = view.getUint16(q, true);
+      q += 2;
+      let headers = EMPTY_HEADERS;
+      if (headerCount > 0) {
+        const out: Record<string, string> = {};
+        for (let k = 0; k < headerCount; k++) {
+          if (q + 6 > recordEnd) bad('truncated header');
+          const nameLength = view.getUint16(q, true);
+          q += 2;
+          if (q + nameLength + 4 > recordEnd) bad('header runs past its record');
+          const name = decoder.decode(bytes.subarray(q, q + nameLength));
+          q += nameLength;
+          const valueLen = view.getUint32(q, true);
+          q += 4;
+          if (q + valueLen > recordEnd) bad('header runs past its record');
+          out[name] = decoder.decode(bytes.subarray(q, q + valueLen));
+          q += valueLen;
+        }
+        headers = out;
+      }
+      if (q !== recordEnd) bad('stored record length disagrees with its fields');
+      if (first < 0) first = records.length;
+      records.push(new BinaryWireRecord(offset, timestamp, key, value, headers));
+      sizes.push(recordEnd - p);
+      delivered += recordEnd - p;
+      p = recordEnd;
+    }
+    if (p !== batchEnd) bad('stored batch holds bytes after its records');
+    if (first < 0) bad('stored batch with no record at or after from');
+    sizes[first]! += length - delivered;
+    pos = batchEnd;
+  }
+  return { type: 'records', sub, partition, records, nextOffset, recordsBytes: undefined, sizes };
 }
 
 /**

@@ -37,7 +37,7 @@ import {
 import { Fifo } from '../lib/fifo.js';
 import { Gate } from './gate.js';
 import type { ClientOptions } from './options.js';
-import { decodeRecordsFrame } from './binary.js';
+import { decodePushFrame } from './binary.js';
 import { BINARY_SUBPROTOCOL, OPEN, SUBPROTOCOL, globalWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 import {
   encodeRequest,
@@ -454,9 +454,12 @@ export class Connection {
     }
     let frame;
     try {
-      frame = decodeRecordsFrame(data);
+      frame = decodePushFrame(data);
     } catch (err) {
+      // Dropping the frame would leave a gap the subscription never notices: reconnect instead,
+      // so every consumer resubscribes from the last record it delivered.
       this.report(asClientError(err));
+      if (this.socket !== null) this.abandon(this.socket, 'a push could not be decoded');
       return;
     }
     // A kind from a newer server (the SDK neither fetches nor expects other kinds): ignored.

@@ -386,7 +386,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
       if (!(err instanceof BrookClientError && (err.code === 'SUBSCRIPTION_NOT_FOUND' || err.code === 'CONNECTION_LOST'))) throw err;
     });
     const reply = await this.conn.request(
-      { type: 'subscribe', sub: st.sub, topic: st.topic, partition: st.partition, from, credits: this.credits() },
+      { type: 'subscribe', sub: st.sub, topic: st.topic, partition: st.partition, from, credits: this.credits(), ...this.storedBatches() },
       'subscribed',
     );
     // Before any record of the new subscription is handled (those arrive in later messages).
@@ -454,6 +454,11 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     );
   }
 
+  /** `stored_batches` when asked for (ConsumerOptions.storedBatches) and the server offers it on this connection. */
+  private storedBatches(): { stored_batches?: true } {
+    return this.options.storedBatches === true && this.conn.binary && this.conn.limits?.storedBatches === true ? { stored_batches: true } : {};
+  }
+
   private credits(): Credits {
     const limits = this.conn.limits;
     const bytes = this.window.bytes ?? Math.max(DEFAULT_CREDIT_BYTES, 2 * (limits?.maxRecordBytes ?? 0));
@@ -466,7 +471,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
     // Live before the request: records may follow the reply closely.
     st.live = true;
     const reply = await this.conn.request(
-      { type: 'subscribe', sub: st.sub, topic: this.topic, partition: st.partition, from, credits: this.credits() },
+      { type: 'subscribe', sub: st.sub, topic: this.topic, partition: st.partition, from, credits: this.credits(), ...this.storedBatches() },
       'subscribed',
     );
     if (epoch !== this.epoch || st.delivered !== null) return;
@@ -485,6 +490,7 @@ export class Consumer<T = unknown> implements AsyncIterableIterator<ConsumedReco
         ...(o.strategy === undefined ? {} : { strategy: o.strategy }),
         ...(o.sessionTimeoutMs === undefined ? {} : { session_timeout_ms: o.sessionTimeoutMs }),
         credits: this.credits(),
+        ...this.storedBatches(),
       },
       'joined',
     );

@@ -116,6 +116,15 @@ export interface ConsumerOptions<T> {
    * @defaultValue `{ records: 1000, bytes: max(1 MiB, 2 × the server's max_record_bytes) }`
    */
   readonly credits?: number | Partial<Credits>;
+  /**
+   * Binary protocol: ask the server for whole stored batches (docs/protocol.md, `stored` frames)
+   * — it sends them as it keeps them, without decoding a record, and the SDK checks each batch's
+   * CRC-32 before handing records out. A batch goes out only when it fits the credit left, so
+   * set `credits` to at least twice the producers' batch size (in records and bytes); otherwise
+   * the server falls back to ordinary pushes. Ignored on JSON and by servers that do not offer
+   * it. @defaultValue false
+   */
+  readonly storedBatches?: boolean;
   /** Assignment strategy, when this member is the first of its group. @defaultValue server's ('sticky') */
   readonly strategy?: 'range' | 'round-robin' | 'sticky';
   /** A member silent for this long loses its partitions. @defaultValue server's (10_000) */

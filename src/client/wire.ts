@@ -55,11 +55,21 @@ export interface ServerLimits {
   readonly producerBatches: number;
   /** The server answers `compact_ack` (listed in `welcome.features`; older servers refuse the field). */
   readonly compactAck: boolean;
+  /** The server pushes stored batches on request (`stored_batches`; listed on binary connections only). */
+  readonly storedBatches: boolean;
 }
 
 /** Requests the SDK sends, without their `id` (the connection assigns it). */
 export type ClientRequest =
-  | { readonly type: 'subscribe'; readonly sub: string; readonly topic: string; readonly partition: number; readonly from: StartPosition; readonly credits: Credits }
+  | {
+      readonly type: 'subscribe';
+      readonly sub: string;
+      readonly topic: string;
+      readonly partition: number;
+      readonly from: StartPosition;
+      readonly credits: Credits;
+      readonly stored_batches?: boolean;
+    }
   | { readonly type: 'unsubscribe'; readonly sub: string }
   | { readonly type: 'seek'; readonly sub: string; readonly from: StartPosition }
   | {
@@ -69,6 +79,7 @@ export type ClientRequest =
       readonly strategy?: string;
       readonly session_timeout_ms?: number;
       readonly credits: Credits;
+      readonly stored_batches?: boolean;
     }
   | { readonly type: 'heartbeat'; readonly group: string }
   | { readonly type: 'commit'; readonly group: string; readonly offsets: readonly (TopicPartition & { readonly offset: number })[] }
@@ -288,6 +299,7 @@ function optionalStr(o: Obj, field: string): string | undefined {
 function limits(o: Obj, features: unknown): ServerLimits {
   return {
     compactAck: Array.isArray(features) && features.includes('compact_ack'),
+    storedBatches: Array.isArray(features) && features.includes('stored_batches'),
     maxFrameBytes: int(o, 'max_frame_bytes'),
     maxInflightProduce: int(o, 'max_inflight_produce'),
     maxInflightRequests: optionalInt(o, 'max_inflight_requests'),

@@ -136,6 +136,10 @@ export interface StoredBatchRead {
   readonly bytes: number;
   /** Key + value + header bytes of those records (what metrics count). */
   readonly recordBytes: number;
+  /** Per batch: the records it delivers (at or after the offset read from). */
+  readonly batchRecords: number[];
+  /** Per batch: their key + value + header bytes. */
+  readonly batchRecordBytes: number[];
   /** Where the next read continues (past compacted gaps too). */
   readonly nextOffset: number;
   readonly lowWatermark: number;

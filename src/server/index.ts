@@ -321,6 +321,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     observer: {
       produced: (topic, records, seconds) => metrics.produced(topic, records.length, recordBytes(records), seconds),
       delivered: (topic, records, count) => metrics.consumed(topic, count, recordBytes(count === records.length ? records : records.slice(0, count))),
+      deliveredCount: (topic, count, bytes) => metrics.consumed(topic, count, bytes),
     },
   });
   const realtime = createRealtimeGateway({

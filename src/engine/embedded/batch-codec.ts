@@ -262,6 +262,8 @@ export function decodeRecords(
  */
 export class StoredBatchCollector {
   readonly batches: Uint8Array[] = [];
+  readonly batchRecords: number[] = [];
+  readonly batchRecordBytes: number[] = [];
   records = 0;
   bytes = 0;
   recordBytes = 0;
@@ -314,6 +316,8 @@ export class StoredBatchCollector {
       return false;
     }
     this.batches.push(buf.subarray(pos, end));
+    this.batchRecords.push(records);
+    this.batchRecordBytes.push(recordBytes);
     this.records += records;
     this.bytes += header.length;
     this.recordBytes += recordBytes;

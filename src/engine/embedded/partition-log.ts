@@ -609,6 +609,8 @@ export class PartitionLog {
     }
     return {
       batches: take.batches,
+      batchRecords: take.batchRecords,
+      batchRecordBytes: take.batchRecordBytes,
       records: take.records,
       bytes: take.bytes,
       recordBytes: take.recordBytes,
@@ -647,6 +649,8 @@ export class PartitionLog {
         if (!this.segments.includes(segment)) throw new OffsetOutOfRangeError(offset, this.lowWatermark, this.hw);
         if (segment.version === version || attempt >= 2) throw err;
         take.batches.length = mark;
+        take.batchRecords.length = mark;
+        take.batchRecordBytes.length = mark;
         Object.assign(take, counts, { full: false, blocked: null });
       }
     }
