@@ -102,6 +102,11 @@ type ReadAhead = (
  * sent: the disk read, checksum and decode happened while the consumer was busy, not while it
  * waited. A caught-up subscription never reads ahead (its next records are not written yet).
  *
+ * Stored batches (`stored`, docs/protocol.md): whole batches go out as the engine keeps them,
+ * only whole and only within the credit; when the next one does not fit, the records that fit go
+ * as an ordinary push, and the subscription reads records for a while before it tries batches
+ * again (see `recordReadsBeforeStored`).
+ *
  * Frames are pushed in offset order with no gap and no duplicate, except across `seek`.
  */
 export class Subscription {
