@@ -43,7 +43,16 @@ describe.runIf(available)('brook start with CDC', () => {
         ['r', '9.99'],
         ['u', '10.01'],
       ]);
-      const metrics = await (await fetch(`${url}/metrics`)).text();
+      // The confirm to PostgreSQL follows the records' visibility (the transactions topic lingers
+      // up to transactionsLingerMs first, docs/cdc.md), so the LSN may still be 0 for a moment.
+      const metrics = await eventually(
+        async () => {
+          const text = await (await fetch(`${url}/metrics`)).text();
+          return /brook_cdc_confirmed_lsn\{source="[^"]+"\} [1-9]/.test(text) ? text : null;
+        },
+        20_000,
+        'the confirmed LSN on /metrics',
+      );
       expect(metrics).toMatch(/brook_cdc_events_total\{source="[^"]+",op="u"\} 1/);
       expect(metrics).toMatch(/brook_cdc_confirmed_lsn\{source="[^"]+"\} [1-9]/);
       expect(metrics).toMatch(/brook_cdc_slot_lag_bytes\{source="[^"]+"\} \d+/);
