@@ -360,17 +360,9 @@ export function decodeRecordsFrame(data: ArrayBuffer | ArrayBufferView): Records
   if (bytes[0] !== BINARY_KIND_RECORDS) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.length;
-  const headerLength = view.getUint32(1);
-  let pos = 5 + headerLength;
+  const { h, pos: bodyStart } = pushHeader(bytes, view);
+  let pos = bodyStart;
   if (pos + 4 > end) bad('header runs past the end');
-  let header: unknown;
-  try {
-    header = JSON.parse(decoder.decode(bytes.subarray(5, pos)));
-  } catch (err) {
-    throw new ProtocolError('malformed binary frame from the server: header is not JSON', { cause: err });
-  }
-  if (typeof header !== 'object' || header === null) bad('header is not an object');
-  const h = header as Record<string, unknown>;
   const sub = h['sub'];
   const partition = h['partition'];
   const nextOffset = h['next_offset'];
