@@ -590,6 +590,13 @@ export class StreamSession implements SubscriptionSink, GroupHost {
 
   // ── subscriptions ───────────────────────────────────────────────────────────────────────
 
+  /** `stored_batches` needs binary frames. */
+  private assertStoredBatches(stored: boolean | undefined): void {
+    if (stored === true && this.encoding !== 'binary') {
+      throw new StreamError('INVALID_FRAME', 'stored_batches needs the brook.v1.bin subprotocol (stored batches travel as binary frames)');
+    }
+  }
+
   private async subscribe(frame: SubscribeFrame): Promise<Answer> {
     this.assertStoredBatches(frame.stored_batches);
     this.assertCanSubscribe(frame.sub);
@@ -667,13 +674,6 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   }
 
   // ── consumer groups ─────────────────────────────────────────────────────────────────────
-
-  /** `stored_batches` needs binary frames. */
-  private assertStoredBatches(stored: boolean | undefined): void {
-    if (stored === true && this.encoding !== 'binary') {
-      throw new StreamError('INVALID_FRAME', 'stored_batches needs the brook.v1.bin subprotocol (stored batches travel as binary frames)');
-    }
-  }
 
   private join(frame: JoinFrame): Promise<Answer> {
     try {
