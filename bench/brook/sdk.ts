@@ -38,6 +38,13 @@ export async function sendBatch(producer: Producer<string | Uint8Array>, batch: 
 }
 
 /**
+ * `BROOK_BENCH_SDK_CONSUMER=stored`: the binary consumers ask for stored batches
+ * (ConsumerOptions.storedBatches), with a window that fits whole 1,000-record batches of 100 B.
+ */
+const STORED_CONSUMER = process.env['BROOK_BENCH_SDK_CONSUMER'] === 'stored';
+const STORED_CONSUMER_OPTIONS = { storedBatches: true, credits: { records: 5_000, bytes: 2 * 1024 * 1024 } } as const;
+
+/**
  * Brook's SDK (`brook/client`) in the bench process against the Brook server as a child process
  * (`bin/brook.js start`, embedded engine, default durability), over one loopback WebSocket.
  *
@@ -71,7 +78,7 @@ export class BrookSdk implements LogSystem {
     private readonly protocol: 'binary' | 'json' = 'binary',
   ) {
     this.name = protocol === 'binary' ? 'brook-sdk' : 'brook-sdk-json';
-    this.label = protocol === 'binary' ? 'Brook SDK' : 'Brook SDK (JSON)';
+    this.label = protocol === 'binary' ? (STORED_CONSUMER ? 'Brook SDK (stored batches)' : 'Brook SDK') : 'Brook SDK (JSON)';
   }
 
   async start(): Promise<void> {
@@ -104,7 +111,8 @@ export class BrookSdk implements LogSystem {
   }
 
   async reader(topic: string, partition: number): Promise<PartitionReader> {
-    const consumer: Consumer<string> = this.open().client.consumer<string>({ topic, partition, from: 'earliest' });
+    const stored = STORED_CONSUMER && this.protocol === 'binary' ? STORED_CONSUMER_OPTIONS : {};
+    const consumer: Consumer<string> = this.open().client.consumer<string>({ topic, partition, from: 'earliest', ...stored });
     const raw = this.protocol === 'binary';
     let offset = 0;
     return {
