@@ -219,6 +219,17 @@ function parseValue(text: string): unknown {
   }
 }
 
+/**
+ * The i32-length-prefixed field at `pos` (-1 = null), as a view of `bytes`; `after` more bytes
+ * must follow it before `end`.
+ */
+function lengthPrefixed(bytes: Uint8Array, view: DataView, pos: number, end: number, after: number, littleEndian: boolean, what: string): Uint8Array | null {
+  const length = view.getInt32(pos, littleEndian);
+  if (length < -1) bad(`bad ${what} length`);
+  if (pos + 4 + Math.max(0, length) + after > end) bad(`${what} runs past the end`);
+  return length === -1 ? null : bytes.subarray(pos + 4, pos + 4 + length);
+}
+
 function bad(what: string): never {
   throw new ProtocolError(`malformed binary frame from the server: ${what}`);
 }
@@ -297,23 +308,11 @@ function decodeStoredFrame(bytes: Uint8Array): RecordsFrame {
       }
       const timestamp = firstTimestamp + view.getUint32(p + 8, true);
       let q = p + 12;
-      const keyLength = view.getInt32(q, true);
-      q += 4;
-      let key: Uint8Array | null = null;
-      if (keyLength >= 0) {
-        if (q + keyLength + 6 > recordEnd) bad('key runs past its record');
-        key = bytes.subarray(q, q + keyLength);
-        q += keyLength;
-      } else if (keyLength !== -1) bad('bad key length');
-      const valueLength = view.getInt32(q, true);
-      q += 4;
-      let value: Uint8Array | null = null;
-      if (valueLength >= 0) {
-        if (q + valueLength + 2 > recordEnd) bad('value runs past its record');
-        value = bytes.subarray(q, q + valueLength);
-        q += valueLength;
-      } else if (valueLength !== -1) bad('bad value length');
-      if (q + 2 > recordEnd) bad('truncated stored record');
+      // The key leaves room for the value length and the header count; the value for the count.
+      const key = lengthPrefixed(bytes, view, q, recordEnd, 6, true, 'key');
+      q += 4 + (key?.length ?? 0);
+      const value = lengthPrefixed(bytes, view, q, recordEnd, 2, true, 'value');
+      q += 4 + (value?.length ?? 0);
       const headerCount = view.getUint16(q, true);
       q += 2;
       let headers = EMPTY_HEADERS;
@@ -381,23 +380,10 @@ export function decodeRecordsFrame(data: ArrayBuffer | ArrayBufferView): Records
     const offset = high * TWO_POW_32 + view.getUint32(pos + 4);
     const timestamp = timeHigh * TWO_POW_32 + view.getUint32(pos + 12);
     pos += POSITION_BYTES;
-    const keyLength = view.getInt32(pos);
-    pos += 4;
-    let key: Uint8Array | null = null;
-    if (keyLength >= 0) {
-      if (pos + keyLength + 6 > end) bad('key runs past the end');
-      key = bytes.subarray(pos, pos + keyLength);
-      pos += keyLength;
-    } else if (keyLength !== -1) bad('bad key length');
-    const valueLength = view.getInt32(pos);
-    pos += 4;
-    let value: Uint8Array | null = null;
-    if (valueLength >= 0) {
-      if (pos + valueLength + 2 > end) bad('value runs past the end');
-      value = bytes.subarray(pos, pos + valueLength);
-      pos += valueLength;
-    } else if (valueLength !== -1) bad('bad value length');
-    if (pos + 2 > end) bad('truncated record');
+    const key = lengthPrefixed(bytes, view, pos, end, 6, false, 'key');
+    pos += 4 + (key?.length ?? 0);
+    const value = lengthPrefixed(bytes, view, pos, end, 2, false, 'value');
+    pos += 4 + (value?.length ?? 0);
     const headerCount = view.getUint16(pos);
     pos += 2;
     let headers = EMPTY_HEADERS;
