@@ -3,8 +3,8 @@ import { JetStreamEngine } from '../../src/engine/jetstream/index.js';
 
 /**
  * Deletes everything a channel cluster and its JetStream engine keep under `prefix`: the
- * channel streams and the presence bucket (which `destroy()` leaves, as they live outside
- * `<prefix>.>`), then the engine's own streams and buckets.
+ * channel streams and the presence bucket, then the engine's own streams and buckets (the
+ * engine's `destroy()` now deletes the first two as well; deleting them here first is harmless).
  */
 export async function destroyChannelCluster(servers: string, prefix: string): Promise<void> {
   const nc = await connect({ servers });

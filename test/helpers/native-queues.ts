@@ -2,8 +2,8 @@ import type { JetStreamManager } from 'nats';
 
 /**
  * Deletes what the native queue backend keeps under `prefix` (docs/queues.md, "JetStream-native
- * backend"): queue and DLQ streams, the receipt-key and lease-extension buckets. The engine's
- * `destroy()` leaves them, as they live outside `<prefix>.>`.
+ * backend"): queue and DLQ streams, the receipt-key and lease-extension buckets, for tests that
+ * keep the engine's own streams (the engine's `destroy()` deletes these too).
  */
 export async function deleteNativeQueues(jsm: JetStreamManager, prefix: string): Promise<void> {
   for (const subjects of [`${prefix}__q.>`, `${prefix}__qdlq.>`]) {

@@ -309,20 +309,25 @@ export class JetStreamEngine implements Engine {
 
   /**
    * Deletes every stream and bucket under this engine's prefix — all topics, records and
-   * committed offsets — then closes the engine. For tests and for tearing an installation down.
+   * committed offsets, and what other parts of Brook keep under it (channel streams, the
+   * presence bucket, native queues and their buckets) — then closes the engine. For tests and
+   * for tearing an installation down. A prefix holds no `_` (names.ts), so `<prefix>_` and
+   * `KV_<prefix>_` name this prefix's streams and no other's.
    */
   async destroy(): Promise<void> {
     const { jsm } = this.connected();
+    const prefix = this.names.prefix;
     const streams: string[] = [];
-    for await (const info of jsm.streams.list(this.names.allSubjects)) {
-      if (info.config.name.startsWith(`${this.names.prefix}_`)) streams.push(info.config.name);
+    for await (const info of jsm.streams.list()) {
+      const name = info.config.name;
+      if (name.startsWith(`${prefix}_`) || name.startsWith(`KV_${prefix}_`)) streams.push(name);
     }
     await this.close();
     // Deleted with a connection of their own: close() has drained this engine's.
     const nc = await connect(await this.connectionOptions());
     try {
       const admin = await nc.jetstreamManager();
-      for (const name of [...streams, `KV_${this.names.topicsBucket}`, `KV_${this.names.offsetsBucket}`, `KV_${this.names.leaseBucket}`]) {
+      for (const name of new Set([...streams, `KV_${this.names.topicsBucket}`, `KV_${this.names.offsetsBucket}`, `KV_${this.names.leaseBucket}`])) {
         try {
           await admin.streams.delete(name);
         } catch (err) {
