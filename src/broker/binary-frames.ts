@@ -271,12 +271,6 @@ export function encodeStoredFrame(header: object, batches: readonly Uint8Array[]
   return buf;
 }
 
-/** The offset after a stored batch's last record (storage format: u64 base at 16, u32 last offset delta at 28, little-endian). */
-export function storedBatchEnd(batch: Uint8Array): number {
-  const view = viewOf(batch);
-  return view.getUint32(16, true) + view.getUint32(20, true) * TWO_POW_32 + view.getUint32(28, true) + 1;
-}
-
 /** A binary produce frame (what the SDK sends); used by tests and tools on Node. */
 export function encodeProduceFrame(header: BinaryProduceHeader, records: readonly ProduceRecord[]): Buffer {
   const headerJson = JSON.stringify(header);

@@ -1,5 +1,4 @@
 import { TooManyWaitersError, type Engine, type StoredBatchRead, type StoredRecord } from '../engine/index.js';
-import { storedBatchEnd } from './binary-frames.js';
 import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, READ_AHEAD_BYTES, READ_AHEAD_HOLD_MS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
 import type { ReadBudget } from './read-budget.js';
 import type { OutboundFrame, RecordFrames } from './record-frames.js';
@@ -378,7 +377,7 @@ export class Subscription {
       bytes += read.batches[i]!.byteLength;
       recordBytes += read.batchRecordBytes[i]!;
     }
-    const nextOffset = first + count === read.batches.length ? read.nextOffset : storedBatchEnd(read.batches[first + count - 1]!);
+    const nextOffset = first + count === read.batches.length ? read.nextOffset : read.batchEnds[first + count - 1]!;
     const frame = this.frames.stored(this.sub, this.partition, this.nextOffset, nextOffset, batches, bytes)!;
     this.storedMisses = 0;
     this.nextOffset = nextOffset;

@@ -230,6 +230,35 @@ function lengthPrefixed(bytes: Uint8Array, view: DataView, pos: number, end: num
   return length === -1 ? null : bytes.subarray(pos + 4, pos + 4 + length);
 }
 
+/**
+ * `count` headers (u16 name length · name · u32 value length · value, UTF-8) from `pos`, within
+ * `end`; returns them and where they end. Only called for records that have headers.
+ */
+function readHeaders(
+  bytes: Uint8Array,
+  view: DataView,
+  pos: number,
+  end: number,
+  count: number,
+  littleEndian: boolean,
+): { headers: Record<string, string>; end: number } {
+  const headers: Record<string, string> = {};
+  for (let k = 0; k < count; k++) {
+    if (pos + 6 > end) bad('truncated header');
+    const nameLength = view.getUint16(pos, littleEndian);
+    pos += 2;
+    if (pos + nameLength + 4 > end) bad('header runs past the end');
+    const name = decoder.decode(bytes.subarray(pos, pos + nameLength));
+    pos += nameLength;
+    const valueLength = view.getUint32(pos, littleEndian);
+    pos += 4;
+    if (pos + valueLength > end) bad('header runs past the end');
+    headers[name] = decoder.decode(bytes.subarray(pos, pos + valueLength));
+    pos += valueLength;
+  }
+  return { headers, end: pos };
+}
+
 function bad(what: string): never {
   throw new ProtocolError(`malformed binary frame from the server: ${what}`);
 }
@@ -317,21 +346,9 @@ function decodeStoredFrame(bytes: Uint8Array): RecordsFrame {
       q += 2;
       let headers = EMPTY_HEADERS;
       if (headerCount > 0) {
-        const out: Record<string, string> = {};
-        for (let k = 0; k < headerCount; k++) {
-          if (q + 6 > recordEnd) bad('truncated header');
-          const nameLength = view.getUint16(q, true);
-          q += 2;
-          if (q + nameLength + 4 > recordEnd) bad('header runs past its record');
-          const name = decoder.decode(bytes.subarray(q, q + nameLength));
-          q += nameLength;
-          const valueLen = view.getUint32(q, true);
-          q += 4;
-          if (q + valueLen > recordEnd) bad('header runs past its record');
-          out[name] = decoder.decode(bytes.subarray(q, q + valueLen));
-          q += valueLen;
-        }
-        headers = out;
+        const read = readHeaders(bytes, view, q, recordEnd, headerCount, true);
+        headers = read.headers;
+        q = read.end;
       }
       if (q !== recordEnd) bad('stored record length disagrees with its fields');
       if (first < 0) first = records.length;
@@ -388,21 +405,9 @@ export function decodeRecordsFrame(data: ArrayBuffer | ArrayBufferView): Records
     pos += 2;
     let headers = EMPTY_HEADERS;
     if (headerCount > 0) {
-      const out: Record<string, string> = {};
-      for (let k = 0; k < headerCount; k++) {
-        if (pos + 2 > end) bad('truncated header');
-        const nameLength = view.getUint16(pos);
-        pos += 2;
-        if (pos + nameLength + 4 > end) bad('header runs past the end');
-        const name = decoder.decode(bytes.subarray(pos, pos + nameLength));
-        pos += nameLength;
-        const valueLen = view.getUint32(pos);
-        pos += 4;
-        if (pos + valueLen > end) bad('header runs past the end');
-        out[name] = decoder.decode(bytes.subarray(pos, pos + valueLen));
-        pos += valueLen;
-      }
-      headers = out;
+      const read = readHeaders(bytes, view, pos, end, headerCount, false);
+      headers = read.headers;
+      pos = read.end;
     }
     records[i] = new BinaryWireRecord(offset, timestamp, key, value, headers);
     sizes[i] = pos - start;

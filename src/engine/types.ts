@@ -140,6 +140,8 @@ export interface StoredBatchRead {
   readonly batchRecords: number[];
   /** Per batch: their key + value + header bytes. */
   readonly batchRecordBytes: number[];
+  /** Per batch: the offset after its last record. */
+  readonly batchEnds: number[];
   /** Where the next read continues (past compacted gaps too). */
   readonly nextOffset: number;
   readonly lowWatermark: number;

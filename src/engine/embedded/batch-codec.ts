@@ -264,6 +264,7 @@ export class StoredBatchCollector {
   readonly batches: Uint8Array[] = [];
   readonly batchRecords: number[] = [];
   readonly batchRecordBytes: number[] = [];
+  readonly batchEnds: number[] = [];
   records = 0;
   bytes = 0;
   recordBytes = 0;
@@ -277,6 +278,21 @@ export class StoredBatchCollector {
     private readonly maxRecords: number,
     private readonly maxBytes: number,
   ) {}
+
+  /** What has been taken so far, to roll back to (a read that must start over). */
+  mark(): { batches: number; records: number; bytes: number; recordBytes: number } {
+    return { batches: this.batches.length, records: this.records, bytes: this.bytes, recordBytes: this.recordBytes };
+  }
+
+  /** Forgets everything taken after `mark`. */
+  rollback(mark: ReturnType<StoredBatchCollector['mark']>): void {
+    for (const list of [this.batches, this.batchRecords, this.batchRecordBytes, this.batchEnds]) list.length = mark.batches;
+    this.records = mark.records;
+    this.bytes = mark.bytes;
+    this.recordBytes = mark.recordBytes;
+    this.full = false;
+    this.blocked = null;
+  }
 
   /** Record credit left under the limit. */
   get recordsLeft(): number {
@@ -318,6 +334,7 @@ export class StoredBatchCollector {
     this.batches.push(buf.subarray(pos, end));
     this.batchRecords.push(records);
     this.batchRecordBytes.push(recordBytes);
+    this.batchEnds.push(lastOffsetOf(header) + 1);
     this.records += records;
     this.bytes += header.length;
     this.recordBytes += recordBytes;

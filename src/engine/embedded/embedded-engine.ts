@@ -327,10 +327,7 @@ export class EmbeddedEngine implements Engine {
 
   readStored(topic: string, partition: number, offset: number, limits: Required<ReadLimits>): Promise<StoredBatchRead> {
     try {
-      const { maxRecords, maxBytes } = limits;
-      if (!Number.isSafeInteger(maxRecords) || maxRecords < 1 || !Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-        throw new InvalidArgumentError('maxRecords and maxBytes must be positive integers');
-      }
+      const { maxRecords, maxBytes } = checkReadLimits(limits.maxRecords, limits.maxBytes);
       return this.partition(topic, partition).readStored(offset, maxRecords, maxBytes);
     } catch (err) {
       return Promise.reject(err as Error);
@@ -339,11 +336,7 @@ export class EmbeddedEngine implements Engine {
 
   read(topic: string, partition: number, offset: number, limits: ReadLimits = {}): Promise<ReadResult> {
     try {
-      const maxRecords = limits.maxRecords ?? DEFAULT_MAX_READ_RECORDS;
-      const maxBytes = limits.maxBytes ?? DEFAULT_MAX_READ_BYTES;
-      if (!Number.isSafeInteger(maxRecords) || maxRecords < 1 || !Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-        throw new InvalidArgumentError('maxRecords and maxBytes must be positive integers');
-      }
+      const { maxRecords, maxBytes } = checkReadLimits(limits.maxRecords ?? DEFAULT_MAX_READ_RECORDS, limits.maxBytes ?? DEFAULT_MAX_READ_BYTES);
       return this.partition(topic, partition).read(offset, maxRecords, maxBytes);
     } catch (err) {
       return Promise.reject(err as Error);
@@ -444,3 +437,10 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
+/** Read limits as given, or INVALID_ARGUMENT when either is not a positive integer. */
+function checkReadLimits(maxRecords: number, maxBytes: number): { maxRecords: number; maxBytes: number } {
+  if (!Number.isSafeInteger(maxRecords) || maxRecords < 1 || !Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new InvalidArgumentError('maxRecords and maxBytes must be positive integers');
+  }
+  return { maxRecords, maxBytes };
+}

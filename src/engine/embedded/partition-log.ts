@@ -611,6 +611,7 @@ export class PartitionLog {
       batches: take.batches,
       batchRecords: take.batchRecords,
       batchRecordBytes: take.batchRecordBytes,
+      batchEnds: take.batchEnds,
       records: take.records,
       bytes: take.bytes,
       recordBytes: take.recordBytes,
@@ -640,18 +641,14 @@ export class PartitionLog {
   private async storedFromSegment(segment: Segment, offset: number, take: StoredBatchCollector): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       const version = segment.version;
-      const mark = take.batches.length;
-      const counts = { records: take.records, bytes: take.bytes, recordBytes: take.recordBytes };
+      const mark = take.mark();
       try {
         return await this.storedSegmentOnce(segment, offset, take);
       } catch (err) {
         // Retention deleted the segment, or compaction swapped it, while this read was under way.
         if (!this.segments.includes(segment)) throw new OffsetOutOfRangeError(offset, this.lowWatermark, this.hw);
         if (segment.version === version || attempt >= 2) throw err;
-        take.batches.length = mark;
-        take.batchRecords.length = mark;
-        take.batchRecordBytes.length = mark;
-        Object.assign(take, counts, { full: false, blocked: null });
+        take.rollback(mark);
       }
     }
   }
