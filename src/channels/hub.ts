@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { authorizeChannel, type ChannelIdentity } from './capabilities.js';
 import { Channel, type Recovery, type StreamPosition } from './channel.js';
+import { recoverClustered, recoverWith, type Prefetched } from './recovery.js';
 import { JetStreamChannelCluster, type ChannelClusterStats, type ClusterBackplane } from './cluster.js';
 import { ClusterPresence } from './cluster-presence.js';
 import {
@@ -92,12 +93,6 @@ export interface HubStats {
   /** With `cluster`: the backplane's counters and the presence entries held (every node's); else null. */
   readonly cluster: (ChannelClusterStats & { readonly presenceEntries: number }) | null;
 }
-
-/**
- * Older publications a topic-channel recovery read from the log (beyond its history window), or
- * what a clustered channel's recovery read from its stream ('lost': no longer held).
- */
-type Prefetched = readonly Publication[] | 'lost' | null;
 
 export class ChannelHub {
   private readonly namespaces: Map<string, Namespace>;
@@ -513,34 +508,6 @@ export class ChannelHub {
       if (channel.history.size === 0) this.drop(channel);
     }
   }
-}
-
-/** Recovery of a topic channel may start with records read from the log before the history window. */
-function recoverWith(channel: Channel, since: StreamPosition | undefined, prefetched: readonly Publication[] | null, now: number): Recovery {
-  if (prefetched === null || since === undefined) return channel.recover(since, now);
-  if (prefetched.length === 0) return { offset: channel.top, epoch: channel.epoch, recovered: false, missed: [] };
-  const last = prefetched[prefetched.length - 1]!.offset;
-  const rest = channel.recover({ offset: last, epoch: channel.epoch }, now);
-  if (rest.recovered !== true) return rest;
-  return { ...rest, missed: [...prefetched, ...rest.missed] };
-}
-
-/**
- * Recovery of a clustered channel: what was read from the stream, then what this node delivered
- * since, bridged by the `prev` chain (offsets are stream sequences, not contiguous).
- */
-function recoverClustered(channel: Channel, since: StreamPosition | undefined, prefetched: Prefetched): Recovery {
-  const base = { offset: channel.top, epoch: channel.epoch };
-  if (since === undefined) return { ...base, missed: [] };
-  const lost = { ...base, recovered: false, missed: [] };
-  if (since.epoch !== undefined && since.epoch !== channel.epoch) return lost;
-  if (since.offset > channel.top || prefetched === 'lost') return lost;
-  if (since.offset === channel.top) return { ...base, recovered: true, missed: [] };
-  const read = prefetched ?? [];
-  const known = read.length > 0 ? read[read.length - 1]!.offset : since.offset;
-  const rest = channel.history.after(known);
-  if (rest.length === 0 ? known !== channel.top : rest[0]!.prev !== known) return lost;
-  return { ...base, recovered: true, missed: read.length === 0 ? rest : [...read, ...rest] };
 }
 
 /** `topic:<topic>[~<partition>]` → the topic and partition. */
