@@ -35,6 +35,18 @@ const SEQ_DIGITS = 10;
  */
 export const READ_MAX_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Writes `n` as SEQ_DIGITS zero-padded ASCII digits at `at`, as `String(n).padStart(...)` would,
+ * without the two strings per record: at 1 KB records the generator's garbage was two fifths of
+ * the bench process's, time its collector took from the system under test.
+ */
+function writeDigits(block: Buffer, at: number, n: number): void {
+  for (let d = SEQ_DIGITS - 1; d >= 0; d--) {
+    block[at + d] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+}
+
 /** Builds batches without holding the whole data set: one buffer per batch. */
 export class PayloadFactory {
   private readonly filler: Buffer;
@@ -53,7 +65,7 @@ export class PayloadFactory {
     for (let i = 0; i < count; i++) {
       const at = i * size;
       this.filler.copy(block, at);
-      block.write(String(firstSeq + i).padStart(SEQ_DIGITS, '0'), at, 'latin1');
+      writeDigits(block, at, firstSeq + i);
       values[i] = block.subarray(at, at + size);
     }
     let texts: string[] | null = null;
