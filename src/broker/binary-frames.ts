@@ -27,11 +27,15 @@ export const BinaryKind = {
   fetched: 0x03,
   /** server → client: a push of whole stored batches */
   stored: 0x04,
+  /** client → server: a `produce` whose records are one batch in the stored layout */
+  storedProduce: 0x05,
 } as const;
 export type BinaryKind = (typeof BinaryKind)[keyof typeof BinaryKind];
 
 /** kind + header length + record count. */
 const FRAME_FIXED_BYTES = 9;
+/** A stored batch's header up to and including its record count (u32 LE at +24). */
+const STORED_COUNT_END = 28;
 /** key length + value length + header count. */
 const RECORD_FIXED_BYTES = 10;
 /** offset + timestamp, present in server → client records. */
@@ -52,8 +56,12 @@ export type DecodedBinaryProduce =
       readonly ok: true;
       readonly header: BinaryProduceHeader;
       readonly recordCount: number;
-      /** The encoded records; decode with {@link decodeProduceRecords} once the frame is admitted. */
+      /**
+       * Kind 0x01: the encoded records; decode with {@link decodeProduceRecords} once the frame is
+       * admitted. Kind 0x05 (`stored`): the client-built batch, checked by the engine.
+       */
       readonly body: Uint8Array;
+      readonly stored: boolean;
     }
   | { readonly ok: false; readonly id: string | number | undefined; readonly message: string };
 
@@ -66,13 +74,16 @@ const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 export function decodeProduceFrame(frame: Uint8Array): DecodedBinaryProduce {
   if (frame.length < FRAME_FIXED_BYTES) return invalid(undefined, `binary frame of ${frame.length} bytes is shorter than its envelope`);
   const kind = frame[0]!;
-  if (kind !== BinaryKind.produce) {
-    return invalid(undefined, `binary frame kind 0x${kind.toString(16).padStart(2, '0')} is not one a client sends (0x01 produce)`);
+  if (kind !== BinaryKind.produce && kind !== BinaryKind.storedProduce) {
+    return invalid(undefined, `binary frame kind 0x${kind.toString(16).padStart(2, '0')} is not one a client sends (0x01 or 0x05 produce)`);
   }
+  const stored = kind === BinaryKind.storedProduce;
   const view = viewOf(frame);
   const headerLength = view.getUint32(1);
   const headerEnd = 5 + headerLength;
-  if (headerEnd + 4 > frame.length) return invalid(undefined, `binary frame header length ${headerLength} runs past the end of the frame`);
+  // Kind 0x01 has its record count after the header; 0x05 has its batch (count at +24).
+  const after = stored ? STORED_COUNT_END : 4;
+  if (headerEnd + after > frame.length) return invalid(undefined, `binary frame header length ${headerLength} runs past the end of the frame`);
   let raw: unknown;
   try {
     raw = JSON.parse(fatalUtf8.decode(frame.subarray(5, headerEnd)));
@@ -91,7 +102,8 @@ export function decodeProduceFrame(frame: Uint8Array): DecodedBinaryProduce {
     }
     header = parsed.data;
   }
-  return { ok: true, header, recordCount: view.getUint32(headerEnd), body: frame.subarray(headerEnd + 4) };
+  if (stored) return { ok: true, header, recordCount: view.getUint32(headerEnd + 24, true), body: frame.subarray(headerEnd), stored };
+  return { ok: true, header, recordCount: view.getUint32(headerEnd), body: frame.subarray(headerEnd + 4), stored };
 }
 
 const HEADER_KEYS: ReadonlySet<string> = new Set(['id', 'topic', 'partition', 'producer', 'compact_ack']);

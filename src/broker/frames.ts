@@ -243,11 +243,13 @@ export function parseClientFrame(text: string): ParsedFrame {
 // ── outbound ────────────────────────────────────────────────────────────────────────────────
 
 /** Optional protocol features a server supports, listed in `welcome` (docs/protocol.md). */
-export type ServerFeature = 'compact_ack' | 'stored_batches';
+export type ServerFeature = 'compact_ack' | 'stored_batches' | 'stored_produce';
 /** Listed on every connection. */
 export const SERVER_FEATURES: readonly ServerFeature[] = ['compact_ack'];
 /** Listed on `brook.v1.bin` connections: the features that only binary frames can carry. */
 export const BINARY_SERVER_FEATURES: readonly ServerFeature[] = ['compact_ack', 'stored_batches'];
+/** Binary connections to an engine that takes client-built batches (Engine.appendStored) also list `stored_produce`. */
+export const BINARY_STORED_PRODUCE_FEATURES: readonly ServerFeature[] = [...BINARY_SERVER_FEATURES, 'stored_produce'];
 
 export interface SessionLimitsWire {
   readonly max_frame_bytes: number;

@@ -5,11 +5,15 @@ import {
   BrookError,
   DEFAULT_TOPIC_CONFIG,
   isInternalTopic,
+  InvalidArgumentError,
   PRODUCER_BATCH_MEMORY,
+  recordBytes,
+  type AppendResult,
   type Engine,
   type ProduceRecord,
   type ReadLimits,
   type ReadResult,
+  type StoredBatchInfo,
   type StoredRecord,
 } from '../engine/index.js';
 import type { TopicAutoCreator } from './auto-create.js';
@@ -22,6 +26,7 @@ import {
   recordsSchema,
   SERVER_FEATURES,
   BINARY_SERVER_FEATURES,
+  BINARY_STORED_PRODUCE_FEATURES,
   unreachable,
   type ClientFrame,
   type CommitFrame,
@@ -96,7 +101,7 @@ export interface StreamSessionOptions {
    * bounds), asked with the validated batch before it is appended. Refused: the frame gets
    * RATE_LIMITED and the client a `slow_down`. @defaultValue everything admitted
    */
-  readonly admitProduce?: (records: readonly ProduceRecord[]) => ProduceAdmission;
+  readonly admitProduce?: (records: number, bytes: number) => ProduceAdmission;
   /** Bytes reads may hold at once, shared by every session (and HTTP). @defaultValue unbounded */
   readonly readBudget?: ReadBudget;
   /** Told about records appended and delivered (metrics). @defaultValue nobody */
@@ -107,8 +112,8 @@ export interface StreamSessionOptions {
 
 /** Watches what a session moves, for metrics; called synchronously, so it must be cheap. */
 export interface StreamObserver {
-  /** A produce frame was appended (not a duplicate), `seconds` after it was admitted. */
-  produced(topic: string, records: readonly ProduceRecord[], seconds: number): void;
+  /** A produce frame of `records` records and `bytes` record bytes (recordBytes) was appended (not a duplicate), `seconds` after it was admitted. */
+  produced(topic: string, records: number, bytes: number, seconds: number): void;
   /** The first `count` of `records` were sent, pushed or fetched. */
   delivered(topic: string, records: readonly StoredRecord[], count: number): void;
   /** `count` records of `bytes` record bytes were pushed in stored batches (not decoded). */
@@ -136,6 +141,8 @@ interface ProduceRequest {
   readonly recordCount: number;
   /** The engine records; throws a StreamError (INVALID_FRAME) for malformed ones. */
   decode(): ProduceRecord[];
+  /** Binary kind 0x05: the records as one client-built batch in the engine's stored layout (`decode` is not used). */
+  readonly stored?: Uint8Array;
 }
 
 export interface StreamSessionStats {
@@ -174,7 +181,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private readonly limits: StreamLimits;
   private readonly autoCreate: TopicAutoCreator | null;
   private readonly authorize: (action: TopicAction, topic: string) => void;
-  private readonly admitProduce: (records: readonly ProduceRecord[]) => ProduceAdmission;
+  private readonly admitProduce: (records: number, bytes: number) => ProduceAdmission;
   private readonly observer: StreamObserver | undefined;
   private readonly readBudget: ReadBudget | undefined;
   private readonly subs = new Map<string, Subscription>();
@@ -241,7 +248,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
         heartbeat_ms: l.heartbeatMs,
         producer_batches: PRODUCER_BATCH_MEMORY,
       },
-      features: this.encoding === 'binary' ? BINARY_SERVER_FEATURES : SERVER_FEATURES,
+      features: this.encoding !== 'binary' ? SERVER_FEATURES : this.engine.appendStored !== undefined ? BINARY_STORED_PRODUCE_FEATURES : BINARY_SERVER_FEATURES,
     });
   }
 
@@ -278,6 +285,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       producer: header.producer,
       compactAck: header.compact_ack === true,
       recordCount,
+      ...(decoded.stored ? { stored: body } : {}),
       decode: () => {
         try {
           return decodeProduceRecords(body, recordCount);
@@ -550,31 +558,74 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     if (frame.producer !== undefined && frame.partition === undefined) {
       throw new StreamError('INVALID_FRAME', 'producer (idempotence) needs an explicit partition');
     }
+    if (frame.stored !== undefined) return this.appendStored(frame, topic, frame.stored);
     const records = frame.decode();
-    const admission = this.admitProduce(records);
-    if ('retryAfterMs' in admission) {
-      this.slowDown(admission.retryAfterMs);
-      throw new StreamError('RATE_LIMITED', `produce refused by flow control; retry in ${Math.ceil(admission.retryAfterMs)} ms`);
-    }
+    const bytes = recordBytes(records);
+    const admission = this.admit(records.length, bytes);
     try {
-      return await this.appendAdmitted(frame, topic, records);
+      return await this.appendAdmitted(frame, topic, records, bytes);
     } finally {
       admission.release();
     }
   }
 
-  private async appendAdmitted(frame: ProduceRequest, topic: string, records: ProduceRecord[]): Promise<ServerFrame> {
+  /** Quotas and server-wide bounds: RATE_LIMITED (and a `slow_down`) when they refuse. */
+  private admit(records: number, bytes: number): { readonly release: () => void } {
+    const admission = this.admitProduce(records, bytes);
+    if ('retryAfterMs' in admission) {
+      this.slowDown(admission.retryAfterMs);
+      throw new StreamError('RATE_LIMITED', `produce refused by flow control; retry in ${Math.ceil(admission.retryAfterMs)} ms`);
+    }
+    return admission;
+  }
+
+  /**
+   * Binary kind 0x05: the engine checks the client-built batch (malformed → INVALID_FRAME) and
+   * appends it as it is. Only with an explicit partition, and only on engines that offer it
+   * (welcome.features `stored_produce`).
+   */
+  private async appendStored(frame: ProduceRequest, topic: string, batch: Uint8Array): Promise<ServerFrame> {
+    const { partition, producer } = frame;
+    const engine = this.engine;
+    if (engine.checkStoredBatch === undefined || engine.appendStored === undefined) {
+      throw new StreamError('INVALID_FRAME', 'stored produce frames (kind 0x05) are not offered by this server (no stored_produce in welcome.features): send kind 0x01');
+    }
+    if (partition === undefined) throw new StreamError('INVALID_FRAME', 'a stored produce frame (kind 0x05) needs an explicit partition');
+    let info: StoredBatchInfo;
+    try {
+      info = engine.checkStoredBatch(batch);
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw new StreamError('INVALID_FRAME', `invalid stored produce frame: ${err.message}`);
+      throw err;
+    }
+    const admission = this.admit(info.count, info.payloadBytes);
+    try {
+      const started = performance.now();
+      const options = producer === undefined ? undefined : { producer };
+      const result = await this.withAutoCreate(topic, () => engine.appendStored!(topic, partition, batch, info, options));
+      if (!result.duplicate) this.observer?.produced(topic, info.count, info.payloadBytes, (performance.now() - started) / 1000);
+      return this.producedReply(frame, result);
+    } finally {
+      admission.release();
+    }
+  }
+
+  private async appendAdmitted(frame: ProduceRequest, topic: string, records: ProduceRecord[], bytes: number): Promise<ServerFrame> {
     const { partition, producer } = frame;
     const started = performance.now();
     if (partition === undefined) {
       const positions = await this.withAutoCreate(topic, () => this.engine.produce(topic, records));
-      this.observer?.produced(topic, records, (performance.now() - started) / 1000);
+      this.observer?.produced(topic, records.length, bytes, (performance.now() - started) / 1000);
       return { type: 'produced', id: frame.id, offsets: positions, duplicate: false };
     }
     const result = await this.withAutoCreate(topic, () =>
       this.engine.append(topic, partition, records, producer === undefined ? undefined : { producer }),
     );
-    if (!result.duplicate) this.observer?.produced(topic, records, (performance.now() - started) / 1000);
+    if (!result.duplicate) this.observer?.produced(topic, records.length, bytes, (performance.now() - started) / 1000);
+    return this.producedReply(frame, result);
+  }
+
+  private producedReply(frame: ProduceRequest, result: AppendResult): ServerFrame {
     return {
       type: 'produced',
       id: frame.id,

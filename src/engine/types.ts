@@ -124,6 +124,18 @@ export interface ReadResult {
  * Whole stored batches from a position, as the engine keeps them (for the `stored` push frame,
  * docs/protocol.md): no record is decoded.
  */
+/** What a client-built stored batch holds (Engine.checkStoredBatch). */
+export interface StoredBatchInfo {
+  readonly count: number;
+  readonly producerId: string | null;
+  /** Key, value and header bytes, as quotas and metrics count them (recordBytes). */
+  readonly payloadBytes: number;
+  /** The records' sizes as `maxRecordBytes` and batch bounds count them, summed. */
+  readonly recordBytes: number;
+  /** The largest record's size. */
+  readonly largestRecord: number;
+}
+
 export interface StoredBatchRead {
   /**
    * Each a whole batch in the storage format (docs/storage-format.md); the first may begin
@@ -260,6 +272,14 @@ export interface Engine {
   ): Promise<AppendResult>;
   /** Routes each record by key hash (records without a key go together to one partition). */
   produce(topic: string, records: readonly ProduceRecord[]): Promise<RecordPosition[]>;
+  /**
+   * Optional, with {@link Engine.appendStored}: checks a batch a client built in this engine's
+   * stored layout (binary produce kind 0x05, docs/protocol.md "Stored produce"); throws
+   * InvalidArgumentError when it is malformed. Engines without a batch format leave both out.
+   */
+  checkStoredBatch?(batch: Uint8Array): StoredBatchInfo;
+  /** Appends a batch {@link Engine.checkStoredBatch} accepted (its `info`), as `append` would its records. */
+  appendStored?(topic: string, partition: number, batch: Uint8Array, info: StoredBatchInfo, options?: AppendOptions): Promise<AppendResult>;
 
   /**
    * Reads from `offset`. An offset below the low watermark or above the high watermark throws

@@ -319,7 +319,7 @@ export async function createServer(options: ServerOptions): Promise<BrookServer>
     readBudget: deps.readBudget,
     connectionGauge: { opened: () => metrics.connectionOpened('ws'), closed: () => metrics.connectionClosed('ws') },
     observer: {
-      produced: (topic, records, seconds) => metrics.produced(topic, records.length, recordBytes(records), seconds),
+      produced: (topic, records, bytes, seconds) => metrics.produced(topic, records, bytes, seconds),
       delivered: (topic, records, count) => metrics.consumed(topic, count, recordBytes(count === records.length ? records : records.slice(0, count))),
       deliveredCount: (topic, count, bytes) => metrics.consumed(topic, count, bytes),
     },

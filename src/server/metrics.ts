@@ -21,7 +21,7 @@
  * | `brook_queue_dead_lettered_total` | counter | queue, reason |
  * | `brook_queue_processing_seconds` | histogram | (delivery to ack) |
  *
- * Bytes are record bytes (key + value + headers, see quota/record-size.ts). Label cardinality is
+ * Bytes are record bytes (key + value + headers, see engine/record-size.ts). Label cardinality is
  * bounded: past `maxTopicLabels` distinct topics, further ones share the topic label `~other`
  * (not a valid topic name); lag stops after `maxLagSeries` series.
  */

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { recordSize } from '../record-size.js';
-import type { ProduceRecord, RecordHeaders, StoredRecord } from '../types.js';
+import type { ProduceRecord, RecordHeaders, StoredBatchInfo, StoredRecord } from '../types.js';
 
 /**
  * The on-disk (and in-cache) record batch. Little-endian throughout; see docs/storage-format.md.
@@ -358,4 +358,104 @@ export class StoredBatchCollector {
 /** Offset of the last record in the batch (next offset after it is this + 1). */
 export function lastOffsetOf(header: BatchHeader): number {
   return header.baseOffset + header.lastOffsetDelta;
+}
+
+/** Thrown by {@link checkClientBatch}: the batch is malformed (the session answers INVALID_FRAME). */
+export class ClientBatchError extends Error {
+  override readonly name = 'ClientBatchError';
+}
+
+/**
+ * Checks a batch a client built in the stored layout (docs/protocol.md, "Stored produce"), all of
+ * `buf`, before anything of it is trusted: magic, version, length = the buffer, no attributes,
+ * the producer id, a count of 1 or more with lastOffsetDelta = count − 1, and every record —
+ * its length inside the batch, offsetDelta = its index, timestampDelta 0, key, value and header
+ * lengths that add up to the record exactly, header names and values that are UTF-8, no header
+ * named twice — and nothing after the last record. The fields the log assigns (CRC, base offset,
+ * timestamps, producer sequence) are not read: {@link sealBatch} writes them.
+ */
+export function checkClientBatch(buf: Buffer): StoredBatchInfo {
+  const end = buf.length;
+  if (end < BATCH_HEADER_BYTES) throw new ClientBatchError(`a batch of ${end} bytes is shorter than its ${BATCH_HEADER_BYTES}-byte header`);
+  if (buf.readUInt32LE(0) !== BATCH_MAGIC) throw new ClientBatchError('the batch does not start with the batch magic');
+  if (buf.readUInt32LE(4) !== end) throw new ClientBatchError(`batch length ${buf.readUInt32LE(4)} is not the ${end} bytes the frame holds`);
+  if (buf[12] !== BATCH_VERSION) throw new ClientBatchError(`batch version ${buf[12]!} is not ${BATCH_VERSION}`);
+  if (buf[13] !== 0) throw new ClientBatchError('batch attributes must be 0');
+  const pidLength = buf.readUInt16LE(14);
+  if (pidLength > MAX_PRODUCER_ID_BYTES || BATCH_HEADER_BYTES + pidLength > end) throw new ClientBatchError(`bad producer id length ${pidLength}`);
+  const producerId = pidLength === 0 ? null : strictUtf8(buf, BATCH_HEADER_BYTES, pidLength, 'the producer id');
+  const count = buf.readUInt32LE(24);
+  if (count === 0) throw new ClientBatchError('a batch needs at least one record');
+  if (buf.readUInt32LE(28) !== count - 1) throw new ClientBatchError(`lastOffsetDelta ${buf.readUInt32LE(28)} is not count − 1 (${count - 1})`);
+  if (count * RECORD_FIXED_BYTES > end) throw new ClientBatchError(`${count} records do not fit in a batch of ${end} bytes`);
+  let p = BATCH_HEADER_BYTES + pidLength;
+  let recordBytes = 0;
+  let payloadBytes = 0;
+  let largestRecord = 0;
+  for (let i = 0; i < count; i++) {
+    if (p + RECORD_FIXED_BYTES > end) throw new ClientBatchError(`record ${i} runs past the batch end`);
+    const recordEnd = p + 4 + buf.readUInt32LE(p);
+    if (recordEnd > end) throw new ClientBatchError(`record ${i}: its length runs past the batch end`);
+    if (buf.readUInt32LE(p + 4) !== i) throw new ClientBatchError(`record ${i}: offsetDelta ${buf.readUInt32LE(p + 4)} is not its index`);
+    if (buf.readUInt32LE(p + 8) !== 0) throw new ClientBatchError(`record ${i}: timestampDelta must be 0 (the log stamps the batch)`);
+    let q = p + 12;
+    const keyLength = buf.readInt32LE(q);
+    q += 4;
+    if (keyLength < -1 || q + Math.max(0, keyLength) + 6 > recordEnd) throw new ClientBatchError(`record ${i}: bad key length ${keyLength}`);
+    if (keyLength > 0) q += keyLength;
+    const valueLength = buf.readInt32LE(q);
+    q += 4;
+    if (valueLength < -1 || q + Math.max(0, valueLength) + 2 > recordEnd) throw new ClientBatchError(`record ${i}: bad value length ${valueLength}`);
+    if (valueLength > 0) q += valueLength;
+    payloadBytes += Math.max(0, keyLength) + Math.max(0, valueLength);
+    const headerCount = buf.readUInt16LE(q);
+    q += 2;
+    let names: Set<string> | null = null;
+    for (let h = 0; h < headerCount; h++) {
+      if (q + 2 > recordEnd) throw new ClientBatchError(`record ${i}: header ${h} runs past the record`);
+      const nameLength = buf.readUInt16LE(q);
+      if (q + 2 + nameLength + 4 > recordEnd) throw new ClientBatchError(`record ${i}: header ${h} name runs past the record`);
+      const name = strictUtf8(buf, q + 2, nameLength, `record ${i}: header ${h} name`);
+      q += 2 + nameLength;
+      const headerValueLength = buf.readUInt32LE(q);
+      if (q + 4 + headerValueLength > recordEnd) throw new ClientBatchError(`record ${i}: header ${JSON.stringify(name)} value runs past the record`);
+      strictUtf8(buf, q + 4, headerValueLength, `record ${i}: header ${JSON.stringify(name)} value`);
+      q += 4 + headerValueLength;
+      payloadBytes += nameLength + headerValueLength;
+      names ??= new Set();
+      if (names.has(name)) throw new ClientBatchError(`record ${i}: header ${JSON.stringify(name)} appears twice`);
+      names.add(name);
+    }
+    if (q !== recordEnd) throw new ClientBatchError(`record ${i}: ${recordEnd - q} bytes after its last field`);
+    const size = recordEnd - p; // = encodedRecordSize: the length field plus what it counts
+    recordBytes += size;
+    if (size > largestRecord) largestRecord = size;
+    p = recordEnd;
+  }
+  if (p !== end) throw new ClientBatchError(`${end - p} bytes after the last of ${count} records`);
+  return { count, producerId, payloadBytes, recordBytes, largestRecord };
+}
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function strictUtf8(buf: Buffer, pos: number, length: number, what: string): string {
+  try {
+    return fatalUtf8.decode(buf.subarray(pos, pos + length));
+  } catch {
+    throw new ClientBatchError(`${what} is not UTF-8`);
+  }
+}
+
+/**
+ * Writes what the log assigns into a batch {@link checkClientBatch} accepted — base offset,
+ * timestamps (every record's delta is 0), producer sequence — and then its CRC, in place: the
+ * client's bytes become the stored batch without a copy.
+ */
+export function sealBatch(buf: Buffer, baseOffset: number, timestamp: number, producerSequence: number): Buffer {
+  writeU64(buf, 16, baseOffset);
+  writeU64(buf, 32, timestamp);
+  writeU64(buf, 40, timestamp);
+  writeU64(buf, 48, producerSequence);
+  buf.writeUInt32LE(crc32(buf.subarray(12)), 8);
+  return buf;
 }

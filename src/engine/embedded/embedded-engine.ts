@@ -37,6 +37,7 @@ import type {
   ProduceRecord,
   ReadLimits,
   ReadResult,
+  StoredBatchInfo,
   StoredBatchRead,
   RecordPosition,
   TopicConfig,
@@ -45,6 +46,7 @@ import type {
   TopicDescription,
   WaitOptions,
 } from '../types.js';
+import { checkClientBatch, ClientBatchError } from './batch-codec.js';
 import { FdCache } from './fd-cache.js';
 import { IndexCache } from './index-cache.js';
 import { InternalTopicOffsetStore, OFFSETS_TOPIC } from './offset-store.js';
@@ -307,6 +309,23 @@ export class EmbeddedEngine implements Engine {
     }
   }
 
+  checkStoredBatch(batch: Uint8Array): StoredBatchInfo {
+    try {
+      return checkClientBatch(asBuffer(batch));
+    } catch (err) {
+      if (err instanceof ClientBatchError) throw new InvalidArgumentError(`invalid stored batch: ${err.message}`);
+      throw err;
+    }
+  }
+
+  appendStored(topic: string, partition: number, batch: Uint8Array, info: StoredBatchInfo, options?: AppendOptions): Promise<AppendResult> {
+    try {
+      return this.partition(topic, partition).appendStored(asBuffer(batch), info, options?.producer);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
   async produce(topic: string, records: readonly ProduceRecord[]): Promise<RecordPosition[]> {
     const state = this.topic(topic);
     if (records.length === 0) throw new InvalidArgumentError('a batch needs at least one record');
@@ -443,4 +462,9 @@ function checkReadLimits(maxRecords: number, maxBytes: number): { maxRecords: nu
     throw new InvalidArgumentError('maxRecords and maxBytes must be positive integers');
   }
   return { maxRecords, maxBytes };
+}
+
+/** A Buffer over the same memory (the codec reads with Buffer's little-endian helpers). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -17,6 +17,7 @@ import type {
   ProduceRecord,
   ProducerIdentity,
   ReadResult,
+  StoredBatchInfo,
   StoredBatchRead,
   StoredRecord,
   TopicConfig,
@@ -29,6 +30,7 @@ import {
   encodedRecordSize,
   lastOffsetOf,
   MalformedBatchError,
+  sealBatch,
   StoredBatchCollector,
   type BatchHeader,
   type EncodableRecord,
@@ -209,16 +211,48 @@ export class PartitionLog {
   // ── append ────────────────────────────────────────────────────────────────────────────────
 
   append(records: readonly ProduceRecord[], producer?: ProducerIdentity): Promise<AppendResult> {
-    if (this.closed) return Promise.reject(new EngineClosedError());
-    if (this.failure) return Promise.reject(this.storageFailure());
     if (records.length === 0) return Promise.reject(new InvalidArgumentError('a batch needs at least one record'));
     let total = 0;
+    let largest = 0;
     for (let i = 0; i < records.length; i++) {
       const size = encodedRecordSize(records[i]!);
-      if (size > this.opts.config.maxRecordBytes) {
-        return Promise.reject(new MessageTooLargeError('record', size, this.opts.config.maxRecordBytes));
-      }
       total += size;
+      if (size > largest) largest = size;
+    }
+    return this.enqueue(records.length, total, largest, producer, (baseOffset, timestamp) =>
+      encodeBatch({ baseOffset, timestamp, records, producerId: producer?.id ?? null, producerSequence: producer?.sequence ?? 0 }),
+    );
+  }
+
+  /**
+   * Appends a batch a client built in the stored layout (checkClientBatch accepted it, and its
+   * producer id is `producer`'s): the log seals it in place — base offset, timestamp, producer
+   * sequence, CRC — and writes and caches that very buffer.
+   */
+  appendStored(batch: Buffer, checked: StoredBatchInfo, producer?: ProducerIdentity): Promise<AppendResult> {
+    if ((producer?.id ?? null) !== checked.producerId) {
+      return Promise.reject(new InvalidArgumentError("the batch's producer id is not the producer's"));
+    }
+    return this.enqueue(checked.count, checked.recordBytes, checked.largestRecord, producer, (baseOffset, timestamp) =>
+      sealBatch(batch, baseOffset, timestamp, producer?.sequence ?? 0),
+    );
+  }
+
+  /**
+   * The checks every append passes (open, sizes, the pending bound, idempotence), then the batch
+   * `build` makes for its offsets and timestamp is queued for the flush loop.
+   */
+  private enqueue(
+    count: number,
+    total: number,
+    largest: number,
+    producer: ProducerIdentity | undefined,
+    build: (baseOffset: number, timestamp: number) => Buffer,
+  ): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new EngineClosedError());
+    if (this.failure) return Promise.reject(this.storageFailure());
+    if (largest > this.opts.config.maxRecordBytes) {
+      return Promise.reject(new MessageTooLargeError('record', largest, this.opts.config.maxRecordBytes));
     }
     if (total > this.opts.maxBatchBytes) {
       return Promise.reject(new MessageTooLargeError('batch', total, this.opts.maxBatchBytes));
@@ -236,7 +270,7 @@ export class PartitionLog {
       }
       let check;
       try {
-        check = this.producers.check(producer.id, producer.sequence, records.length);
+        check = this.producers.check(producer.id, producer.sequence, count);
       } catch (err) {
         return Promise.reject(err as Error);
       }
@@ -249,19 +283,13 @@ export class PartitionLog {
     const timestamp = now > this.lastTimestamp ? now : this.lastTimestamp;
     this.lastTimestamp = timestamp;
     const baseOffset = this.nextOffset;
-    this.nextOffset += records.length;
-    const buf = encodeBatch({
-      baseOffset,
-      timestamp,
-      records,
-      producerId: producer?.id ?? null,
-      producerSequence: producer?.sequence ?? 0,
-    });
+    this.nextOffset += count;
+    const buf = build(baseOffset, timestamp);
     const result = new Promise<AppendResult>((resolve, reject) => {
-      this.pending.push({ buf, baseOffset, count: records.length, timestamp, producer, resolve, reject });
+      this.pending.push({ buf, baseOffset, count, timestamp, producer, resolve, reject });
     });
     this.pendingBytes += buf.length;
-    if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count: records.length, result });
+    if (producer) this.producers.record(producer.id, { sequence: producer.sequence, count, result });
     if (this.pendingBytes >= PIPELINE_MIN_BYTES && this.writes.length < MAX_WRITES_IN_FLIGHT) this.wakeFlush();
     this.scheduleFlush();
     return result;

@@ -43,6 +43,11 @@ export interface CachedBatch {
 const MIN_SLAB_BYTES = 16 * 1024;
 /** A batch at least this large, in a buffer of its own, is cached without a copy. */
 export const OWN_BUFFER_BYTES = 64 * 1024;
+/**
+ * "Of its own" allows this much else in the buffer: a batch a client built (binary produce kind
+ * 0x05) is kept inside the WebSocket message that carried it, behind the frame's envelope.
+ */
+const OWN_BUFFER_SLACK_BYTES = 4096;
 
 interface Slab {
   readonly buf: Buffer;
@@ -73,7 +78,7 @@ export class TailCache {
   }
 
   /**
-   * Caches `batch` (copied into a slab, or, when large and alone in its buffer, kept as it is);
+   * Caches `batch` (copied into a slab, or, when large and (nearly) alone in its buffer, kept as it is);
    * it is served from here until evicted. The caller must not write to `batch.buf` again.
    */
   add(batch: CachedBatch): void {
@@ -85,7 +90,7 @@ export class TailCache {
     }
     let slab: Slab;
     let buf: Buffer;
-    if (length >= OWN_BUFFER_BYTES && batch.buf.byteOffset === 0 && batch.buf.buffer.byteLength === length) {
+    if (length >= OWN_BUFFER_BYTES && batch.buf.buffer.byteLength - length <= OWN_BUFFER_SLACK_BYTES) {
       slab = { buf: batch.buf, used: length, live: 1 };
       buf = batch.buf;
       this.bytes += length;

@@ -6,5 +6,5 @@ export { quotaConfigFromFile, quotasFileSchema, type QuotasFile } from './config
 export { RateLimitedError, type ThrottleReason } from './errors.js';
 export { InFlightBytes, type Release } from './in-flight.js';
 export { ProduceQuotas, quotaKey, type QuotaConfig, type Throttle, type TierLimits } from './produce-quotas.js';
-export { recordBytes } from './record-size.js';
+export { recordBytes } from '../../engine/record-size.js';
 export { TokenBucket } from './token-bucket.js';

@@ -14,12 +14,12 @@ import {
   type StreamSessionStats,
   type TopicAction,
 } from '../../broker/index.js';
-import type { Engine, ProduceRecord } from '../../engine/index.js';
+import type { Engine } from '../../engine/index.js';
 import type { QueueService } from '../../queues/index.js';
 import { can, type Authenticator, type Principal } from '../auth/index.js';
 import { MAX_READ_BYTES, MAX_READ_RECORDS, MAX_WAIT_MS, WS_PATH } from '../defaults.js';
 import { HttpError, rawErrorResponse, type CloseReason } from '../errors.js';
-import { recordBytes, type InFlightBytes, type ProduceQuotas } from '../quota/index.js';
+import type { InFlightBytes, ProduceQuotas } from '../quota/index.js';
 import * as recordCodec from '../record-codec.js';
 import { Connection } from './connection.js';
 import { resolveWebSocketOptions, type WebSocketOptions } from './options.js';
@@ -128,11 +128,10 @@ export function createWebSocketGateway(deps: WebSocketGatewayDeps): WebSocketGat
   /** The HTTP API's produce bounds, in the same order: server-wide bytes in flight, then the caller's quota. */
   const produceAdmission = (principal: Principal, address: string | undefined) => {
     const { quotas, inFlight } = deps;
-    return (records: readonly ProduceRecord[]): ProduceAdmission => {
-      const bytes = recordBytes(records);
+    return (records: number, bytes: number): ProduceAdmission => {
       const release = inFlight ? inFlight.tryAcquire(bytes) : noop;
       if (release === null) return { retryAfterMs: 1000 };
-      const throttle = quotas?.tryTake(principal, address, records.length, bytes) ?? null;
+      const throttle = quotas?.tryTake(principal, address, records, bytes) ?? null;
       if (throttle) {
         release();
         return { retryAfterMs: throttle.retryAfterMs };
