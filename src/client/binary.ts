@@ -18,6 +18,9 @@ import { utf8Length } from './utf8.js';
 export const BINARY_KIND_PRODUCE = 0x01;
 export const BINARY_KIND_RECORDS = 0x02;
 export const BINARY_KIND_STORED = 0x04;
+export const BINARY_KIND_STORED_PRODUCE = 0x05;
+/** What a record takes in a stored batch beyond its 0x01 encoding: length, offset and timestamp deltas. */
+export const STORED_RECORD_EXTRA_BYTES = 12;
 /** Stored batch layout (docs/storage-format.md): little-endian, CRC-32 of bytes [12, length). */
 const BATCH_MAGIC = 0x4b4f5242;
 const BATCH_VERSION = 1;
@@ -89,6 +92,12 @@ export function binaryRecordParts(
  * batch can have, and each send writes its header (a new request id) into that room, padded with
  * spaces (JSON allows them), so neither a send nor a retry copies the records again. At 1 KB
  * records the extra copy of every batch behind its header was a visible share of the publisher.
+ *
+ * Two layouts (docs/protocol.md): kind 0x01, records after a big-endian count; or, where the
+ * server offers `stored_produce`, kind 0x05, the records as one batch in the server's stored
+ * layout (docs/storage-format.md, little-endian), which the server seals and stores as it is.
+ * The batch header carries the producer id; the server fills in offsets, timestamps, producer
+ * sequence and CRC.
  */
 export class ProduceFrame {
   private readonly buf: Uint8Array;
@@ -101,41 +110,46 @@ export class ProduceFrame {
    * the batch. `spare`: memory of a settled batch's frame to write into instead of allocating,
    * used when it is large enough and not more than twice the size needed.
    */
+  /** Where the records start in `buf`; their count is `count`. */
+  private readonly recordsStart: number;
+  private readonly count: number;
+
+  /**
+   * `fields`: the header's JSON members after `"id"` (`,"topic":…`), the same for every send of
+   * the batch. `recordsSize`: the records' bytes in the chosen layout. `spare`: memory of a
+   * settled batch's frame to write into instead of allocating, used when it is large enough and
+   * not more than twice the size needed. `stored`: kind 0x05, with the producer id its batch
+   * header carries (null: none); absent, kind 0x01.
+   */
   constructor(
     readonly fields: string,
     records: readonly BinaryRecordParts[] | EncodedRecords,
     recordsSize: number,
     spare?: Uint8Array,
+    readonly stored?: { readonly producerId: string | null },
   ) {
     this.headerRoom = utf8Length(`{"id":${Number.MAX_SAFE_INTEGER}${fields}}`);
-    const size = FRAME_FIXED_BYTES + this.headerRoom + recordsSize;
+    const pid = stored === undefined || stored.producerId === null ? null : encoder.encode(stored.producerId);
+    const prefix = 5 + this.headerRoom + (stored === undefined ? 4 : BATCH_HEADER_BYTES + (pid?.length ?? 0));
+    const size = prefix + recordsSize;
     const fits = spare !== undefined && spare.length >= size && spare.length <= 2 * size;
     this.storage = fits ? spare : new Uint8Array(size);
     const out = fits ? spare.subarray(0, size) : this.storage;
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-    out[0] = BINARY_KIND_PRODUCE;
+    this.count = 'bytes' in records ? records.count : records.length;
+    this.recordsStart = prefix;
+    out[0] = stored === undefined ? BINARY_KIND_PRODUCE : BINARY_KIND_STORED_PRODUCE;
     view.setUint32(1, this.headerRoom);
-    let pos = FRAME_FIXED_BYTES + this.headerRoom;
+    if (stored === undefined) view.setUint32(5 + this.headerRoom, this.count);
+    else writeBatchHeader(out, view, 5 + this.headerRoom, size - 5 - this.headerRoom, this.count, pid);
+    let pos = prefix;
     if ('bytes' in records) {
-      view.setUint32(5 + this.headerRoom, records.count);
       out.set(records.bytes, pos);
       pos += records.bytes.length;
-    } else view.setUint32(5 + this.headerRoom, records.length);
-    for (const r of 'bytes' in records ? [] : records) {
-      pos = writeField(out, view, pos, r.key, r.keyBytes);
-      pos = writeField(out, view, pos, r.value, r.valueBytes);
-      view.setUint16(pos, r.headers.length / 2);
-      pos += 2;
-      for (let i = 0; i < r.headers.length; i += 2) {
-        const name = r.headers[i]!;
-        const value = r.headers[i + 1]!;
-        const nameBytes = writeText(out, pos + 2, name);
-        view.setUint16(pos, nameBytes);
-        pos += 2 + nameBytes;
-        const valueBytes = writeText(out, pos + 4, value);
-        view.setUint32(pos, valueBytes);
-        pos += 4 + valueBytes;
-      }
+    } else if (stored === undefined) {
+      for (const r of records) pos = writeRecord(out, view, pos, r);
+    } else {
+      for (let i = 0; i < records.length; i++) pos = writeStoredRecord(out, view, pos, records[i]!, i);
     }
     if (pos !== out.length) throw new Error(`produce frame size mismatch: wrote ${pos} of ${out.length} bytes`);
     this.buf = out;
@@ -143,12 +157,57 @@ export class ProduceFrame {
 
   /**
    * The same records under other header fields (a retry under a new producer id or sequence),
-   * copied as they are: the producer keeps no record's parts once its frame is encoded.
+   * copied as they are: the producer keeps no record's parts once its frame is encoded. A stored
+   * batch takes the new producer id into its header.
    */
-  withFields(fields: string, spare?: Uint8Array): ProduceFrame {
-    const view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-    const bytes = this.buf.subarray(FRAME_FIXED_BYTES + this.headerRoom);
-    return new ProduceFrame(fields, { count: view.getUint32(5 + this.headerRoom), bytes }, bytes.length, spare === this.storage ? undefined : spare);
+  withFields(fields: string, spare?: Uint8Array, producerId?: string | null): ProduceFrame {
+    const bytes = this.buf.subarray(this.recordsStart);
+    const stored = this.stored === undefined ? undefined : { producerId: producerId === undefined ? this.stored.producerId : producerId };
+    return new ProduceFrame(fields, { count: this.count, bytes }, bytes.length, spare === this.storage ? undefined : spare, stored);
+  }
+
+  /**
+   * The same records as a kind 0x01 frame: for a retry on a connection whose server does not
+   * offer `stored_produce` (the batch was built for one that did).
+   */
+  asKind01(fields: string, spare?: Uint8Array): ProduceFrame {
+    if (this.stored === undefined) return this.withFields(fields, spare);
+    const src = this.buf;
+    const from = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    const bytes = new Uint8Array(src.length - this.recordsStart - STORED_RECORD_EXTRA_BYTES * this.count);
+    const to = new DataView(bytes.buffer);
+    let p = this.recordsStart;
+    let q = 0;
+    for (let i = 0; i < this.count; i++) {
+      const end = p + 4 + from.getUint32(p, true);
+      p += 12;
+      for (let field = 0; field < 2; field++) {
+        const length = from.getInt32(p, true);
+        to.setInt32(q, length);
+        const n = Math.max(0, length);
+        bytes.set(src.subarray(p + 4, p + 4 + n), q + 4);
+        p += 4 + n;
+        q += 4 + n;
+      }
+      const headerCount = from.getUint16(p, true);
+      to.setUint16(q, headerCount);
+      p += 2;
+      q += 2;
+      for (let h = 0; h < headerCount; h++) {
+        const nameLength = from.getUint16(p, true);
+        to.setUint16(q, nameLength);
+        bytes.set(src.subarray(p + 2, p + 2 + nameLength), q + 2);
+        p += 2 + nameLength;
+        q += 2 + nameLength;
+        const valueLength = from.getUint32(p, true);
+        to.setUint32(q, valueLength);
+        bytes.set(src.subarray(p + 4, p + 4 + valueLength), q + 4);
+        p += 4 + valueLength;
+        q += 4 + valueLength;
+      }
+      if (p !== end) throw new Error(`stored record ${i} does not end where its length says`);
+    }
+    return new ProduceFrame(fields, { count: this.count, bytes }, bytes.length, spare === this.storage ? undefined : spare);
   }
 
   /** The frame with request id `id` (the same buffer each time: send it before asking for another). */
@@ -161,13 +220,70 @@ export class ProduceFrame {
   }
 }
 
+/** A kind 0x01 record (big-endian lengths). */
+function writeRecord(out: Uint8Array, view: DataView, pos: number, r: BinaryRecordParts): number {
+  pos = writeField(out, view, pos, r.key, r.keyBytes, false);
+  pos = writeField(out, view, pos, r.value, r.valueBytes, false);
+  view.setUint16(pos, r.headers.length / 2);
+  pos += 2;
+  for (let i = 0; i < r.headers.length; i += 2) {
+    const nameBytes = writeText(out, pos + 2, r.headers[i]!);
+    view.setUint16(pos, nameBytes);
+    pos += 2 + nameBytes;
+    const valueBytes = writeText(out, pos + 4, r.headers[i + 1]!);
+    view.setUint32(pos, valueBytes);
+    pos += 4 + valueBytes;
+  }
+  return pos;
+}
+
+/**
+ * A record in the stored layout, the `index`-th of its batch: u32 length · u32 offsetDelta
+ * (= index) · u32 timestampDelta (0) · the fields as in 0x01, little-endian.
+ */
+function writeStoredRecord(out: Uint8Array, view: DataView, pos: number, r: BinaryRecordParts, index: number): number {
+  const start = pos;
+  view.setUint32(pos + 4, index, true);
+  view.setUint32(pos + 8, 0, true);
+  pos = writeField(out, view, pos + 12, r.key, r.keyBytes, true);
+  pos = writeField(out, view, pos, r.value, r.valueBytes, true);
+  view.setUint16(pos, r.headers.length / 2, true);
+  pos += 2;
+  for (let i = 0; i < r.headers.length; i += 2) {
+    const nameBytes = writeText(out, pos + 2, r.headers[i]!);
+    view.setUint16(pos, nameBytes, true);
+    pos += 2 + nameBytes;
+    const valueBytes = writeText(out, pos + 4, r.headers[i + 1]!);
+    view.setUint32(pos, valueBytes, true);
+    pos += 4 + valueBytes;
+  }
+  view.setUint32(start, pos - start - 4, true);
+  return pos;
+}
+
+/**
+ * A stored batch's header as the client fills it (docs/storage-format.md): magic, length,
+ * version, producer id, count and last offset delta; CRC, base offset, timestamps and producer
+ * sequence are zero (the server writes them).
+ */
+function writeBatchHeader(out: Uint8Array, view: DataView, at: number, length: number, count: number, pid: Uint8Array | null): void {
+  out.fill(0, at, at + BATCH_HEADER_BYTES);
+  view.setUint32(at, BATCH_MAGIC, true);
+  view.setUint32(at + 4, length, true);
+  out[at + 12] = BATCH_VERSION;
+  view.setUint16(at + 14, pid?.length ?? 0, true);
+  view.setUint32(at + 24, count, true);
+  view.setUint32(at + 28, count - 1, true);
+  if (pid !== null) out.set(pid, at + BATCH_HEADER_BYTES);
+}
+
 /** A length-prefixed field (i32, -1 = null) of `length` bytes: raw bytes, or text as UTF-8. */
-function writeField(out: Uint8Array, view: DataView, pos: number, field: Uint8Array | string | null, length: number): number {
+function writeField(out: Uint8Array, view: DataView, pos: number, field: Uint8Array | string | null, length: number, littleEndian: boolean): number {
   if (field === null) {
-    view.setInt32(pos, -1);
+    view.setInt32(pos, -1, littleEndian);
     return pos + 4;
   }
-  view.setInt32(pos, length);
+  view.setInt32(pos, length, littleEndian);
   if (typeof field === 'string') writeText(out, pos + 4, field);
   else out.set(field, pos + 4);
   return pos + 4 + length;

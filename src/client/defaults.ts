@@ -38,7 +38,7 @@ export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5_000;
  * server's own defaults at the time of writing.
  */
 export const FALLBACK_MAX_FRAME_BYTES = 8 * 1024 * 1024;
-/** Room in a produce frame for everything but the records (type, id, topic, producer). */
+/** Room in a produce frame for everything but the records (type, id, topic, producer; a stored batch's 56-byte header and producer id). */
 export const PRODUCE_FRAME_OVERHEAD_BYTES = 1024;
 
 export const DEFAULT_WORKER_CONCURRENCY = 10;

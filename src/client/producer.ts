@@ -17,7 +17,7 @@
  * survives retries. Idempotent batches are resent with the same producer id and sequence, so the
  * server recognises an already-appended batch and answers with its original offsets.
  */
-import { BINARY_RECORD_FIXED_BYTES, binaryRecordParts, ProduceFrame, type BinaryRecordParts } from './binary.js';
+import { BINARY_RECORD_FIXED_BYTES, binaryRecordParts, ProduceFrame, STORED_RECORD_EXTRA_BYTES, type BinaryRecordParts } from './binary.js';
 import type { Connection } from './connection.js';
 import { fullJitter } from './backoff.js';
 import {
@@ -411,10 +411,11 @@ export class Producer<T = unknown> {
     if (this.conn.binary) {
       // Encoded on the first send and reused by retries; its header room fits only the fields it
       // was built with, so a retry under other fields copies the records behind a new header.
-      if (batch.frame === null) batch.frame = this.binaryFrame(batch, fields);
-      else if (batch.frame.fields !== fields) {
+      const stored = this.storedLayout();
+      if (batch.frame === null) batch.frame = this.binaryFrame(batch, fields, stored);
+      else if (batch.frame.fields !== fields || (batch.frame.stored !== undefined && !stored)) {
         const old = batch.frame;
-        batch.frame = old.withFields(fields, this.spareFrames.pop());
+        batch.frame = stored ? old.withFields(fields, this.spareFrames.pop(), batch.producerId) : old.asKind01(fields, this.spareFrames.pop());
         this.recycleStorage(old.storage);
       }
       const frame = batch.frame;
@@ -426,12 +427,22 @@ export class Producer<T = unknown> {
     );
   }
 
-  private binaryFrame(batch: Batch, fields: string): ProduceFrame {
+  /**
+   * Kind 0x05 (records as one batch in the server's stored layout, which it stores without
+   * re-encoding) where the server offers `stored_produce` and the partition is explicit.
+   */
+  private storedLayout(): boolean {
+    return this.conn.limits?.storedProduce === true && this.settings.partition !== undefined;
+  }
+
+  private binaryFrame(batch: Batch, fields: string, stored: boolean): ProduceFrame {
+    const n = batch.entries.length;
     const frame = new ProduceFrame(
       fields,
       batch.entries.map((e) => e.bin!),
-      batch.frameBytes,
+      stored ? batch.frameBytes : batch.frameBytes - STORED_RECORD_EXTRA_BYTES * n,
       this.spareFrames.pop(),
+      stored ? { producerId: batch.producerId } : undefined,
     );
     for (const e of batch.entries) e.bin = null;
     return frame;
@@ -595,7 +606,9 @@ export class Producer<T = unknown> {
     }
     const parts = binaryRecordParts(key, encoded, headers);
     // The engine's fixed overhead (22) and the frame's (10) differ; both count key, value and headers alike.
-    return new Entry('', parts, parts.size, parts.size - BINARY_RECORD_FIXED_BYTES + RECORD_FIXED_BYTES);
+    // Counted at its size in a stored batch (kind 0x05), the larger layout, so a batch cut to the
+    // frame bound fits in either (the layout is chosen when the frame is built).
+    return new Entry('', parts, parts.size + STORED_RECORD_EXTRA_BYTES, parts.size - BINARY_RECORD_FIXED_BYTES + RECORD_FIXED_BYTES);
   }
 }
 

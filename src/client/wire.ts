@@ -57,6 +57,8 @@ export interface ServerLimits {
   readonly compactAck: boolean;
   /** The server pushes stored batches on request (`stored_batches`; listed on binary connections only). */
   readonly storedBatches: boolean;
+  /** The server takes produce frames whose records are one batch in its stored layout (binary kind 0x05). */
+  readonly storedProduce: boolean;
 }
 
 /** Requests the SDK sends, without their `id` (the connection assigns it). */
@@ -300,6 +302,7 @@ function limits(o: Obj, features: unknown): ServerLimits {
   return {
     compactAck: Array.isArray(features) && features.includes('compact_ack'),
     storedBatches: Array.isArray(features) && features.includes('stored_batches'),
+    storedProduce: Array.isArray(features) && features.includes('stored_produce'),
     maxFrameBytes: int(o, 'max_frame_bytes'),
     maxInflightProduce: int(o, 'max_inflight_produce'),
     maxInflightRequests: optionalInt(o, 'max_inflight_requests'),

@@ -27,6 +27,13 @@ function cutAfterAppend(engine: Engine, which: number, cut: () => void): Engine 
           return result;
         };
       }
+      if (prop === 'appendStored' && target.appendStored !== undefined) {
+        return async (...args: Parameters<NonNullable<Engine['appendStored']>>) => {
+          const result = await target.appendStored!(...args);
+          if (++appends === which) cut();
+          return result;
+        };
+      }
       const value: unknown = Reflect.get(target, prop, receiver);
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },

@@ -109,6 +109,9 @@ export class AppendGate {
         if (prop === 'produce') {
           return (...args: Parameters<Engine['produce']>) => hold(() => target.produce(...args));
         }
+        if (prop === 'appendStored' && target.appendStored !== undefined) {
+          return (...args: Parameters<NonNullable<Engine['appendStored']>>) => hold(() => target.appendStored!(...args));
+        }
         const value: unknown = Reflect.get(target, prop, receiver);
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
