@@ -598,6 +598,9 @@ export class StreamSession implements SubscriptionSink, GroupHost {
       if (err instanceof InvalidArgumentError) throw new StreamError('INVALID_FRAME', `invalid stored produce frame: ${err.message}`);
       throw err;
     }
+    if (info.producerId !== (producer?.id ?? null)) {
+      throw new StreamError('INVALID_FRAME', "invalid stored produce frame: the batch's producer id is not the one in the frame header");
+    }
     const admission = this.admit(info.count, info.payloadBytes);
     try {
       const started = performance.now();
