@@ -41,7 +41,7 @@ describe('SDK stored produce', () => {
     await t.engine.createTopic('sps', { partitions: 2 });
     const client = t.client();
     const producer = client.producer<unknown>({ topic: 'sps', partition: 1, batchSize: 10 });
-    const sent = [
+    const sent: { key?: string; value: unknown; headers?: Record<string, string> }[] = [
       { key: 'a', value: { n: 1 }, headers: { trace: 't1', 'ü': 'ß' } },
       { value: null },
       { key: 'b', value: new Uint8Array([0, 255]) },
