@@ -248,7 +248,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
         heartbeat_ms: l.heartbeatMs,
         producer_batches: PRODUCER_BATCH_MEMORY,
       },
-      features: this.encoding !== 'binary' ? SERVER_FEATURES : this.engine.appendStored !== undefined ? BINARY_STORED_PRODUCE_FEATURES : BINARY_SERVER_FEATURES,
+      features: this.encoding !== 'binary' ? SERVER_FEATURES : takesStoredBatches(this.engine) ? BINARY_STORED_PRODUCE_FEATURES : BINARY_SERVER_FEATURES,
     });
   }
 
@@ -587,7 +587,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
   private async appendStored(frame: ProduceRequest, topic: string, batch: Uint8Array): Promise<ServerFrame> {
     const { partition, producer } = frame;
     const engine = this.engine;
-    if (engine.checkStoredBatch === undefined || engine.appendStored === undefined) {
+    if (!takesStoredBatches(engine)) {
       throw new StreamError('INVALID_FRAME', 'stored produce frames (kind 0x05) are not offered by this server (no stored_produce in welcome.features): send kind 0x01');
     }
     if (partition === undefined) throw new StreamError('INVALID_FRAME', 'a stored produce frame (kind 0x05) needs an explicit partition');
@@ -605,7 +605,7 @@ export class StreamSession implements SubscriptionSink, GroupHost {
     try {
       const started = performance.now();
       const options = producer === undefined ? undefined : { producer };
-      const result = await this.withAutoCreate(topic, () => engine.appendStored!(topic, partition, batch, info, options));
+      const result = await this.withAutoCreate(topic, () => engine.appendStored(topic, partition, batch, info, options));
       if (!result.duplicate) this.observer?.produced(topic, info.count, info.payloadBytes, (performance.now() - started) / 1000);
       return this.producedReply(frame, result);
     } finally {
@@ -767,6 +767,11 @@ export class StreamSession implements SubscriptionSink, GroupHost {
 function allowEverything(): void {}
 
 const ADMITTED: ProduceAdmission = { release: () => undefined };
+/** Whether the engine takes client-built batches (stored produce, kind 0x05). */
+function takesStoredBatches(engine: Engine): engine is Engine & Required<Pick<Engine, 'checkStoredBatch' | 'appendStored'>> {
+  return engine.checkStoredBatch !== undefined && engine.appendStored !== undefined;
+}
+
 function admitEverything(): ProduceAdmission {
   return ADMITTED;
 }

@@ -105,11 +105,6 @@ export class ProduceFrame {
   /** The memory the frame was written into: all of `spare` when one was used, else `buf`. */
   readonly storage: Uint8Array;
 
-  /**
-   * `fields`: the header's JSON members after `"id"` (`,"topic":…`), the same for every send of
-   * the batch. `spare`: memory of a settled batch's frame to write into instead of allocating,
-   * used when it is large enough and not more than twice the size needed.
-   */
   /** Where the records start in `buf`; their count is `count`. */
   private readonly recordsStart: number;
   private readonly count: number;
