@@ -49,8 +49,9 @@ const STORED_CONSUMER_OPTIONS = { storedBatches: true, credits: { records: 5_000
  * (`bin/brook.js start`, embedded engine, default durability), over one loopback WebSocket.
  *
  * - Publish: one idempotent producer per partition (`batchSize` = the workload's batch, default
- *   linger, `maxInflight` from `producerWindow`); a workload batch is `batch` awaited `send()`s,
- *   so the harness's window bounds the records outstanding.
+ *   linger, `maxInflight` from `producerWindow`); a workload batch is one `sendMany()`, so the
+ *   harness's window bounds the records outstanding. With a partition, on `brook.v1.bin`, its
+ *   batches go as stored-layout frames (kind 0x05).
  * - Read: one plain consumer per partition from `earliest`, taken out of its async iterator record
  *   by record; credits are the SDK's default window. Offsets are checked to be contiguous.
  *
