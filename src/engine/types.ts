@@ -120,10 +120,6 @@ export interface ReadResult {
   readonly highWatermark: number;
 }
 
-/**
- * Whole stored batches from a position, as the engine keeps them (for the `stored` push frame,
- * docs/protocol.md): no record is decoded.
- */
 /** What a client-built stored batch holds (Engine.checkStoredBatch). */
 export interface StoredBatchInfo {
   readonly count: number;
@@ -136,6 +132,10 @@ export interface StoredBatchInfo {
   readonly largestRecord: number;
 }
 
+/**
+ * Whole stored batches from a position, as the engine keeps them (for the `stored` push frame,
+ * docs/protocol.md): no record is decoded.
+ */
 export interface StoredBatchRead {
   /**
    * Each a whole batch in the storage format (docs/storage-format.md); the first may begin
