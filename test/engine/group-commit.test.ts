@@ -101,7 +101,9 @@ describe('pipelined group commit', () => {
     const first = engine.append('g', 0, bigBatch('a'));
     await vi.waitFor(() => expect(held).toHaveLength(1));
     const small = Array.from({ length: 5 }, (_, i) => engine.append('g', 0, [{ value: Buffer.alloc(30 * 1024, i) }]));
-    await new Promise((r) => setTimeout(r, 20));
+    // A few turns of the event loop: an eager engine would have dispatched a second write by now
+    // (it does so from append and the flush loop's wake-up, both settled within them).
+    for (let turn = 0; turn < 3; turn++) await new Promise((r) => setImmediate(r));
     expect(held).toHaveLength(1); // 150 KiB waiting: below the bound, so no second write yet
     void held[0]!.release();
     await first;
