@@ -13,6 +13,7 @@ import {
   encodeRecordFrame,
 } from '../../src/broker/index.js';
 import { checkProduceHeader, produceHeader } from '../../src/broker/binary-frames.js';
+import { checkClientBatch, ClientBatchError } from '../../src/engine/embedded/batch-codec.js';
 import type { ProduceRecord, StoredRecord } from '../../src/engine/index.js';
 
 const bytes = fc.option(fc.uint8Array({ maxLength: 64 }), { nil: null });
@@ -143,6 +144,36 @@ describe('binary frames', () => {
           decodeProduceRecords(decoded.body, decoded.recordCount);
         } catch (err) {
           expect(err).toBeInstanceOf(BinaryFrameError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('never throws on a stored produce (kind 0x05) with random bytes for its batch: decoded, then checked or refused', () => {
+    const envelope = (header: string): Buffer => Buffer.concat([Buffer.from([BinaryKind.storedProduce, 0, 0, 0, header.length]), Buffer.from(header)]);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), fc.integer({ min: 1, max: 3 }), (random, withHeader, count) => {
+        // Half the time a well-formed batch header (no producer id, `count` records) in front of
+        // random record bytes, so the record checks are reached, not only the header's.
+        const batch = withHeader ? Buffer.concat([Buffer.alloc(56), Buffer.from(random)]) : Buffer.from(random);
+        if (withHeader) {
+          batch.writeUInt32LE(0x4b4f5242, 0);
+          batch.writeUInt32LE(batch.length, 4);
+          batch[12] = 1;
+          batch.writeUInt32LE(count, 24);
+          batch.writeUInt32LE(count - 1, 28);
+        }
+        const decoded = decodeProduceFrame(Buffer.concat([envelope('{"id":1,"topic":"t","partition":0}'), batch]));
+        if (!decoded.ok) {
+          expect(decoded.message.length).toBeGreaterThan(0);
+          return;
+        }
+        expect(decoded.stored).toBe(true);
+        try {
+          checkClientBatch(Buffer.from(decoded.body));
+        } catch (err) {
+          expect(err).toBeInstanceOf(ClientBatchError);
         }
       }),
       { numRuns: 2000 },
