@@ -19,6 +19,7 @@ export class Connection implements FrameTransport {
   private session: StreamSession | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private inputPaused = false;
+  private corked = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -60,6 +61,15 @@ export class Connection implements FrameTransport {
 
   send(frame: OutboundFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    // Frames sent in one burst (the acks and pushes that one group commit completes, a reply
+    // per request of one read) leave in one write: each write to a socket is a system call and,
+    // on loopback, the receiver's TCP work too. Uncorked once the burst's ticks and microtasks
+    // have run, not on a timer, so no frame waits for later work.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.ws.send(frame);
     // Past the bound the socket's write returned false, so its `drain` resumes reading.
     if (!this.inputPaused && this.ws.bufferedAmount > this.maxBufferedBytes) {
@@ -67,6 +77,11 @@ export class Connection implements FrameTransport {
       this.ws.pause();
     }
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;
