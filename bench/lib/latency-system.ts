@@ -4,7 +4,7 @@
  * calls it on a fixed timeline and measures from the intended send time.
  */
 export interface LatencySystem {
-  readonly name: 'brook-sdk' | 'brook-jetstream' | 'nats-jetstream' | 'redis-pubsub';
+  readonly name: 'brook-sdk' | 'brook-jetstream' | 'nats-jetstream' | 'redis-pubsub' | 'node-floor';
   /** Short label for tables. */
   readonly label: string;
   /** When the consumer can see a record: printed under the table. */

@@ -5,6 +5,7 @@ import { sleep } from '../lib/processes.js';
 import { fixed, int, ms } from '../lib/report.js';
 import { nowMs, Ticker } from '../lib/ticker.js';
 import { Latency, PayloadFactory, type LatencySummary } from '../lib/workload.js';
+import { DurableRelayLatency } from '../baselines/durable-relay-latency.js';
 import { BrookJetStreamLatency } from '../brook/jetstream-latency.js';
 import { BrookSdkLatency } from '../brook/sdk-latency.js';
 import { NatsJetStreamLatency } from '../competitors/nats-latency.js';
@@ -164,6 +165,7 @@ async function measure(system: LatencySystem, options: BenchOptions): Promise<La
 export async function runLatency(options: BenchOptions): Promise<LatencyResult> {
   const systems: LatencySystem[] = [
     new BrookSdkLatency(options.dir, options.serverBin),
+    new DurableRelayLatency(options.dir, LATENCY_RECORD_BYTES),
     ...(options.systems.includes('brook-jetstream') ? [new BrookJetStreamLatency(options.dir)] : []),
     ...(options.systems.includes('nats-jetstream') ? [new NatsJetStreamLatency(options.dir)] : []),
     ...(options.systems.includes('redis-streams') ? [new RedisPubSubLatency(options.dir)] : []),
