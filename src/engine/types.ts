@@ -112,6 +112,16 @@ export interface ReadLimits {
   readonly maxBytes?: number;
 }
 
+/** Limits of a {@link Engine.readStored}: hard bounds on whole batches. */
+export interface StoredReadLimits extends Required<ReadLimits> {
+  /**
+   * Take the first batch that delivers a record even when it alone exceeds the limits (and
+   * nothing after it then), instead of answering `blocked`: for a reader that sends only the
+   * records its own limits allow, as `read` does with its soft bound. @defaultValue false
+   */
+  readonly firstBatchAlways?: boolean;
+}
+
 export interface ReadResult {
   readonly records: StoredRecord[];
   /** Where the next read continues (past compacted gaps too). */
@@ -291,7 +301,7 @@ export interface Engine {
    * after `offset`, and the batches' total length). Engines without a batch format of their own
    * leave it out; callers then use `read`.
    */
-  readStored?(topic: string, partition: number, offset: number, limits: Required<ReadLimits>): Promise<StoredBatchRead>;
+  readStored?(topic: string, partition: number, offset: number, limits: StoredReadLimits): Promise<StoredBatchRead>;
   /** Resolves true once a record at or past `offset` is readable, false on timeout or abort. */
   waitForData(topic: string, partition: number, offset: number, options: WaitOptions): Promise<boolean>;
   /** First offset whose timestamp is >= `timestamp`; the high watermark when there is none. */

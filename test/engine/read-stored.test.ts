@@ -111,6 +111,31 @@ describe.each([
     );
   });
 
+  it('with firstBatchAlways, takes the first batch whatever the limits, then only whole batches within them', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: end - 1 }), fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 8_000 }), async (from, maxRecords, maxBytes) => {
+        const stored = await engine.readStored!('s', 0, from, { maxRecords, maxBytes, firstBatchAlways: true });
+        expect(stored.blocked).toBeNull();
+        const delivered = decode(stored, from);
+        expect(delivered[0]!.offset).toBe(from);
+        expect(delivered.length).toBe(stored.records);
+        const plainRead = await engine.readStored!('s', 0, from, { maxRecords, maxBytes });
+        if (plainRead.blocked === null) {
+          // The first batch fits: the same read as without the option.
+          expect(stored.batches.map((b) => b.byteLength)).toEqual(plainRead.batches.map((b) => b.byteLength));
+        } else {
+          // It does not: it alone comes back.
+          expect(stored.batches).toHaveLength(1);
+          expect(stored.records).toBe(plainRead.blocked.records);
+        }
+        const expected = (await engine.read('s', 0, from, { maxRecords: delivered.length, maxBytes: 64 * 1024 * 1024 })).records;
+        expect(delivered.map(plain)).toEqual(expected.map(plain));
+        expect(stored.nextOffset).toBe(delivered.at(-1)!.offset + 1);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('refuses an offset outside the log', async () => {
     await expect(engine.readStored!('s', 0, end + 1, { maxRecords: 10, maxBytes: 1024 })).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
     await expect(engine.readStored!('s', 0, 0, { maxRecords: 0, maxBytes: 1024 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });

@@ -257,8 +257,9 @@ export function decodeRecords(
 
 /**
  * Collects whole stored batches for a `readStored` from `from`, within hard limits on the records
- * at or after `from` and on the batches' total length. Counts what each batch delivers by
- * walking its records' lengths, without decoding them.
+ * at or after `from` and on the batches' total length — except, with `firstAlways`, the first
+ * batch that delivers a record, which is taken whatever it holds (its reader sends part of it).
+ * Counts what each batch delivers by walking its records' lengths, without decoding them.
  */
 export class StoredBatchCollector {
   readonly batches: Uint8Array[] = [];
@@ -277,6 +278,7 @@ export class StoredBatchCollector {
     readonly from: number,
     private readonly maxRecords: number,
     private readonly maxBytes: number,
+    private readonly firstAlways = false,
   ) {}
 
   /** What has been taken so far, to roll back to (a read that must start over). */
@@ -326,7 +328,8 @@ export class StoredBatchCollector {
       p = recordEnd;
     }
     if (records === 0) return true;
-    if (this.records + records > this.maxRecords || this.bytes + header.length > this.maxBytes) {
+    const fits = this.records + records <= this.maxRecords && this.bytes + header.length <= this.maxBytes;
+    if (!fits && !(this.firstAlways && this.batches.length === 0)) {
       if (this.batches.length === 0) this.blocked = { records, bytes: header.length };
       this.full = true;
       return false;

@@ -36,6 +36,7 @@ import type {
   PartitionDescription,
   ProduceRecord,
   ReadLimits,
+  StoredReadLimits,
   ReadResult,
   StoredBatchInfo,
   StoredBatchRead,
@@ -344,10 +345,10 @@ export class EmbeddedEngine implements Engine {
     });
   }
 
-  readStored(topic: string, partition: number, offset: number, limits: Required<ReadLimits>): Promise<StoredBatchRead> {
+  readStored(topic: string, partition: number, offset: number, limits: StoredReadLimits): Promise<StoredBatchRead> {
     try {
       const { maxRecords, maxBytes } = checkReadLimits(limits.maxRecords, limits.maxBytes);
-      return this.partition(topic, partition).readStored(offset, maxRecords, maxBytes);
+      return this.partition(topic, partition).readStored(offset, maxRecords, maxBytes, limits.firstBatchAlways === true);
     } catch (err) {
       return Promise.reject(err as Error);
     }

@@ -610,13 +610,13 @@ export class PartitionLog {
    * Whole stored batches from `offset` (see Engine.readStored): the same positions, checks and
    * corrupt-region rules as `read`, but batches are collected as they are instead of decoded.
    */
-  async readStored(offset: number, maxRecords: number, maxBytes: number): Promise<StoredBatchRead> {
+  async readStored(offset: number, maxRecords: number, maxBytes: number, firstAlways = false): Promise<StoredBatchRead> {
     if (this.closed) throw new EngineClosedError();
     const low = this.lowWatermark;
     if (!Number.isSafeInteger(offset) || offset < low || offset > this.hw) {
       throw new OffsetOutOfRangeError(offset, low, this.hw);
     }
-    const take = new StoredBatchCollector(offset, maxRecords, maxBytes);
+    const take = new StoredBatchCollector(offset, maxRecords, maxBytes, firstAlways);
     let next = offset;
     while (!take.full && next < this.hw) {
       const cacheFirst = this.tail.firstOffset;
