@@ -263,6 +263,176 @@ export function encodeRecordFrame(
   return buf;
 }
 
+/** Stored layout (docs/storage-format.md, little-endian): the batch header's fields the transcoder reads… */
+const BATCH_HEADER_BYTES = 56;
+const BATCH_PRODUCER_ID_LENGTH_AT = 14;
+const BATCH_BASE_OFFSET_AT = 16;
+const BATCH_COUNT_AT = 24;
+const BATCH_FIRST_TIMESTAMP_AT = 32;
+/** …and a record's: u32 length (of what follows) · u32 offset delta · u32 timestamp delta · the push body. */
+const STORED_RECORD_PREFIX_BYTES = 12;
+/** What a record weighs in a push beyond its stored length field's value: 16 (positions) − 8 (deltas). */
+const PUSH_SIZE_OVER_STORED_LENGTH = POSITION_BYTES - 8;
+
+export interface BatchRecordsPush {
+  /** Records the frame carries: the first ones at or after `from`; 0 when the first did not fit. */
+  readonly sent: number;
+  /** Their size as byte credit counts it ({@link binaryRecordSize}). */
+  readonly bytes: number;
+  /** Their key, value and header bytes (what metrics count, recordBytes). */
+  readonly payloadBytes: number;
+  /** When nothing fit: the first record's size, the byte credit it needs. */
+  readonly firstSize: number;
+  /** The frame's `next_offset`. */
+  readonly nextOffset: number;
+  readonly frame: Buffer | null;
+}
+
+/**
+ * A `records` push built straight from stored batches (Engine.readStored), of the records at or
+ * after `from`: as many as `maxRecords` and, when `countBytes`, `maxBytes` allow. A record's
+ * stored bytes after its offset and timestamp deltas are already its push body, with
+ * little-endian lengths: they are copied once and their lengths turned big-endian in place, so
+ * no record becomes an object (the same frame as {@link encodeRecordFrame} of the decoded
+ * records). `readNextOffset` is where the read ended; `header` makes the envelope for the
+ * frame's `next_offset`. Throws when a record's fields run past it (a batch that passed its
+ * checks cannot).
+ */
+export function encodeRecordFrameFromBatches(
+  header: (nextOffset: number) => object,
+  batches: readonly Uint8Array[],
+  from: number,
+  readNextOffset: number,
+  maxRecords: number,
+  countBytes: boolean,
+  maxBytes: number,
+): BatchRecordsPush {
+  // Sizing pass: lengths only.
+  let sent = 0;
+  let bytes = 0;
+  let nextOffset = readNextOffset;
+  let firstSize = 1;
+  sizing: for (const batch of batches) {
+    const view = viewOf(batch);
+    const base = readU64LE(view, BATCH_BASE_OFFSET_AT);
+    const count = view.getUint32(BATCH_COUNT_AT, true);
+    let p = BATCH_HEADER_BYTES + view.getUint16(BATCH_PRODUCER_ID_LENGTH_AT, true);
+    for (let i = 0; i < count; i++) {
+      const length = view.getUint32(p, true);
+      const offset = base + view.getUint32(p + 4, true);
+      if (offset >= from) {
+        const size = length + PUSH_SIZE_OVER_STORED_LENGTH;
+        if (sent >= maxRecords) {
+          if (sent > 0) nextOffset = offset;
+          break sizing;
+        }
+        if (countBytes && bytes + size > maxBytes) {
+          nextOffset = offset;
+          if (sent === 0) firstSize = size;
+          break sizing;
+        }
+        sent++;
+        bytes += size;
+      }
+      p += 4 + length;
+    }
+  }
+  if (sent === 0) return { sent: 0, bytes: 0, payloadBytes: 0, firstSize, nextOffset, frame: null };
+
+  const headerJson = JSON.stringify(header(nextOffset));
+  const headerLength = Buffer.byteLength(headerJson);
+  const buf = Buffer.allocUnsafe(FRAME_FIXED_BYTES + headerLength + bytes);
+  buf[0] = BinaryKind.records;
+  writeU32(buf, 1, headerLength);
+  buf.write(headerJson, 5, 'utf8');
+  let pos = 5 + headerLength;
+  writeU32(buf, pos, sent);
+  pos += 4;
+  // Copying pass.
+  let left = sent;
+  let payloadBytes = 0;
+  for (let b = 0; b < batches.length && left > 0; b++) {
+    const batch = batches[b]!;
+    const view = viewOf(batch);
+    const base = readU64LE(view, BATCH_BASE_OFFSET_AT);
+    const firstTimestamp = readU64LE(view, BATCH_FIRST_TIMESTAMP_AT);
+    const count = view.getUint32(BATCH_COUNT_AT, true);
+    let p = BATCH_HEADER_BYTES + view.getUint16(BATCH_PRODUCER_ID_LENGTH_AT, true);
+    for (let i = 0; i < count && left > 0; i++) {
+      const recordEnd = p + 4 + view.getUint32(p, true);
+      const offset = base + view.getUint32(p + 4, true);
+      if (offset >= from) {
+        pos = writeU64(buf, pos, offset);
+        pos = writeU64(buf, pos, firstTimestamp + view.getUint32(p + 8, true));
+        const body = p + STORED_RECORD_PREFIX_BYTES;
+        buf.set(batch.subarray(body, recordEnd), pos);
+        payloadBytes += swapBodyLengths(buf, pos, recordEnd - body);
+        pos += recordEnd - body;
+        left--;
+      }
+      p = recordEnd;
+    }
+  }
+  if (pos !== buf.length) throw new Error(`binary frame size mismatch: wrote ${pos} of ${buf.length} bytes`);
+  return { sent, bytes, payloadBytes, firstSize: 0, nextOffset, frame: buf };
+}
+
+/**
+ * Turns the little-endian lengths of the record body at `start` (`length` bytes: key, value,
+ * headers) big-endian in place; returns its key, value and header bytes.
+ */
+function swapBodyLengths(buf: Buffer, start: number, length: number): number {
+  const end = start + length;
+  let q = start;
+  let payload = 0;
+  for (let field = 0; field < 2; field++) {
+    if (q + 4 > end) throw new Error('a stored record ends inside its key or value length');
+    const n = buf.readInt32LE(q);
+    swap4(buf, q);
+    q += 4;
+    if (n > 0) {
+      q += n;
+      payload += n;
+    } else if (n < -1) throw new Error(`a stored record has a key or value length of ${n}`);
+  }
+  if (q + 2 > end) throw new Error('a stored record ends inside its header count');
+  const headers = buf.readUInt16LE(q);
+  swap2(buf, q);
+  q += 2;
+  for (let h = 0; h < headers; h++) {
+    if (q + 2 > end) throw new Error('a stored record ends inside a header');
+    const nameLength = buf.readUInt16LE(q);
+    swap2(buf, q);
+    q += 2 + nameLength;
+    if (q + 4 > end) throw new Error('a stored record ends inside a header');
+    const valueLength = buf.readUInt32LE(q);
+    swap4(buf, q);
+    q += 4 + valueLength;
+    payload += nameLength + valueLength;
+  }
+  if (q !== end) throw new Error('a stored record\'s length disagrees with its fields');
+  return payload;
+}
+
+function swap4(buf: Buffer, at: number): void {
+  const b0 = buf[at]!;
+  const b1 = buf[at + 1]!;
+  buf[at] = buf[at + 3]!;
+  buf[at + 1] = buf[at + 2]!;
+  buf[at + 2] = b1;
+  buf[at + 3] = b0;
+}
+
+function swap2(buf: Buffer, at: number): void {
+  const b0 = buf[at]!;
+  buf[at] = buf[at + 1]!;
+  buf[at + 1] = b0;
+}
+
+function readU64LE(view: DataView, at: number): number {
+  return view.getUint32(at + 4, true) * TWO_POW_32 + view.getUint32(at, true);
+}
+
 /**
  * A `stored` push: the envelope, then `batches` exactly as the engine stores them
  * (docs/storage-format.md), whose lengths add up to `bytes`. One allocation and one copy per frame.

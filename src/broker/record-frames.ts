@@ -4,7 +4,7 @@
  * it for their frames, so credit accounting and the frame agree on what a record weighs.
  */
 import type { ReadResult, StoredRecord } from '../engine/index.js';
-import { BinaryKind, binaryRecordSize, encodeRecordFrame, encodeStoredFrame } from './binary-frames.js';
+import { BinaryKind, binaryRecordSize, encodeRecordFrame, encodeRecordFrameFromBatches, encodeStoredFrame, type BatchRecordsPush } from './binary-frames.js';
 import { encodeFrame, type RequestId } from './frames.js';
 import { recordsJson, type RecordCodec } from './record-codec.js';
 
@@ -45,6 +45,21 @@ export interface RecordFrames {
    * records from `from`; null where the encoding has no such frame (JSON).
    */
   stored(sub: string, partition: number, from: number, nextOffset: number, batches: readonly Uint8Array[], bytes: number): OutboundFrame | null;
+  /**
+   * Where the encoding can build a `records` push straight from stored batches (binary): the
+   * push {@link RecordFrames.records} would make of the same records, from `from` on, without
+   * decoding them. `readNextOffset` is where the read that returned the batches ended.
+   */
+  readonly fromBatches?: (
+    sub: string,
+    partition: number,
+    batches: readonly Uint8Array[],
+    from: number,
+    readNextOffset: number,
+    maxRecords: number,
+    countBytes: boolean,
+    maxBytes: number,
+  ) => BatchRecordsPush;
 }
 
 const NOTHING = (firstSize: number, nextOffset: number): RecordsPush => ({ sent: 0, bytes: 0, firstSize, nextOffset, frame: null });
@@ -119,5 +134,9 @@ export const binaryRecordFrames: RecordFrames = {
   },
   stored(sub, partition, from, nextOffset, batches, bytes) {
     return encodeStoredFrame({ sub, partition, from, next_offset: nextOffset }, batches, bytes);
+  },
+  fromBatches(sub, partition, batches, from, readNextOffset, maxRecords, countBytes, maxBytes) {
+    const header = (nextOffset: number): object => ({ sub, partition, next_offset: nextOffset });
+    return encodeRecordFrameFromBatches(header, batches, from, readNextOffset, maxRecords, countBytes, maxBytes);
   },
 };

@@ -64,6 +64,14 @@ export interface SubscriptionOptions {
 /** What was read while the subscription had no credit: pushed first when credit comes. */
 type ReadAhead = (
   | {
+      readonly kind: 'batches';
+      /** Stored batches whose records from `from` (the subscription's next offset) are pushed transcoded. */
+      readonly read: StoredBatchRead;
+      from: number;
+      /** Records of `read` pushed so far. */
+      sent: number;
+    }
+  | {
       readonly kind: 'records';
       /** `records[0]` is at the subscription's next offset. */
       records: readonly StoredRecord[];
@@ -100,6 +108,10 @@ type ReadAhead = (
  * {@link READ_AHEAD_HOLD_MS} without credit). When credit comes the chunk is only encoded and
  * sent: the disk read, checksum and decode happened while the consumer was busy, not while it
  * waited. A caught-up subscription never reads ahead (its next records are not written yet).
+ *
+ * Where the engine keeps stored batches and the connection is binary, reads (and read-aheads)
+ * are of whole stored batches and each `records` push is built from them by the encoding
+ * (`fromBatches`): no record is decoded into an object only to be encoded again.
  *
  * Stored batches (`stored`, docs/protocol.md): whole batches go out as the engine keeps them,
  * only whole and only within the credit; when the next one does not fit, the records that fit go
@@ -139,6 +151,11 @@ export class Subscription {
   /** Pushes stored batches (see SubscriptionOptions.stored). */
   private readonly stored: boolean;
   /**
+   * Reads stored batches and has the encoding build `records` pushes from them (binary), instead
+   * of reading records decoded into objects only to be encoded again.
+   */
+  private readonly transcode: boolean;
+  /**
    * Reads of records left before stored batches are tried again: set when the first batch did
    * not fit the credit (batches larger than half the consumer's window, say), so such a
    * partition is not read twice per push, once as batches and once as records. The wait doubles
@@ -168,6 +185,7 @@ export class Subscription {
     this.observer = options.observer;
     this.readBudget = options.readBudget;
     this.stored = options.stored === true && options.engine.readStored !== undefined && options.frames.stored !== undefined;
+    this.transcode = options.engine.readStored !== undefined && options.frames.fromBatches !== undefined;
   }
 
   /** Starts pushing. Call after the reply that announces the subscription has been sent. */
@@ -295,7 +313,7 @@ export class Subscription {
     try {
       outcome = this.storedNow() ? await this.readStoredAndPush(epoch, grant) : 'blocked';
       // Not stored, or the first batch needs more credit than there is: the records that fit.
-      if (outcome === 'blocked') outcome = await this.readAndPush(epoch, grant);
+      if (outcome === 'blocked') outcome = this.transcode ? await this.readBatchesAndPush(epoch, grant) : await this.readAndPush(epoch, grant);
     } finally {
       if (this.readBudget !== undefined) this.readBudget.release(grant);
     }
@@ -327,6 +345,32 @@ export class Subscription {
     this.nextOffset = result.nextOffset;
     // Past a compacted gap there may be more to read at once.
     return result.nextOffset < result.highWatermark ? true : 'caught-up';
+  }
+
+  /**
+   * One read of stored batches and one `records` frame built from them (see `transcode`);
+   * 'caught-up' when there was nothing to read, false when parked on backpressure. As with
+   * readAndPush, `maxBytes` bounds the read softly: the first batch comes whole, whatever its
+   * size, and what the credit does not cover is dropped.
+   */
+  private async readBatchesAndPush(epoch: number, maxBytes: number): Promise<boolean | 'caught-up'> {
+    const read = await this.engine.readStored!(this.topic, this.partition, this.nextOffset, {
+      maxRecords: Math.min(this.recordCredits, PUSH_MAX_RECORDS),
+      maxBytes,
+      firstBatchAlways: true,
+    });
+    if (epoch !== this.epoch) return true;
+    this.lastHighWatermark = read.highWatermark;
+    if (read.batches.length > 0) {
+      if (!this.sink.writable) {
+        this.park();
+        return false;
+      }
+      this.pushFromBatches(read, this.nextOffset);
+      return true;
+    }
+    this.nextOffset = read.nextOffset;
+    return read.nextOffset < read.highWatermark ? true : 'caught-up';
   }
 
   /** One read of whole stored batches and one `stored` frame; 'blocked' when the first batch does not fit the credit. */
@@ -445,6 +489,26 @@ export class Subscription {
     return push.sent;
   }
 
+  /**
+   * Sends what the credit allows of the records of `read` from `from` as one `records` frame
+   * and returns how many that was.
+   */
+  private pushFromBatches(read: StoredBatchRead, from: number): number {
+    const push = this.frames.fromBatches!(this.sub, this.partition, read.batches, from, read.nextOffset, this.recordCredits, this.countBytes, this.byteCredits);
+    if (push.frame === null) {
+      // The first record needs more byte credit than there is.
+      this.bytesNeeded = push.firstSize;
+      return 0;
+    }
+    this.nextOffset = push.nextOffset;
+    this.bytesNeeded = 1;
+    this.recordCredits -= push.sent;
+    if (this.countBytes) this.byteCredits -= push.bytes;
+    this.sink.send(push.frame);
+    this.observer?.deliveredCount?.(this.topic, push.sent, push.payloadBytes);
+    return push.sent;
+  }
+
   /** Reads the next chunk while there is no credit to push it (see the class comment). */
   private startReadAhead(): void {
     const budget = this.readBudget;
@@ -473,7 +537,11 @@ export class Subscription {
           if (read.blocked !== null) this.storedMissed();
           hold(read.batches.length === 0 ? null : { kind: 'stored', read, first: 0, from: offset }, read.highWatermark);
         })
-      : this.engine.read(this.topic, this.partition, offset, limits).then((result) =>
+      : this.transcode
+        ? this.engine.readStored!(this.topic, this.partition, offset, { ...limits, firstBatchAlways: true }).then((read) =>
+            hold(read.batches.length === 0 ? null : { kind: 'batches', read, from: offset, sent: 0 }, read.highWatermark),
+          )
+        : this.engine.read(this.topic, this.partition, offset, limits).then((result) =>
           hold(result.records.length === 0 ? null : { kind: 'records', records: result.records, readNextOffset: result.nextOffset }, result.highWatermark),
         );
     this.aheadRead = reading.then(
@@ -497,6 +565,12 @@ export class Subscription {
     if (!this.sink.writable) {
       this.park();
       return false;
+    }
+    if (ahead.kind === 'batches') {
+      ahead.sent += this.pushFromBatches(ahead.read, ahead.from);
+      ahead.from = this.nextOffset;
+      if (ahead.from >= ahead.read.nextOffset) this.dropReadAhead();
+      return true;
     }
     if (ahead.kind === 'records') {
       const sent = this.push(ahead.records, ahead.readNextOffset);
@@ -522,6 +596,7 @@ export class Subscription {
     const ahead = this.ahead;
     if (ahead === null) return 0;
     if (ahead.kind === 'records') return ahead.records.length;
+    if (ahead.kind === 'batches') return ahead.read.records - ahead.sent;
     let n = 0;
     for (let i = ahead.first; i < ahead.read.batches.length; i++) n += ahead.read.batchRecords[i]!;
     return n;

@@ -13,7 +13,8 @@ import {
   encodeRecordFrame,
 } from '../../src/broker/index.js';
 import { checkProduceHeader, produceHeader } from '../../src/broker/binary-frames.js';
-import { checkClientBatch, ClientBatchError } from '../../src/engine/embedded/batch-codec.js';
+import { checkBatch, checkClientBatch, ClientBatchError, decodeRecords, encodeBatch } from '../../src/engine/embedded/batch-codec.js';
+import { recordBytes } from '../../src/engine/index.js';
 import type { ProduceRecord, StoredRecord } from '../../src/engine/index.js';
 
 const bytes = fc.option(fc.uint8Array({ maxLength: 64 }), { nil: null });
@@ -90,6 +91,57 @@ describe('binary frames', () => {
         expect(decodeRecordFrame(push.frame as Uint8Array).records).toHaveLength(fits);
       }),
     );
+  });
+
+  it('builds the same push from stored batches as from their decoded records, cut at any record by any credit', () => {
+    const batchOf = fc.array(produceRecord, { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(
+        fc.array(batchOf, { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 0, max: 30 }),
+        fc.integer({ min: 0, max: 30 }),
+        fc.integer({ min: 0, max: 1500 }),
+        fc.option(fc.string({ minLength: 1, maxLength: 12 }), { nil: null }),
+        (batchRecords, fromIndex, maxRecords, credit, producerId) => {
+          // Batches as the engine stores them, back to back in offsets, some with a producer id.
+          const batches: Buffer[] = [];
+          const stored: StoredRecord[] = [];
+          let base = 1_000;
+          for (const [i, records] of batchRecords.entries()) {
+            const timestamp = 1_700_000_000_000 + i * 7;
+            const batch = encodeBatch({ baseOffset: base, timestamp, records, producerId });
+            const header = checkBatch(batch, 0);
+            if (!header.ok) throw new Error(header.detail);
+            decodeRecords(batch, 0, header.header, 0, stored, Number.MAX_SAFE_INTEGER);
+            batches.push(batch);
+            base += records.length;
+          }
+          const from = stored[Math.min(fromIndex, stored.length - 1)]!.offset;
+          const fromHere = stored.filter((r) => r.offset >= from);
+          const expected = binaryRecordFrames.records('s', 3, fromHere, base, maxRecords, true, credit);
+          const push = binaryRecordFrames.fromBatches!('s', 3, batches, from, base, maxRecords, true, credit);
+          expect({ sent: push.sent, bytes: push.bytes, nextOffset: push.nextOffset }).toEqual({
+            sent: expected.sent,
+            bytes: expected.bytes,
+            nextOffset: expected.nextOffset,
+          });
+          if (expected.frame === null) {
+            expect(push.frame).toBeNull();
+            expect(push.firstSize).toBe(expected.firstSize);
+            return;
+          }
+          expect(Buffer.from(push.frame!).equals(Buffer.from(expected.frame as Uint8Array))).toBe(true);
+          expect(push.payloadBytes).toBe(recordBytes(fromHere.slice(0, push.sent)));
+        },
+      ),
+    );
+  });
+
+  it('refuses to build a push from a stored record whose fields run past it', () => {
+    const batch = encodeBatch({ baseOffset: 0, timestamp: 1, records: [{ key: Buffer.from('k'), value: Buffer.from('value') }] });
+    // The key length (after the 56-byte header, the record's length and its two deltas) says 200.
+    batch.writeInt32LE(200, 56 + 12);
+    expect(() => binaryRecordFrames.fromBatches!('s', 0, [batch], 0, 1, 10, false, 0)).toThrow(/key or value/);
   });
 
   it('lays a produce frame out as docs/protocol.md shows', () => {
