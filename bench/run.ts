@@ -283,8 +283,9 @@ function printSdk(sdk: SdkResult, targets: readonly Target[][]): void {
   });
   for (const s of sdk.systems) if (s.skipped !== undefined) console.log(`\n  ${s.label} did not run: ${s.skipped.split('\n')[0] ?? ''}`);
   console.log('\n  Brook SDK: `brook/client` in the bench process (ws as WebSocket) → Brook server child process over loopback.');
-  console.log('  Publish: one producer per partition, awaited send() per record; consume: one SDK consumer per partition, its');
-  console.log('  async iterator with the default credit window. NATS and Redis are driven as in the log suite ("consume" is their read).');
+  console.log('  Publish: one producer per partition, one awaited sendMany() per workload batch; consume: one SDK consumer per');
+  console.log('  partition, nextBatch(), a credit window of two producer batches. NATS and Redis are driven as in the log suite');
+  console.log('  ("consume" is their read).');
   console.log('  Not durable-equivalent: Brook fsyncs before it acks; JetStream fsyncs every 2 min by default; Redis keeps nothing on disk.');
   for (const s of sdk.systems) console.log(`    ${s.label}: ${s.durability}`);
   if (sdk.clientErrors.count > 0) console.log(`  SDK background errors: ${sdk.clientErrors.count} (${sdk.clientErrors.first.join('; ')})`);
