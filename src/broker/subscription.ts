@@ -1,7 +1,7 @@
 import { TooManyWaitersError, type Engine, type StoredBatchRead, type StoredRecord } from '../engine/index.js';
 import { BUDGET_RETRY_MS, PUSH_MAX_BYTES, PUSH_MAX_RECORDS, READ_AHEAD_BYTES, READ_AHEAD_HOLD_MS, WAIT_SLICE_MS, WAITER_RETRY_MS } from './defaults.js';
 import type { ReadBudget } from './read-budget.js';
-import type { OutboundFrame, RecordFrames } from './record-frames.js';
+import type { OutboundFrame, RecordFrames, RecordsPush } from './record-frames.js';
 import type { StreamObserver } from './stream-session.js';
 
 /**
@@ -475,17 +475,7 @@ export class Subscription {
    */
   private push(records: readonly StoredRecord[], readNextOffset: number): number {
     const push = this.frames.records(this.sub, this.partition, records, readNextOffset, this.recordCredits, this.countBytes, this.byteCredits);
-    if (push.frame === null) {
-      // The first record needs more byte credit than there is.
-      this.bytesNeeded = push.firstSize;
-      return 0;
-    }
-    this.nextOffset = push.nextOffset;
-    this.bytesNeeded = 1;
-    this.recordCredits -= push.sent;
-    if (this.countBytes) this.byteCredits -= push.bytes;
-    this.sink.send(push.frame);
-    this.observer?.delivered(this.topic, records, push.sent);
+    if (this.send(push)) this.observer?.delivered(this.topic, records, push.sent);
     return push.sent;
   }
 
@@ -495,18 +485,22 @@ export class Subscription {
    */
   private pushFromBatches(read: StoredBatchRead, from: number): number {
     const push = this.frames.fromBatches!(this.sub, this.partition, read.batches, from, read.nextOffset, this.recordCredits, this.countBytes, this.byteCredits);
+    if (this.send(push)) this.observer?.deliveredCount?.(this.topic, push.sent, push.payloadBytes);
+    return push.sent;
+  }
+
+  /** Sends a push and charges its credit; false when it holds nothing (the first record needs more byte credit than there is). */
+  private send(push: RecordsPush): boolean {
     if (push.frame === null) {
-      // The first record needs more byte credit than there is.
       this.bytesNeeded = push.firstSize;
-      return 0;
+      return false;
     }
     this.nextOffset = push.nextOffset;
     this.bytesNeeded = 1;
     this.recordCredits -= push.sent;
     if (this.countBytes) this.byteCredits -= push.bytes;
     this.sink.send(push.frame);
-    this.observer?.deliveredCount?.(this.topic, push.sent, push.payloadBytes);
-    return push.sent;
+    return true;
   }
 
   /** Reads the next chunk while there is no credit to push it (see the class comment). */
