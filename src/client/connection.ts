@@ -38,7 +38,7 @@ import { Fifo } from '../lib/fifo.js';
 import { Gate } from './gate.js';
 import type { ClientOptions } from './options.js';
 import { decodePushFrame } from './binary.js';
-import { BINARY_SUBPROTOCOL, OPEN, SUBPROTOCOL, globalWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
+import { BINARY_SUBPROTOCOL, OPEN, SUBPROTOCOL, UNMASKED_FRAMES, globalWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 import {
   encodeRequest,
   parseServerFrame,
@@ -331,10 +331,10 @@ export class Connection {
   private async openSocket(): Promise<void> {
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     if (this.stateValue !== 'connecting') return; // closed while the token was being fetched
-    const socket = new this.WebSocketClass(
-      wsUrl(this.urls[this.urlIndex % this.urls.length]!, token),
-      this.binary ? BINARY_SUBPROTOCOL : SUBPROTOCOL,
-    );
+    const url = wsUrl(this.urls[this.urlIndex % this.urls.length]!, token);
+    const protocol = this.binary ? BINARY_SUBPROTOCOL : SUBPROTOCOL;
+    const socket =
+      this.options.maskFrames === false ? new this.WebSocketClass(url, protocol, UNMASKED_FRAMES) : new this.WebSocketClass(url, protocol);
     // ArrayBuffer in browsers and with `ws` alike (ws would hand over Node Buffers otherwise).
     socket.binaryType = 'arraybuffer';
     this.socket = socket;

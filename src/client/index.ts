@@ -49,6 +49,6 @@ export type {
   ReconnectOptions,
   RecordMetadata,
 } from './options.js';
-export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
+export type { WebSocketConstructor, WebSocketLike, WebSocketOptions } from './websocket.js';
 export type { Credits, ServerLimits, StartPosition, TopicPartition } from './wire.js';
 export type { BackoffOptions } from './backoff.js';

@@ -15,8 +15,20 @@ export interface WebSocketLike {
   addEventListener(type: 'error', listener: (event: unknown) => void): void;
 }
 
-/** A WebSocket class: `globalThis.WebSocket` in browsers, or `ws`'s default export in Node. */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+/**
+ * A WebSocket class: `globalThis.WebSocket` in browsers, or `ws`'s default export in Node. The
+ * third argument is `ws`'s options (ClientOptions.maskFrames); other classes ignore it.
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: WebSocketOptions) => WebSocketLike;
+
+/** The part of `ws`'s client options the SDK sets. */
+export interface WebSocketOptions {
+  /** Fills the masking key of each frame; an all-zero key is not applied. */
+  readonly generateMask?: (mask: Uint8Array) => void;
+}
+
+/** `ws` options for frames that are not masked (ClientOptions.maskFrames: false). */
+export const UNMASKED_FRAMES: WebSocketOptions = { generateMask: (mask) => mask.fill(0) };
 
 /** The JSON subprotocol (docs/protocol.md). */
 export const SUBPROTOCOL = 'brook.v1.json';
