@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { BrookClient, type ClientOptions, type WebSocketConstructor } from '../../src/client/index.js';
+import { BrookClient, type ClientOptions, type WebSocketConstructor, type WebSocketOptions } from '../../src/client/index.js';
 
 /** Errors no caller waits for (failed background commits, …), kept bounded for the report. */
 export class ClientErrors {
@@ -14,10 +14,12 @@ export class ClientErrors {
 
 /**
  * A `brook/client` BrookClient in the bench process, with the `ws` package as its WebSocket (as on
- * Node 20). Background errors go to `errors` instead of the console.
+ * Node 20) and unmasked frames (`maskFrames: false`: the bench's payloads are its own, on
+ * loopback; the NATS and Redis clients beside it speak plain TCP, which has no masking to skip).
+ * Background errors go to `errors` instead of the console.
  */
 export function sdkClient(url: string, errors: ClientErrors, extra: Partial<Omit<ClientOptions, 'url'>> = {}): BrookClient {
-  const client = new BrookClient({ url, WebSocket, ...extra });
+  const client = new BrookClient({ url, WebSocket, maskFrames: false, ...extra });
   client.on('error', (err) => errors.push(err));
   return client;
 }
@@ -43,8 +45,8 @@ export class BreakableSocket {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the class below reports its instances here
     const owner = this;
     this.WebSocket = class extends WebSocket {
-      constructor(url: string, protocols?: string | string[]) {
-        super(url, protocols);
+      constructor(url: string, protocols?: string | string[], options?: WebSocketOptions) {
+        super(url, protocols, options);
         owner.socket = this;
       }
     };
