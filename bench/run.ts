@@ -306,7 +306,7 @@ function latencyTargets(latency: LatencyResult): Target[] {
 
 function printLatency(latency: LatencyResult, targets: readonly Target[]): void {
   console.log(
-    `\nLatency: publish → consumer at a steady ${int(latency.rate)} rec/s × ${latency.recordBytes} B for ${latency.seconds} s (after ${latency.warmupSeconds} s of warm-up), one process`,
+    `\nLatency: publish → consumer at a steady ${int(latency.rate)} rec/s × ${latency.recordBytes} B for ${latency.seconds} s (after ${latency.warmupSeconds} s of warm-up), each system in a bench process of its own`,
   );
   const rows = latency.runs.map((r) => {
     const l = r.latency;

@@ -1,6 +1,9 @@
+import { fork } from 'node:child_process';
+import { join } from 'node:path';
 import type { BenchOptions } from '../lib/args.js';
 import type { LatencySystem } from '../lib/latency-system.js';
 import { syncDisks } from '../lib/os.js';
+import { REPO_ROOT } from '../lib/paths.js';
 import { sleep } from '../lib/processes.js';
 import { fixed, int, ms } from '../lib/report.js';
 import { nowMs, Ticker } from '../lib/ticker.js';
@@ -156,28 +159,100 @@ async function measure(system: LatencySystem, options: BenchOptions): Promise<La
   }
 }
 
+/** The systems a run measures, in order (each name also names a process's only system, see latency-child.ts). */
+export function latencySystemNames(options: BenchOptions): LatencySystem['name'][] {
+  return [
+    'brook-sdk',
+    'node-floor',
+    ...(options.systems.includes('brook-jetstream') ? (['brook-jetstream'] as const) : []),
+    ...(options.systems.includes('nats-jetstream') ? (['nats-jetstream'] as const) : []),
+    ...(options.systems.includes('redis-streams') ? (['redis-pubsub'] as const) : []),
+  ];
+}
+
+export function latencySystem(name: LatencySystem['name'], options: BenchOptions): LatencySystem {
+  switch (name) {
+    case 'brook-sdk':
+      return new BrookSdkLatency(options.dir, options.serverBin);
+    case 'node-floor':
+      return new DurableRelayLatency(options.dir, LATENCY_RECORD_BYTES);
+    case 'brook-jetstream':
+      return new BrookJetStreamLatency(options.dir);
+    case 'nats-jetstream':
+      return new NatsJetStreamLatency(options.dir);
+    case 'redis-pubsub':
+      return new RedisPubSubLatency(options.dir);
+  }
+}
+
+/** Measures one system in this process (latency-child.ts calls it in a process of its own). */
+export function measureLatency(name: LatencySystem['name'], options: BenchOptions): Promise<LatencyRun> {
+  return measure(latencySystem(name, options), options);
+}
+
+const CHILD = join(REPO_ROOT, 'bench/suites/latency-child.ts');
+/** Start-up and shut-down of a system's process and servers, beyond its measured time and drain. */
+const CHILD_MARGIN_MS = 60_000;
+
+/**
+ * One system measured in a fresh bench process (latency-child.ts): each starts from the same
+ * state. Run one after another in one process, the later systems paid for the earlier ones —
+ * Redis pub/sub, last, had a p99 of 3.7–5.1 ms after the SDK suite (its sender late by 2.8–3.7 ms
+ * at p99) against 1.2–1.4 ms measured alone, with no handle, timer or heap growth left over;
+ * likely the JIT state of the shared harness code.
+ */
+function measureInChild(name: LatencySystem['name'], options: BenchOptions): Promise<LatencyRun> {
+  const child = fork(CHILD, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: REPO_ROOT });
+  const limitMs = (WARMUP_SECONDS + options.latencySeconds) * 1000 + DRAIN_MS + options.phaseTimeoutMs + CHILD_MARGIN_MS;
+  const failed = (error: string): LatencyRun => ({
+    system: name,
+    label: name,
+    durability: '',
+    how: '',
+    records: 0,
+    received: 0,
+    duplicates: 0,
+    latency: EMPTY_SUMMARY,
+    ackLatency: EMPTY_SUMMARY,
+    sendLag: EMPTY_SUMMARY,
+    error,
+  });
+  return new Promise<LatencyRun>((resolve) => {
+    let run: LatencyRun | null = null;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(failed(`no result within ${Math.round(limitMs / 1000)} s`));
+    }, limitMs);
+    child.on('message', (message) => (run = message as LatencyRun));
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      resolve(failed(errorText(err)));
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(run ?? failed(`its process exited (${code ?? signal}) without a result`));
+    });
+    child.send({ name, options });
+  });
+}
+
+const EMPTY_SUMMARY: LatencySummary = { count: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0 };
+
 /**
  * End-to-end latency, publish → consumer, at a steady rate: each system's publisher and consumer
- * run in the bench process, records go out on a fixed timeline (lib/ticker.ts) and each one's
- * latency is its receive time minus its intended send time (process.hrtime, one clock). Systems
- * run one after another, each with its own server.
+ * run in a bench process of their own, records go out on a fixed timeline (lib/ticker.ts) and
+ * each one's latency is its receive time minus its intended send time (process.hrtime, one
+ * clock). Systems run one after another, each with its own server.
  */
 export async function runLatency(options: BenchOptions): Promise<LatencyResult> {
-  const systems: LatencySystem[] = [
-    new BrookSdkLatency(options.dir, options.serverBin),
-    new DurableRelayLatency(options.dir, LATENCY_RECORD_BYTES),
-    ...(options.systems.includes('brook-jetstream') ? [new BrookJetStreamLatency(options.dir)] : []),
-    ...(options.systems.includes('nats-jetstream') ? [new NatsJetStreamLatency(options.dir)] : []),
-    ...(options.systems.includes('redis-streams') ? [new RedisPubSubLatency(options.dir)] : []),
-  ];
   const runs: LatencyRun[] = [];
-  progress(`latency: ${int(options.latencyRate)} rec/s × ${LATENCY_RECORD_BYTES} B for ${options.latencySeconds} s (+${WARMUP_SECONDS} s warm-up) per system`);
-  for (const system of systems) {
-    const run = await measure(system, options);
+  progress(`latency: ${int(options.latencyRate)} rec/s × ${LATENCY_RECORD_BYTES} B for ${options.latencySeconds} s (+${WARMUP_SECONDS} s warm-up) per system, each in a process of its own`);
+  for (const name of latencySystemNames(options)) {
+    const run = await measureInChild(name, options);
     runs.push(run);
     const l = run.latency;
     progress(
-      `  ${system.name.padEnd(15)} p50 ${ms(l.p50Ms)} ms  p99 ${ms(l.p99Ms)} ms  p99.9 ${ms(l.p999Ms)} ms  max ${ms(l.maxMs)} ms` +
+      `  ${name.padEnd(15)} p50 ${ms(l.p50Ms)} ms  p99 ${ms(l.p99Ms)} ms  p99.9 ${ms(l.p999Ms)} ms  max ${ms(l.maxMs)} ms` +
         `  ack p99 ${ms(run.ackLatency.p99Ms)} ms, send lag p99 ${ms(run.sendLag.p99Ms)} ms  (${fixed((100 * run.received) / Math.max(1, run.records), 1)}% received)${run.error === undefined ? '' : `  FAILED: ${run.error}`}`,
     );
   }
