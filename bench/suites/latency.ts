@@ -159,8 +159,8 @@ async function measure(system: LatencySystem, options: BenchOptions): Promise<La
   }
 }
 
-/** The systems a run measures, in order (each name also names a process's only system, see latency-child.ts). */
-export function latencySystemNames(options: BenchOptions): LatencySystem['name'][] {
+/** The systems a run measures, in order. */
+function latencySystemNames(options: BenchOptions): LatencySystem['name'][] {
   return [
     'brook-sdk',
     'node-floor',
@@ -170,7 +170,7 @@ export function latencySystemNames(options: BenchOptions): LatencySystem['name']
   ];
 }
 
-export function latencySystem(name: LatencySystem['name'], options: BenchOptions): LatencySystem {
+function latencySystem(name: LatencySystem['name'], options: BenchOptions): LatencySystem {
   switch (name) {
     case 'brook-sdk':
       return new BrookSdkLatency(options.dir, options.serverBin);
